@@ -1,0 +1,56 @@
+/* swaptier: the backend interface.
+ *
+ * A backend stores slots: nslots blocks of PAGE_SIZE bytes addressed
+ * 0 .. nslots-1.  Buffers passed to read and write are PAGE_SIZE aligned
+ * and hold whole slots.  Every call transfers all of it or fails; on
+ * failure it returns -1 with errno set and has reported the cause through
+ * log_error.  Calls may come from several threads at once.
+ */
+
+#ifndef SWAPTIER_BACKEND_H
+#define SWAPTIER_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct backend;
+
+struct backend_ops {
+  const char *kind;                    /* "file", "block", "nbd" */
+  int (*read) (struct backend *be, void *buf, uint64_t slot, uint64_t n);
+  int (*write) (struct backend *be, const void *buf, uint64_t slot,
+                uint64_t n, bool fua);
+  int (*flush) (struct backend *be);
+  void (*close) (struct backend *be);
+};
+
+struct backend {
+  const struct backend_ops *ops;
+  char *target;                        /* path or URI, as configured */
+  uint64_t nslots;                     /* usable slots */
+};
+
+/* Open a local file or block device as a backend.  capacity (bytes, 0 for
+ * none) creates a missing file or extends a short one, with its blocks
+ * allocated now; it is refused for a block device, whose size is probed.
+ * The backend is opened with O_DIRECT where the file system allows it and
+ * locked against other users.  Returns NULL after log_error on failure.
+ */
+extern struct backend *backend_file_open (const char *path,
+                                          uint64_t capacity);
+
+/* Identity of a local backend's file, to refuse the same file twice.
+ * Returns false for backends that are not local files.
+ */
+extern bool backend_file_identity (const struct backend *be,
+                                   uint64_t *dev, uint64_t *ino);
+
+/* Close a backend and free it.  NULL is accepted. */
+static inline void
+backend_close (struct backend *be)
+{
+  if (be)
+    be->ops->close (be);
+}
+
+#endif /* SWAPTIER_BACKEND_H */

@@ -1,0 +1,34 @@
+/* swaptier: error and debug messages of libswaptier.
+ *
+ * The library never prints by itself: it hands each message to a sink.
+ * The nbdkit plugin installs sinks that call nbdkit_verror and
+ * nbdkit_vdebug; the default sink (unit tests, benchmarks) writes to
+ * stderr.
+ */
+
+#ifndef SWAPTIER_LOG_H
+#define SWAPTIER_LOG_H
+
+#include <stdarg.h>
+
+typedef void (*log_sink) (const char *fmt, va_list args);
+
+/* Debug flags, set with nbdkit -D swaptier.FLAG=1.  The plugin shared
+ * object exports them under these names, which is where nbdkit looks.
+ */
+extern int swaptier_debug_alloc;       /* slot allocation and freeing */
+extern int swaptier_debug_io;          /* every backend I/O */
+extern int swaptier_debug_map;         /* page map changes */
+
+/* Route errors and debug messages to the given sinks (NULL: stderr). */
+extern void log_set_sinks (log_sink error, log_sink debug);
+
+/* Report an error.  The message names what failed and why. */
+extern void log_error (const char *fmt, ...)
+  __attribute__ ((format (printf, 1, 2)));
+
+/* Report a debug message (callers test the relevant debug flag). */
+extern void log_debug (const char *fmt, ...)
+  __attribute__ ((format (printf, 1, 2)));
+
+#endif /* SWAPTIER_LOG_H */

@@ -1,0 +1,342 @@
+/* swaptier: nbdkit plugin exporting one tiered swap device.
+ *
+ * This file is the glue between nbdkit and libswaptier: it turns the
+ * configuration into a tier set and an engine, and each NBD request into
+ * one engine call.
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "backend.h"
+#include "blist.h"
+#include "engine.h"
+#include "log.h"
+#include "options.h"
+#include "tierset.h"
+
+static struct tierset *tiers;
+static struct engine *engine;
+static uint64_t export_pages;
+
+/* The handle of every connection: all share the one engine. */
+static int swaptier_handle;
+
+/* Sinks that hand libswaptier's messages to nbdkit. */
+static void
+swaptier_log_error (const char *fmt, va_list args)
+{
+  nbdkit_verror (fmt, args);
+}
+
+static void
+swaptier_log_debug (const char *fmt, va_list args)
+{
+  nbdkit_vdebug (fmt, args);
+}
+
+static void
+swaptier_load (void)
+{
+  log_set_sinks (swaptier_log_error, swaptier_log_debug);
+}
+
+/* Print one line per backend with its counters, for the admin's log. */
+static void
+swaptier_unload (void)
+{
+  unsigned i;
+
+  if (tiers) {
+    for (i = 0; i < tierset_count (tiers); i++) {
+      struct tier_stats st;
+
+      tierset_stats (tiers, i, &st);
+      fprintf (stderr,
+               "swaptier: backend %u %s priority %d: capacity %" PRIu64
+               " used %" PRIu64 " free %" PRIu64 " bad %" PRIu64
+               " reads %" PRIu64 " writes %" PRIu64 " errors %" PRIu64 "\n",
+               st.id, st.target, st.priority, st.capacity, st.used, st.free,
+               st.bad, st.reads, st.writes, st.errors);
+    }
+  }
+  engine_destroy (engine);
+  tierset_destroy (tiers);
+}
+
+static void
+swaptier_dump_plugin (void)
+{
+  printf ("swaptier_version=%s\n", PACKAGE_VERSION);
+  printf ("swaptier_page_size=%" PRIu32 "\n", PAGE_SIZE);
+  printf ("swaptier_max_backends=%d\n", TIERSET_MAX_TIERS);
+  printf ("swaptier_max_slots_per_backend=%" PRIu64 "\n",
+          (uint64_t) BLIST_MAX_SLOTS);
+  printf ("swaptier_stripe_max=%d\n", ENGINE_STRIPE_MAX);
+  printf ("swaptier_requests_in_flight=%d\n", ENGINE_REQUESTS);
+}
+
+/* Identity (device, inode) of the files of the backends opened so far. */
+static struct {
+  uint64_t dev, ino;
+} swaptier_opened[TIERSET_MAX_TIERS];
+
+/* Open backend i of the configuration, refusing a file that an earlier
+ * backend already uses (before opening it: its lock would refuse it with
+ * a less helpful message).
+ */
+static struct backend *
+swaptier_open_backend (unsigned i)
+{
+  const struct backend_spec *spec = &options.backend[i];
+  struct backend *be;
+  struct stat st;
+  unsigned j;
+
+  if (stat (spec->target, &st) == 0) {
+    uint64_t dev = S_ISBLK (st.st_mode) ? st.st_rdev : st.st_dev;
+    uint64_t ino = S_ISBLK (st.st_mode) ? 0 : st.st_ino;
+
+    for (j = 0; j < i; j++) {
+      if (swaptier_opened[j].dev == dev && swaptier_opened[j].ino == ino) {
+        nbdkit_error ("backend %s is the same file as backend %s",
+                      spec->target, options.backend[j].target);
+        return NULL;
+      }
+    }
+  }
+  be = backend_file_open (spec->target, spec->capacity);
+  if (be)
+    backend_file_identity (be, &swaptier_opened[i].dev,
+                           &swaptier_opened[i].ino);
+  return be;
+}
+
+/* Slots kept out of the export: the configured reserve, and at least what
+ * the requests in flight need.
+ */
+static uint64_t
+swaptier_spare (uint64_t capacity)
+{
+  uint64_t spare;
+
+  if (options.reserve_percent >= 0)
+    spare = (capacity * options.reserve_percent + 99) / 100;
+  else
+    spare = (options.reserve_bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+  if (spare < engine_min_spare (options.stripe))
+    spare = engine_min_spare (options.stripe);
+  return spare;
+}
+
+static int
+swaptier_config_complete (void)
+{
+  uint64_t capacity, spare;
+  unsigned i;
+
+  if (options_complete () == -1)
+    return -1;
+  tiers = tierset_create (options.max_errors);
+  if (tiers == NULL)
+    return -1;
+  for (i = 0; i < options.nbackends; i++) {
+    struct backend *be = swaptier_open_backend (i);
+
+    if (be == NULL)
+      return -1;
+    if (tierset_add (tiers, be, options.backend[i].priority) == -1) {
+      backend_close (be);
+      return -1;
+    }
+  }
+
+  capacity = tierset_capacity (tiers);
+  spare = swaptier_spare (capacity);
+  if (capacity <= spare) {
+    nbdkit_error ("the backends hold %" PRIu64 " slots, not more than the "
+                  "%" PRIu64 " slots kept spare (reserve= and %d requests "
+                  "in flight x stripe=%" PRIu32 ")", capacity, spare,
+                  ENGINE_REQUESTS, options.stripe);
+    return -1;
+  }
+  if (options.size == -1)
+    export_pages = capacity - spare;
+  else if ((uint64_t) options.size / PAGE_SIZE > capacity - spare) {
+    nbdkit_error ("size=%" PRIi64 " is larger than the backends can hold: "
+                  "%" PRIu64 " bytes after keeping %" PRIu64 " slots spare",
+                  options.size, (capacity - spare) * PAGE_SIZE, spare);
+    return -1;
+  }
+  else
+    export_pages = options.size / PAGE_SIZE;
+
+  engine = engine_create (tiers, export_pages, options.stripe);
+  if (engine == NULL)
+    return -1;
+  nbdkit_debug ("exporting %" PRIu64 " pages over %u backends "
+                "(%" PRIu64 " slots, %" PRIu64 " spare)",
+                export_pages, tierset_count (tiers), capacity, spare);
+  return 0;
+}
+
+static void *
+swaptier_open (int readonly)
+{
+  return &swaptier_handle;
+}
+
+static int64_t
+swaptier_get_size (void *handle)
+{
+  return export_pages * PAGE_SIZE;
+}
+
+/* Requests are served best in whole pages; smaller ones still work. */
+static int
+swaptier_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
+                     uint32_t *maximum)
+{
+  *minimum = PAGE_SIZE;
+  *preferred = PAGE_SIZE;
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int
+swaptier_can_multi_conn (void *handle)
+{
+  return 1;
+}
+
+static int
+swaptier_can_fua (void *handle)
+{
+  return NBDKIT_FUA_NATIVE;
+}
+
+static int
+swaptier_can_trim (void *handle)
+{
+  return 1;
+}
+
+static int
+swaptier_can_zero (void *handle)
+{
+  return 1;
+}
+
+static int
+swaptier_can_fast_zero (void *handle)
+{
+  return 1;
+}
+
+static int
+swaptier_can_extents (void *handle)
+{
+  return 1;
+}
+
+static int
+swaptier_is_rotational (void *handle)
+{
+  return 0;
+}
+
+static int
+swaptier_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
+                uint32_t flags)
+{
+  return engine_read (engine, buf, count, offset);
+}
+
+static int
+swaptier_pwrite (void *handle, const void *buf, uint32_t count,
+                 uint64_t offset, uint32_t flags)
+{
+  return engine_write (engine, buf, count, offset,
+                       flags & NBDKIT_FLAG_FUA);
+}
+
+static int
+swaptier_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  return engine_trim (engine, count, offset, flags & NBDKIT_FLAG_FUA);
+}
+
+/* Zeroing unmaps, which is always fast, so FAST_ZERO needs no check. */
+static int
+swaptier_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
+{
+  return engine_zero (engine, count, offset, flags & NBDKIT_FLAG_FUA);
+}
+
+static int
+swaptier_flush (void *handle, uint32_t flags)
+{
+  return engine_flush (engine);
+}
+
+/* Hand one engine extent to nbdkit. */
+static int
+swaptier_add_extent (void *opaque, uint64_t offset, uint64_t length,
+                     bool hole)
+{
+  return nbdkit_add_extent (opaque, offset, length,
+                            hole ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO
+                            : 0);
+}
+
+static int
+swaptier_extents (void *handle, uint32_t count, uint64_t offset,
+                  uint32_t flags, struct nbdkit_extents *extents)
+{
+  return engine_extents (engine, count, offset, swaptier_add_extent, extents);
+}
+
+#define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
+
+static struct nbdkit_plugin plugin = {
+  .name = "swaptier",
+  .version = PACKAGE_VERSION,
+  .longname = "swaptier tiered swap device",
+  .description = "Exports one swap device whose pages live on prioritized "
+                 "backends.",
+  .load = swaptier_load,
+  .unload = swaptier_unload,
+  .dump_plugin = swaptier_dump_plugin,
+  .config = options_config,
+  .config_complete = swaptier_config_complete,
+  .config_help = OPTIONS_HELP,
+  .magic_config_key = "backend",
+  .open = swaptier_open,
+  .get_size = swaptier_get_size,
+  .block_size = swaptier_block_size,
+  .can_multi_conn = swaptier_can_multi_conn,
+  .can_fua = swaptier_can_fua,
+  .can_trim = swaptier_can_trim,
+  .can_zero = swaptier_can_zero,
+  .can_fast_zero = swaptier_can_fast_zero,
+  .can_extents = swaptier_can_extents,
+  .is_rotational = swaptier_is_rotational,
+  .pread = swaptier_pread,
+  .pwrite = swaptier_pwrite,
+  .trim = swaptier_trim,
+  .zero = swaptier_zero,
+  .flush = swaptier_flush,
+  .extents = swaptier_extents,
+  .errno_is_preserved = 1,
+};
+
+NBDKIT_REGISTER_PLUGIN (plugin)
