@@ -149,46 +149,69 @@ blist_propagate (struct blist *bl, uint64_t w)
   }
 }
 
-/* Set every slot of [start, start+n) free (to_free) or used.  The range
- * must be inside the blist.  Keeps nfree and the anyfree/allfree bits
- * exact (not the hints) and returns how many slots changed state.
+/* The bits of the slots [start, start+n) when they lie in one word. */
+static inline uint64_t
+blist_word_mask (uint64_t start, uint64_t n)
+{
+  return blist_bits_below (n) << (start & (BLIST_RADIX - 1));
+}
+
+/* Store a new value in word w and, if it became or stopped being empty
+ * or full, make the summaries above it agree.
  */
-static uint64_t
+static inline void
+blist_store_word (struct blist *bl, uint64_t w, uint64_t value)
+{
+  uint64_t old = bl->word[w];
+
+  bl->word[w] = value;
+  if ((old == 0) != (value == 0) || (old == BLIST_ALL) != (value == BLIST_ALL))
+    blist_propagate (bl, w);
+}
+
+/* Set every slot of [start, start+n) free (to_free) or used.  The range
+ * must be inside the blist.  Keeps the anyfree/allfree bits exact; the
+ * caller adjusts nfree and the hints.
+ */
+static void
 blist_set_range (struct blist *bl, uint64_t start, uint64_t n, bool to_free)
 {
   uint64_t end = start + n;
-  uint64_t w, changed = 0;
+  uint64_t w = start >> BLIST_SHIFT;
 
-  for (w = start >> BLIST_SHIFT; w <= (end - 1) >> BLIST_SHIFT; w++) {
+  if ((end - 1) >> BLIST_SHIFT == w) {
+    uint64_t mask = blist_word_mask (start, n);
+
+    blist_store_word (bl, w, to_free ? bl->word[w] | mask
+                      : bl->word[w] & ~mask);
+    return;
+  }
+  for (; w <= (end - 1) >> BLIST_SHIFT; w++) {
     uint64_t ws = w << BLIST_SHIFT;
     uint64_t mask = BLIST_ALL;
-    uint64_t old = bl->word[w];
 
     if (ws < start)
       mask &= blist_bits_from (start - ws);
     if (end - ws < 64)
       mask &= blist_bits_below (end - ws);
-    bl->word[w] = to_free ? old | mask : old & ~mask;
-    if (bl->word[w] != old) {
-      changed += __builtin_popcountll (bl->word[w] ^ old);
-      blist_propagate (bl, w);
-    }
+    blist_store_word (bl, w, to_free ? bl->word[w] | mask
+                      : bl->word[w] & ~mask);
   }
-  if (to_free)
-    bl->nfree += changed;
-  else
-    bl->nfree -= changed;
-  return changed;
 }
 
-/* Number of free slots in [start, start+n), a range inside the blist. */
+/* Number of free slots in [start, start+n), a range inside the blist;
+ * with any_only, just 0 or 1 for none or some.
+ */
 static uint64_t
-blist_count_free (const struct blist *bl, uint64_t start, uint64_t n)
+blist_count_free (const struct blist *bl, uint64_t start, uint64_t n,
+                  bool any_only)
 {
   uint64_t end = start + n;
-  uint64_t w, count = 0;
+  uint64_t w = start >> BLIST_SHIFT, count = 0;
 
-  for (w = start >> BLIST_SHIFT; w <= (end - 1) >> BLIST_SHIFT; w++) {
+  if (any_only && (end - 1) >> BLIST_SHIFT == w)
+    return (bl->word[w] & blist_word_mask (start, n)) != 0;
+  for (; w <= (end - 1) >> BLIST_SHIFT; w++) {
     uint64_t ws = w << BLIST_SHIFT;
     uint64_t mask = BLIST_ALL;
 
@@ -196,7 +219,12 @@ blist_count_free (const struct blist *bl, uint64_t start, uint64_t n)
       mask &= blist_bits_from (start - ws);
     if (end - ws < 64)
       mask &= blist_bits_below (end - ws);
-    count += __builtin_popcountll (bl->word[w] & mask);
+    if (any_only) {
+      if (bl->word[w] & mask)
+        return 1;
+    }
+    else
+      count += __builtin_popcountll (bl->word[w] & mask);
   }
   return count;
 }
@@ -475,15 +503,47 @@ blist_search_cursor_word (const struct blist *bl, uint64_t min)
   return (w << BLIST_SHIFT) + __builtin_ctzll (starts);
 }
 
+/* The common case of blist_raise_hints: the merged free run lies strictly
+ * inside one word, so it has the same length in every node holding it.
+ * Returns false, doing nothing, in every other case.
+ */
+static inline bool
+blist_raise_hints_in_word (struct blist *bl, uint64_t start, uint64_t n)
+{
+  uint64_t w = start >> BLIST_SHIFT;
+  unsigned lo = start & (BLIST_RADIX - 1);
+  unsigned hi = lo + n;
+  uint64_t word = bl->word[w], len;
+  unsigned below, above, k;
+
+  if (lo == 0 || hi >= 64)
+    return false;
+  below = __builtin_clzll (~(word << (64 - lo)));
+  above = __builtin_ctzll (~(word >> hi));
+  if (below == lo || hi + above == 64)
+    return false;
+  len = below + n + above;
+  for (k = 1; k <= bl->height; k++) {
+    w >>= BLIST_SHIFT;
+    if (bl->meta[k][w].bighint < len)
+      bl->meta[k][w].bighint = len;
+  }
+  return true;
+}
+
 /* After [start, start+n) became free, raise the hint of every node holding
  * one of those slots to the length of the merged free run inside it.
  */
 static void
 blist_raise_hints (struct blist *bl, uint64_t start, uint64_t n)
 {
-  uint64_t a = blist_run_start (bl, start);
-  uint64_t b = blist_find_next (bl, start + n, bl->nslots, false);
+  uint64_t a, b;
   unsigned k;
+
+  if (blist_raise_hints_in_word (bl, start, n))
+    return;
+  a = blist_run_start (bl, start);
+  b = blist_find_next (bl, start + n, bl->nslots, false);
 
   for (k = 1; k <= bl->height; k++) {
     unsigned shift = blist_shift (k);
@@ -544,6 +604,7 @@ blist_create (uint64_t nslots)
       bl->meta[k][j] = (struct blist_meta) { 0 };
   }
   blist_set_range (bl, 0, nslots, true);
+  bl->nfree = nslots;
   blist_raise_hints (bl, 0, nslots);
   return bl;
 }
@@ -587,6 +648,7 @@ blist_alloc (struct blist *bl, uint64_t min, uint64_t max, uint64_t *len)
   limit = max < bl->nslots - s ? s + max : bl->nslots;
   end = blist_find_next (bl, s + min, limit, false);
   blist_set_range (bl, s, end - s, false);
+  bl->nfree -= end - s;
   bl->cursor = end < bl->nslots ? end : 0;
   *len = end - s;
   return s;
@@ -599,11 +661,12 @@ blist_free (struct blist *bl, uint64_t start, uint64_t n)
     errno = ERANGE;
     return -1;
   }
-  if (blist_count_free (bl, start, n) != 0) {
+  if (blist_count_free (bl, start, n, true) != 0) {
     errno = EINVAL;
     return -1;
   }
   blist_set_range (bl, start, n, true);
+  bl->nfree += n;
   blist_raise_hints (bl, start, n);
   return 0;
 }
@@ -611,11 +674,16 @@ blist_free (struct blist *bl, uint64_t start, uint64_t n)
 int64_t
 blist_fill (struct blist *bl, uint64_t start, uint64_t n)
 {
+  uint64_t filled;
+
   if (n == 0 || start >= bl->nslots || n > bl->nslots - start) {
     errno = ERANGE;
     return -1;
   }
-  return blist_set_range (bl, start, n, false);
+  filled = blist_count_free (bl, start, n, false);
+  blist_set_range (bl, start, n, false);
+  bl->nfree -= filled;
+  return filled;
 }
 
 uint64_t

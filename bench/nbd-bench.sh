@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# swaptier: random 4 KiB I/O through swaptier, compared with stock nbdkit
+# and with the device itself.
+#
+# On one local file it measures fio random writes and random reads
+# (bs=4k, iodepth 32, time based) three ways:
+#
+#   swaptier  nbdkit + swaptier.so with the file as its only backend,
+#             fio's nbd engine over a Unix socket;
+#   stock     nbdkit's own file plugin on the same file, default options,
+#             fio's nbd engine over a Unix socket;
+#   limit     fio with ioengine=libaio direct=1 on the file itself.
+#
+# Each target is first filled with one sequential write of the whole
+# region, so that random reads hit mapped data everywhere (swaptier
+# answers reads of unmapped pages with zeroes and no I/O at all).  The
+# same region size is used for all three: what swaptier exports, which is
+# the file less its reserve.  Before every measured phase the file's pages
+# are dropped from the page cache, so each phase starts cold.
+#
+# It prints figures and asserts nothing about speed.
+#
+# Environment:
+#   BENCH_DIR       where the test file and sockets go (default /var/tmp)
+#   BENCH_SIZE      size of the test file (default 1G; K, M, G suffixes)
+#   BENCH_RUNTIME   seconds per measured phase (default 15)
+#   BENCH_RAMP      seconds of warm up before each phase (default 2)
+#   BENCH_IODEPTH   fio iodepth (default 32)
+#   BENCH_THREADS   nbdkit --threads for both nbdkit runs (default 16)
+#   BENCH_STOCK_OPTS  extra options for the stock file plugin (default
+#                   none, e.g. "cache=none fadvise=random")
+#   SWAPTIER_OPTS   extra swaptier keys (default none, e.g. "stripe=1")
+#   SWAPTIER_PLUGIN the plugin (default ./swaptier.so at the top of the tree)
+#   NBDKIT, FIO     the programs (default nbdkit and fio from PATH)
+
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+BENCH_DIR=${BENCH_DIR:-/var/tmp}
+BENCH_SIZE=${BENCH_SIZE:-1G}
+BENCH_RUNTIME=${BENCH_RUNTIME:-15}
+BENCH_RAMP=${BENCH_RAMP:-2}
+BENCH_IODEPTH=${BENCH_IODEPTH:-32}
+BENCH_THREADS=${BENCH_THREADS:-16}
+BENCH_STOCK_OPTS=${BENCH_STOCK_OPTS:-}
+SWAPTIER_OPTS=${SWAPTIER_OPTS:-}
+SWAPTIER_PLUGIN=${SWAPTIER_PLUGIN:-$top/swaptier.so}
+NBDKIT=${NBDKIT:-nbdkit}
+FIO=${FIO:-fio}
+PYTHON=/usr/bin/python3
+
+die () { echo "nbd-bench: $*" >&2; exit 1; }
+
+for prog in "$NBDKIT" "$FIO" "$PYTHON"; do
+    command -v "$prog" >/dev/null 2>&1 || die "$prog is not installed"
+done
+[ -e "$SWAPTIER_PLUGIN" ] ||
+    die "$SWAPTIER_PLUGIN not found (build: make -C lib && make -C plugin)"
+"$FIO" --enghelp=nbd >/dev/null 2>&1 ||
+    die "this fio has no nbd engine"
+[ -d "$BENCH_DIR" ] || die "BENCH_DIR=$BENCH_DIR is not a directory"
+
+size_bytes=$(numfmt --from=iec "$BENCH_SIZE") ||
+    die "BENCH_SIZE=$BENCH_SIZE is not a size"
+size_bytes=$(( size_bytes / 4096 * 4096 ))
+[ "$size_bytes" -ge $(( 64 * 1024 * 1024 )) ] ||
+    die "BENCH_SIZE=$BENCH_SIZE: use at least 64M"
+
+# Everything we create lives in work/; everything we start is in pids.
+work=$(mktemp -d "$BENCH_DIR/nbd-bench.XXXXXX")
+file=$work/disk.img
+pids=()
+
+cleanup () {
+    local pid
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || :
+            wait "$pid" 2>/dev/null || :
+        fi
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Write the file's dirty pages and drop all its pages from the page cache.
+drop_file_cache () {
+    sync "$file"
+    dd if="$file" iflag=nocache count=0 status=none
+}
+
+# Start nbdkit in the foreground on socket $1 with the rest as arguments;
+# sets nbdkit_pid and nbdkit_log.
+start_nbdkit () {
+    local sock=$1 i
+    shift
+    nbdkit_log=$work/nbdkit.$(basename "$sock").log
+    rm -f "$sock"
+    "$NBDKIT" -f --exit-with-parent --threads "$BENCH_THREADS" -U "$sock" \
+        "$@" 2>"$nbdkit_log" &
+    nbdkit_pid=$!
+    pids+=("$nbdkit_pid")
+    for i in $(seq 100); do
+        [ -S "$sock" ] && return 0
+        kill -0 "$nbdkit_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$nbdkit_log" >&2
+    die "nbdkit $* did not start"
+}
+
+# Stop the nbdkit started last and wait for it to exit.
+stop_nbdkit () {
+    kill -TERM "$nbdkit_pid" 2>/dev/null || :
+    wait "$nbdkit_pid" 2>/dev/null || :
+}
+
+# Run fio; $1 names the JSON output, the rest are fio options.
+run_fio () {
+    local out=$work/$1.json
+    shift
+    "$FIO" --output-format=json --output="$out" "$@" >/dev/null ||
+        die "fio $* failed"
+}
+
+# IOPS of the JSON output $1 for direction $2 (read or write).
+iops () {
+    "$PYTHON" - "$work/$1.json" "$2" <<'EOF'
+import json, sys
+with open (sys.argv[1]) as f:
+    data = json.load (f)
+print ("%.1f" % sum (job[sys.argv[2]]["iops"] for job in data["jobs"]))
+EOF
+}
+
+# The three phases on one target; the rest are fio options naming it.
+# Results land in $1.fill.json, $1.randwrite.json, $1.randread.json.
+bench_target () {
+    local name=$1
+    shift
+    local common=(--bs=4k --size="$region" --numjobs=1 --group_reporting)
+
+    echo "  $name: filling $region bytes" >&2
+    run_fio "$name.fill" --name="$name-fill" "$@" "${common[@]}" \
+        --rw=write --bs=1M --iodepth=8
+    for rw in randwrite randread; do
+        drop_file_cache
+        echo "  $name: $rw for ${BENCH_RUNTIME}s" >&2
+        run_fio "$name.$rw" --name="$name-$rw" "$@" "${common[@]}" \
+            --rw="$rw" --iodepth="$BENCH_IODEPTH" --norandommap \
+            --randrepeat=0 --time_based --ramp_time="$BENCH_RAMP" \
+            --runtime="$BENCH_RUNTIME"
+    done
+}
+
+# Machine facts.
+read -r fs_source fs_type fs_opts < <(findmnt -n -o SOURCE,FSTYPE,OPTIONS \
+                                       -T "$BENCH_DIR" 2>/dev/null ||
+                                     echo "? $(stat -f -c %T "$BENCH_DIR") ?")
+echo "nbd-bench: machine"
+echo "  nproc          $(nproc)"
+echo "  cpu            $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
+                          head -1)"
+echo "  memory         $(free -m | awk '/^Mem:/ { print $2 " MiB" }')"
+echo "  kernel         $(uname -r)"
+echo "  bench dir      $BENCH_DIR on $fs_source ($fs_type, $fs_opts)"
+echo "  fio            $("$FIO" --version)"
+echo "  nbdkit         $("$NBDKIT" --version)"
+echo "  file           $size_bytes bytes, runtime ${BENCH_RUNTIME}s" \
+     "(+${BENCH_RAMP}s ramp) per phase, bs 4k, iodepth $BENCH_IODEPTH," \
+     "nbdkit --threads $BENCH_THREADS"
+
+# The test file: allocated, then written once, so that no target pays for
+# converting unwritten extents.
+echo "nbd-bench: preparing $file" >&2
+fallocate -l "$size_bytes" "$file" 2>/dev/null ||
+    truncate -s "$size_bytes" "$file"
+run_fio prepare --name=prepare --filename="$file" --ioengine=libaio \
+    --direct=1 --rw=write --bs=1M --iodepth=8 --size="$size_bytes"
+
+# (a) swaptier.  Its export (the file less the reserve) is the region for
+# all three targets.
+sock=$work/swaptier.sock
+uri="nbd+unix:///?socket=$sock"
+# shellcheck disable=SC2086
+swaptier_args=("$SWAPTIER_PLUGIN" backend="$file" $SWAPTIER_OPTS)
+echo "nbd-bench: swaptier" >&2
+start_nbdkit "$sock" "${swaptier_args[@]}"
+if command -v nbdinfo >/dev/null 2>&1; then
+    region=$(nbdinfo --size "$uri")
+else
+    # Exported pages: slots less max(1% of slots, 32 requests x 16 pages).
+    slots=$(( size_bytes / 4096 ))
+    spare=$(( (slots + 99) / 100 ))
+    [ "$spare" -ge 512 ] || spare=512
+    region=$(( (slots - spare) * 4096 ))
+fi
+bench_target swaptier --ioengine=nbd --uri="$uri"
+stop_nbdkit
+swaptier_stats=$(grep '^swaptier: backend' "$nbdkit_log" || :)
+
+# (b) stock nbdkit file plugin, default options (plus BENCH_STOCK_OPTS).
+sock=$work/stock.sock
+uri="nbd+unix:///?socket=$sock"
+# shellcheck disable=SC2086
+stock_args=(file file="$file" $BENCH_STOCK_OPTS)
+echo "nbd-bench: stock nbdkit file" >&2
+start_nbdkit "$sock" "${stock_args[@]}"
+bench_target stock --ioengine=nbd --uri="$uri"
+stop_nbdkit
+
+# (c) the device limit: libaio, O_DIRECT, on the file.
+echo "nbd-bench: limit (libaio direct=1)" >&2
+bench_target limit --filename="$file" --ioengine=libaio --direct=1
+
+drop_file_cache
+
+# The table.
+echo "nbd-bench: targets"
+echo "  swaptier  nbdkit -f --threads $BENCH_THREADS -U SOCK" \
+     "${swaptier_args[*]/#$top\//}"
+echo "  stock     nbdkit -f --threads $BENCH_THREADS -U SOCK" \
+     "${stock_args[*]}"
+if [ -z "$BENCH_STOCK_OPTS" ]; then
+    echo "            (file plugin defaults: cache=default fadvise=normal," \
+         "buffered I/O through the page cache)"
+fi
+echo "  limit     fio ioengine=libaio direct=1 on the file"
+echo "  region    $region bytes ($(( region / 4096 )) pages) for all three"
+echo "nbd-bench: fill (sequential write, bs 1M, iodepth 8)"
+for t in swaptier stock limit; do
+    printf '  %-9s %8.1f MiB/s\n' "$t" \
+        "$("$PYTHON" -c 'import json,sys
+d=json.load(open(sys.argv[1]))
+print(sum(j["write"]["bw_bytes"] for j in d["jobs"])/1048576)' \
+           "$work/$t.fill.json")"
+done
+echo "nbd-bench: random 4k, iodepth $BENCH_IODEPTH, ${BENCH_RUNTIME}s each"
+for rw in randwrite randread; do
+    case $rw in randwrite) dir=write ;; *) dir=read ;; esac
+    "$PYTHON" - "$rw" "$(iops swaptier."$rw" $dir)" \
+        "$(iops stock."$rw" $dir)" "$(iops limit."$rw" $dir)" <<'EOF'
+import sys
+rw, s, k, l = sys.argv[1], *map (float, sys.argv[2:])
+def fmt (x):
+    return "%.1fk" % (x / 1000) if x >= 1000 else "%.0f" % x
+def ratio (a, b):
+    return "%.2f" % (a / b) if b > 0 else "-"
+print ("  %-10s swaptier %s IOPS  stock %s  limit %s  swaptier/limit %s  "
+       "swaptier/stock %s" % (rw, fmt (s), fmt (k), fmt (l),
+                              ratio (s, l), ratio (s, k)))
+EOF
+done
+if [ -n "$swaptier_stats" ]; then
+    echo "nbd-bench: swaptier counters at exit"
+    sed 's/^/  /' <<<"$swaptier_stats"
+fi

@@ -1,0 +1,82 @@
+/* swaptier tests: an in-memory backend.
+ *
+ * A struct backend whose slots live in memory, for unit tests only.  It
+ * can be told to fail: every request of some kinds (a dead device),
+ * requests that touch given slots, or one request out of n.  A failing
+ * request reports its cause through log_error, sets errno to EIO and
+ * changes no slot, as a real backend does.  A request that breaks the
+ * contract of backend.h (no slots, slots past the end, a buffer not
+ * PAGE_SIZE aligned) is a bug of the caller, not an I/O error: it aborts.
+ *
+ * The backend counts the requests it receives.  Slots never written read
+ * as zeroes, and the memory for the data is allocated at the first write,
+ * so a backend that is never written may be very large.
+ *
+ * All functions are thread safe.
+ */
+
+#ifndef SWAPTIER_TESTS_MEM_BACKEND_H
+#define SWAPTIER_TESTS_MEM_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+/* Kinds of request a failure applies to. */
+#define MEM_FAIL_READ 1u
+#define MEM_FAIL_WRITE 2u
+#define MEM_FAIL_FLUSH 4u
+#define MEM_FAIL_ALL (MEM_FAIL_READ | MEM_FAIL_WRITE | MEM_FAIL_FLUSH)
+
+/* The most failing slot ranges one backend holds at once. */
+#define MEM_FAIL_RANGES 16
+
+struct mem_counters {
+  uint64_t reads, writes, flushes;     /* requests, failed ones included */
+  uint64_t read_slots, write_slots;    /* slots of the successful ones */
+  uint64_t fua_writes;                 /* writes asking for FUA */
+  uint64_t failures;                   /* requests that failed */
+};
+
+/* A backend of nslots slots, all reading as zeroes, that fails nothing.
+ * Aborts if memory runs out.
+ */
+extern struct backend *mem_backend_create (const char *target,
+                                           uint64_t nslots);
+
+/* From now on fail every request of the given kinds (MEM_FAIL_*), on top
+ * of the other failures; MEM_FAIL_ALL makes a dead device.
+ */
+extern void mem_backend_fail_all (struct backend *be, unsigned kinds);
+
+/* From now on fail every request of the given kinds that touches one of
+ * the n slots from slot.  Aborts beyond MEM_FAIL_RANGES ranges.
+ */
+extern void mem_backend_fail_slots (struct backend *be, uint64_t slot,
+                                    uint64_t n, unsigned kinds);
+
+/* From now on fail the next read or write, then every nth read or write
+ * after it; n == 0 stops this.
+ */
+extern void mem_backend_fail_every (struct backend *be, unsigned n);
+
+/* Forget every failure set above: the backend works again, with the data
+ * its successful writes left.
+ */
+extern void mem_backend_heal (struct backend *be);
+
+/* With yield, every read and write first gives up the CPU (sched_yield),
+ * which widens the windows in which concurrent requests interleave.
+ */
+extern void mem_backend_set_yield (struct backend *be, bool yield);
+
+/* Copy the counters into *c. */
+extern void mem_backend_counters (struct backend *be, struct mem_counters *c);
+
+/* Copy the content of one slot into buf (PAGE_SIZE bytes), without
+ * counting a request and whatever failures are set.
+ */
+extern void mem_backend_peek (struct backend *be, uint64_t slot, void *buf);
+
+#endif /* SWAPTIER_TESTS_MEM_BACKEND_H */

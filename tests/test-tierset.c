@@ -1,0 +1,1130 @@
+/* swaptier: unit tests for the tier set (lib/tierset), over in-memory
+ * backends.
+ *
+ * They check the contract written in tierset.h and the allocation rules
+ * of DESIGN.md: global addresses with a gap between backends, highest
+ * priority first, round robin inside a priority, preference for a backend
+ * with a full run, the avoid argument, used + free + bad = capacity after
+ * every operation (invariant 5), bad slots never handed out again
+ * (invariant 2), failing a backend after max_errors consecutive errors,
+ * and flushing only what was written.
+ *
+ * The randomized test replays its operations on a model (the state of
+ * every slot) and uses a fixed seed; set TIERSET_TEST_SEED to another
+ * number to explore, or to the seed printed by a failure to replay it.
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "log.h"
+#include "mem-backend.h"
+#include "page.h"
+#include "tierset.h"
+
+/* Like ck_assert_msg, but silent while cond holds (a passing ck_assert
+ * writes a checkpoint, and the randomized test checks millions of facts).
+ */
+#define TEST_REQUIRE(cond, ...)                 \
+  do {                                          \
+    if (!(cond))                                \
+      ck_abort_msg (__VA_ARGS__);               \
+  } while (0)
+
+/* The most backends one test builds with test_set_create. */
+#define TEST_MAX_BACKENDS 8
+
+/* The randomized test: rounds of operations, each on a new tier set of
+ * TEST_RANDOM_TIERS backends (so that bad slots, which accumulate, never
+ * take over), and the largest run asked for.
+ */
+#define TEST_RANDOM_ROUNDS 10
+#define TEST_RANDOM_OPS 10000
+#define TEST_RANDOM_TIERS 3
+#define TEST_RANDOM_MAX_RUN 16
+
+/* Each round goes through phases that steer the use of the slots towards
+ * a target: below it, 70 operations out of 100 allocate; at or above it,
+ * 30 do.  The others free slots, but for 2 out of 100 that mark slots bad.
+ */
+#define TEST_PHASE_OPS 2500
+static const unsigned test_phase_target[] = { 30, 70, 95, 100 }; /* % */
+#define TEST_NPHASES \
+  (sizeof test_phase_target / sizeof test_phase_target[0])
+
+/* Seed of the randomized test (TIERSET_TEST_SEED overrides it). */
+static uint64_t test_seed = UINT64_C (0x71e25e7);
+
+/* Errors logged by the library since the start of the test. */
+static unsigned test_errors;
+
+/* Whether the error sink keeps the messages to itself (the randomized
+ * test marks slots bad thousands of times, each logged).
+ */
+static bool test_quiet;
+
+/* Error sink: count the message and show it unless told to be quiet. */
+static void
+test_error_sink (const char *fmt, va_list args)
+{
+  __atomic_fetch_add (&test_errors, 1, __ATOMIC_RELAXED);
+  if (test_quiet)
+    return;
+  fprintf (stderr, "test-tierset: library error: ");
+  vfprintf (stderr, fmt, args);
+  fputc ('\n', stderr);
+}
+
+/* Route library errors to the counting sink and reset the count. */
+static void
+test_setup (void)
+{
+  log_set_sinks (test_error_sink, NULL);
+  test_errors = 0;
+}
+
+/* A tier set and the backends added to it, in id order.  The set owns
+ * the backends; be[] only keeps them at hand to steer and count them.
+ */
+struct test_set {
+  struct tierset *ts;
+  unsigned n;
+  struct backend *be[TEST_MAX_BACKENDS];
+};
+
+/* Build a set of n backends with the given sizes and priorities; backend
+ * i gets id i.
+ */
+static void
+test_set_create (struct test_set *set, unsigned max_errors, unsigned n,
+                 const uint64_t *nslots, const int *priority)
+{
+  unsigned i;
+
+  ck_assert_uint_le (n, TEST_MAX_BACKENDS);
+  set->ts = tierset_create (max_errors);
+  ck_assert_ptr_nonnull (set->ts);
+  set->n = n;
+  for (i = 0; i < n; i++) {
+    char name[32];
+
+    snprintf (name, sizeof name, "mem%u", i);
+    set->be[i] = mem_backend_create (name, nslots[i]);
+    ck_assert_int_eq (tierset_add (set->ts, set->be[i], priority[i]), i);
+  }
+  ck_assert_uint_eq (tierset_count (set->ts), n);
+}
+
+/* Check invariant 5 on every backend of ts. */
+static void
+test_check_counts (struct tierset *ts, const char *where)
+{
+  unsigned i, n = tierset_count (ts);
+
+  for (i = 0; i < n; i++) {
+    struct tier_stats st;
+
+    tierset_stats (ts, i, &st);
+    TEST_REQUIRE (st.used + st.free + st.bad == st.capacity,
+                  "%s: backend %u: used %" PRIu64 " + free %" PRIu64
+                  " + bad %" PRIu64 " != capacity %" PRIu64,
+                  where, i, st.used, st.free, st.bad, st.capacity);
+  }
+}
+
+/* Stats of backend id, after checking invariant 5 on every backend. */
+static struct tier_stats
+test_stats (struct tierset *ts, unsigned id)
+{
+  struct tier_stats st;
+
+  test_check_counts (ts, "stats");
+  tierset_stats (ts, id, &st);
+  return st;
+}
+
+/* The id of the backend owning global address s; fails the test if no
+ * backend does (the gap, 0, or past the end).
+ */
+static unsigned
+test_owner (struct tierset *ts, slot_t s)
+{
+  unsigned i, n = tierset_count (ts);
+
+  for (i = 0; i < n; i++) {
+    struct tier_stats st;
+
+    tierset_stats (ts, i, &st);
+    if (s >= st.first && s - st.first < st.capacity)
+      return i;
+  }
+  ck_abort_msg ("slot %" PRIu32 " belongs to no backend", s);
+}
+
+/* Allocate one run of up to max slots and check that the answer is a run
+ * of one backend and that invariant 5 holds; returns the owner's id, or
+ * -1 when nothing was allocated.
+ */
+static int
+test_alloc (struct tierset *ts, uint32_t max, slot_t avoid, slot_t *first,
+            uint32_t *len)
+{
+  unsigned owner;
+  struct tier_stats st;
+
+  *len = 0;
+  *first = tierset_alloc_run (ts, max, len, avoid);
+  test_check_counts (ts, "alloc");
+  if (*first == SLOT_NONE)
+    return -1;
+  TEST_REQUIRE (*len >= 1 && *len <= max, "alloc of up to %" PRIu32
+                " slots returned %" PRIu32, max, *len);
+  owner = test_owner (ts, *first);
+  tierset_stats (ts, owner, &st);
+  TEST_REQUIRE (*first - st.first + *len <= st.capacity,
+                "run %" PRIu32 "+%" PRIu32 " crosses the end of backend %u",
+                *first, *len, owner);
+  return owner;
+}
+
+/* Allocate a single slot and return its owner, failing the test when
+ * nothing can be allocated.
+ */
+static unsigned
+test_alloc_one (struct tierset *ts, slot_t *s)
+{
+  uint32_t len;
+  int owner = test_alloc (ts, 1, SLOT_NONE, s, &len);
+
+  ck_assert_int_ge (owner, 0);
+  return owner;
+}
+
+/* Global addresses start at 1 and leave one unused address between
+ * backends; the stats describe each backend as added; every slot handed
+ * out lies inside its backend and is handed out once.
+ */
+START_TEST (test_addresses)
+{
+  static const uint64_t nslots[] = { 1, 5, 64, 100, 3 };
+  static const int priority[] = { 0, 7, 7, -1, 32767 };
+  const unsigned n = sizeof nslots / sizeof nslots[0];
+  struct test_set set;
+  uint64_t total = 0, allocated = 0;
+  unsigned i;
+  uint32_t len;
+  bool *seen;
+  slot_t s;
+
+  test_set_create (&set, 3, n, nslots, priority);
+  for (i = 0; i < n; i++) {
+    struct tier_stats st = test_stats (set.ts, i);
+
+    ck_assert_uint_eq (st.id, i);
+    ck_assert_str_eq (st.kind, "mem");
+    ck_assert_str_eq (st.target, set.be[i]->target);
+    ck_assert_int_eq (st.priority, priority[i]);
+    ck_assert_int_eq (st.state, TIER_ACTIVE);
+    ck_assert_uint_eq (st.capacity, nslots[i]);
+    ck_assert_uint_eq (st.used, 0);
+    ck_assert_uint_eq (st.free, nslots[i]);
+    ck_assert_uint_eq (st.bad, 0);
+    ck_assert_uint_eq (st.reads + st.writes + st.errors, 0);
+    if (i == 0)
+      ck_assert_uint_eq (st.first, 1);
+    else {
+      struct tier_stats prev = test_stats (set.ts, i - 1);
+
+      ck_assert_uint_eq (st.first, prev.first + prev.capacity + 1);
+    }
+    total += nslots[i];
+  }
+  ck_assert_uint_eq (tierset_capacity (set.ts), total);
+
+  /* Every address up to the last slot, gaps included, fits in seen. */
+  seen = calloc (total + n + 1, sizeof *seen);
+  ck_assert_ptr_nonnull (seen);
+  while ((s = tierset_alloc_run (set.ts, 1, &len, SLOT_NONE)) != SLOT_NONE) {
+    test_owner (set.ts, s);
+    ck_assert_uint_le (s, total + n);
+    ck_assert_msg (!seen[s], "slot %" PRIu32 " handed out twice", s);
+    seen[s] = true;
+    allocated++;
+  }
+  ck_assert_uint_eq (allocated, total);
+  test_check_counts (set.ts, "full");
+  free (seen);
+  tierset_destroy (set.ts);
+}
+END_TEST
+
+/* Reads and writes reach the owning backend at the slot relative to its
+ * first address, pass FUA on, and are counted on that backend.
+ */
+START_TEST (test_io_routing)
+{
+  static const uint64_t nslots[] = { 8, 8 };
+  static const int priority[] = { 0, 0 };
+  struct test_set set;
+  struct tier_stats st;
+  struct mem_counters c;
+  char *buf, *peek;
+  slot_t s;
+  unsigned owner;
+
+  test_set_create (&set, 3, 2, nslots, priority);
+  buf = aligned_alloc (PAGE_SIZE, 2 * PAGE_SIZE);
+  peek = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  ck_assert_ptr_nonnull (buf);
+  ck_assert_ptr_nonnull (peek);
+
+  /* Take a slot of backend 0, then two of backend 1, the second of which
+   * is slot 1 there.
+   */
+  do
+    owner = test_alloc_one (set.ts, &s);
+  while (owner != 0);
+  do
+    owner = test_alloc_one (set.ts, &s);
+  while (owner != 1);
+  test_alloc_one (set.ts, &s);
+  test_alloc_one (set.ts, &s);
+  ck_assert_uint_eq (test_owner (set.ts, s), 1);
+  st = test_stats (set.ts, 1);
+  ck_assert_uint_eq (s - st.first, 1);
+
+  memset (buf, 'a', PAGE_SIZE);
+  ck_assert_int_eq (tierset_write (set.ts, s, 1, buf, true), 0);
+  mem_backend_peek (set.be[1], 1, peek);
+  ck_assert_mem_eq (peek, buf, PAGE_SIZE);
+  mem_backend_counters (set.be[1], &c);
+  ck_assert_uint_eq (c.writes, 1);
+  ck_assert_uint_eq (c.fua_writes, 1);
+  mem_backend_counters (set.be[0], &c);
+  ck_assert_uint_eq (c.writes, 0);
+
+  memset (buf, 0, PAGE_SIZE);
+  ck_assert_int_eq (tierset_read (set.ts, s, 1, buf), 0);
+  mem_backend_peek (set.be[1], 1, peek);
+  ck_assert_mem_eq (buf, peek, PAGE_SIZE);
+  st = test_stats (set.ts, 1);
+  ck_assert_uint_eq (st.reads, 1);
+  ck_assert_uint_eq (st.writes, 1);
+  ck_assert_uint_eq (st.errors, 0);
+  st = test_stats (set.ts, 0);
+  ck_assert_uint_eq (st.reads + st.writes, 0);
+
+  free (buf);
+  free (peek);
+  tierset_destroy (set.ts);
+}
+END_TEST
+
+/* The higher priority number is used first; a lower priority gets slots
+ * only once every higher one is full, and a slot freed in a higher
+ * priority is used again before any lower one.
+ */
+START_TEST (test_priorities)
+{
+  static const uint64_t nslots[] = { 8, 8, 8 };
+  static const int priority[] = { 0, 5, -1 };
+  static const unsigned order[] = { 1, 0, 2 };
+  struct test_set set;
+  slot_t s, kept[3];
+  uint32_t len;
+  unsigned i, k;
+
+  test_set_create (&set, 3, 3, nslots, priority);
+  for (k = 0; k < 3; k++)
+    for (i = 0; i < 8; i++) {
+      ck_assert_uint_eq (test_alloc_one (set.ts, &s), order[k]);
+      kept[order[k]] = s;
+    }
+  ck_assert_int_eq (test_alloc (set.ts, 1, SLOT_NONE, &s, &len), -1);
+
+  /* Free one slot of priority 0, then one of priority -1, then one of 5. */
+  tierset_free_run (set.ts, kept[0], 1);
+  tierset_free_run (set.ts, kept[2], 1);
+  tierset_free_run (set.ts, kept[1], 1);
+  test_check_counts (set.ts, "free");
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s), 1);
+  ck_assert_uint_eq (s, kept[1]);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s), 0);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s), 2);
+  tierset_destroy (set.ts);
+}
+END_TEST
+
+/* Consecutive allocations rotate among backends of equal priority, so
+ * that they share the load exactly; a lower priority gets nothing
+ * meanwhile.  Runs rotate in the same way.
+ */
+START_TEST (test_round_robin)
+{
+  static const uint64_t nslots[] = { 300, 300, 300, 50 };
+  static const int priority[] = { 2, 2, 2, 1 };
+  static const uint64_t run_nslots[] = { 64, 64 };
+  static const int run_priority[] = { 3, 3 };
+  struct test_set set;
+  unsigned i, owner, prev = 0;
+  uint64_t share[3] = { 0 };
+  uint32_t len;
+  slot_t s;
+
+  test_set_create (&set, 3, 4, nslots, priority);
+  for (i = 0; i < 900; i++) {
+    owner = test_alloc_one (set.ts, &s);
+    ck_assert_uint_lt (owner, 3);
+    if (i > 0)
+      TEST_REQUIRE (owner == (prev + 1) % 3, "allocation %u went to "
+                    "backend %u after backend %u", i, owner, prev);
+    share[owner]++;
+    prev = owner;
+  }
+  for (i = 0; i < 3; i++) {
+    ck_assert_uint_eq (share[i], 300);
+    ck_assert_uint_eq (test_stats (set.ts, i).used, 300);
+  }
+  ck_assert_uint_eq (test_stats (set.ts, 3).used, 0);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s), 3);
+  tierset_destroy (set.ts);
+
+  test_set_create (&set, 3, 2, run_nslots, run_priority);
+  for (i = 0; i < 16; i++) {
+    int r = test_alloc (set.ts, 4, SLOT_NONE, &s, &len);
+
+    ck_assert_int_ge (r, 0);
+    ck_assert_uint_eq (len, 4);
+    if (i > 0)
+      ck_assert_uint_eq (r, 1 - prev);
+    prev = r;
+  }
+  ck_assert_uint_eq (test_stats (set.ts, 0).used, 32);
+  ck_assert_uint_eq (test_stats (set.ts, 1).used, 32);
+  tierset_destroy (set.ts);
+}
+END_TEST
+
+/* Inside a priority, a backend with a free run of max slots is preferred
+ * to a shorter run on the backend whose turn it is, whichever backend
+ * the rotation points at; with no run of max anywhere, a shorter run is
+ * returned rather than nothing, and a lower priority is still not used.
+ */
+START_TEST (test_prefer_full_run)
+{
+  static const uint64_t nslots[] = { 16, 16, 16 };
+  static const int priority[] = { 1, 1, 0 };
+  struct test_set set;
+  slot_t s, runs[4];
+  uint32_t len;
+  unsigned i;
+
+  test_set_create (&set, 3, 3, nslots, priority);
+  /* Fill backends 0 and 1 with four runs of 8. */
+  for (i = 0; i < 4; i++) {
+    int owner = test_alloc (set.ts, 8, SLOT_NONE, &runs[i], &len);
+
+    ck_assert (owner == 0 || owner == 1);
+    ck_assert_uint_eq (len, 8);
+  }
+  /* Two single holes on one backend, a run of 8 on the other. */
+  for (i = 0; i < 4; i++)
+    if (test_owner (set.ts, runs[i]) == 0)
+      break;
+  ck_assert_uint_lt (i, 4);
+  tierset_free_run (set.ts, runs[i] + 2, 1);
+  tierset_free_run (set.ts, runs[i] + 5, 1);
+  for (i = 0; i < 4; i++)
+    if (test_owner (set.ts, runs[i]) == 1)
+      break;
+  ck_assert_uint_lt (i, 4);
+  tierset_free_run (set.ts, runs[i], 8);
+  test_check_counts (set.ts, "holes");
+
+  /* Twice, so that the rotation points at each backend once. */
+  for (i = 0; i < 2; i++) {
+    ck_assert_int_eq (test_alloc (set.ts, 8, SLOT_NONE, &s, &len), 1);
+    ck_assert_uint_eq (len, 8);
+    tierset_free_run (set.ts, s, len);
+  }
+  /* Take the run of 8, then runs of 8 are nowhere in priority 1. */
+  ck_assert_int_eq (test_alloc (set.ts, 8, SLOT_NONE, &s, &len), 1);
+  ck_assert_int_eq (test_alloc (set.ts, 8, SLOT_NONE, &s, &len), 0);
+  ck_assert_uint_eq (len, 1);
+  ck_assert_int_eq (test_alloc (set.ts, 8, SLOT_NONE, &s, &len), 0);
+  ck_assert_uint_eq (len, 1);
+  ck_assert_int_eq (test_alloc (set.ts, 8, SLOT_NONE, &s, &len), 2);
+  ck_assert_uint_eq (len, 8);
+  tierset_destroy (set.ts);
+}
+END_TEST
+
+/* The backend holding avoid is passed over while any other backend, of
+ * any priority, has a free slot, and used when it is the only one left.
+ */
+START_TEST (test_avoid)
+{
+  static const uint64_t nslots[] = { 8, 8, 4 };
+  static const int priority[] = { 1, 1, 0 };
+  struct test_set set;
+  slot_t s, in0, in1;
+  uint32_t len;
+  unsigned i;
+
+  test_set_create (&set, 3, 3, nslots, priority);
+  do
+    test_alloc_one (set.ts, &in0);
+  while (test_owner (set.ts, in0) != 0);
+  do
+    test_alloc_one (set.ts, &in1);
+  while (test_owner (set.ts, in1) != 1);
+
+  /* Whatever the rotation, avoid steers away from backend 0. */
+  for (i = 0; i < 4; i++) {
+    ck_assert_int_eq (test_alloc (set.ts, 1, in0, &s, &len), 1);
+    tierset_free_run (set.ts, s, len);
+  }
+  /* Fill backend 1: avoiding 0 now means backend 2, of lower priority. */
+  while (test_stats (set.ts, 1).free > 0)
+    test_alloc (set.ts, 1, in0, &s, &len);
+  for (i = 0; i < 4; i++)
+    ck_assert_int_eq (test_alloc (set.ts, 1, in0, &s, &len), 2);
+  /* Backend 0 is the last one with free slots: avoid gives way. */
+  ck_assert_int_eq (test_alloc (set.ts, 1, in0, &s, &len), 0);
+  /* Avoiding a full backend changes nothing. */
+  ck_assert_int_eq (test_alloc (set.ts, 1, in1, &s, &len), 0);
+  tierset_destroy (set.ts);
+}
+END_TEST
+
+/* Freeing and marking bad move slots between the counters as documented,
+ * and bad slots are never handed out again, even when the backend is
+ * otherwise full.
+ */
+START_TEST (test_accounting)
+{
+  static const uint64_t nslots[] = { 10 };
+  static const int priority[] = { 0 };
+  struct test_set set;
+  struct tier_stats st;
+  slot_t s, run, bad0;
+  uint32_t len;
+  unsigned i;
+
+  test_set_create (&set, 3, 1, nslots, priority);
+  ck_assert_int_eq (test_alloc (set.ts, 4, SLOT_NONE, &run, &len), 0);
+  ck_assert_uint_eq (len, 4);
+  st = test_stats (set.ts, 0);
+  ck_assert_uint_eq (st.used, 4);
+  ck_assert_uint_eq (st.free, 6);
+
+  bad0 = run + 1;
+  tierset_mark_bad (set.ts, bad0, 2);
+  st = test_stats (set.ts, 0);
+  ck_assert_uint_eq (st.used, 2);
+  ck_assert_uint_eq (st.bad, 2);
+  ck_assert_uint_eq (st.free, 6);
+
+  tierset_free_run (set.ts, run, 1);
+  tierset_free_run (set.ts, run + 3, 1);
+  st = test_stats (set.ts, 0);
+  ck_assert_uint_eq (st.used, 0);
+  ck_assert_uint_eq (st.bad, 2);
+  ck_assert_uint_eq (st.free, 8);
+
+  /* The 8 good slots can be allocated, never the 2 bad ones. */
+  for (i = 0; i < 8; i++) {
+    test_alloc_one (set.ts, &s);
+    ck_assert_msg (s != bad0 && s != bad0 + 1,
+                   "bad slot %" PRIu32 " handed out again", s);
+  }
+  ck_assert_int_eq (test_alloc (set.ts, 1, SLOT_NONE, &s, &len), -1);
+  st = test_stats (set.ts, 0);
+  ck_assert_uint_eq (st.used, 8);
+  ck_assert_uint_eq (st.free, 0);
+  ck_assert_uint_eq (st.bad, 2);
+  tierset_destroy (set.ts);
+}
+END_TEST
+
+/* splitmix64: the next pseudo-random number of the sequence *state. */
+static uint64_t
+test_rand (uint64_t *state)
+{
+  uint64_t z = (*state += UINT64_C (0x9e3779b97f4a7c15));
+
+  z = (z ^ (z >> 30)) * UINT64_C (0xbf58476d1ce4e5b9);
+  z = (z ^ (z >> 27)) * UINT64_C (0x94d049bb133111eb);
+  return z ^ (z >> 31);
+}
+
+/* A pseudo-random number in [0, n), n >= 1. */
+static uint64_t
+test_below (uint64_t *state, uint64_t n)
+{
+  return test_rand (state) % n;
+}
+
+/* States of a slot in the model. */
+enum model_state { MODEL_FREE, MODEL_USED, MODEL_BAD };
+
+/* A run of used slots the randomized test may free or mark bad. */
+struct model_run {
+  slot_t first;
+  uint32_t n;
+};
+
+/* The model of one round of the randomized test. */
+struct model {
+  struct test_set set;
+  slot_t first[TEST_RANDOM_TIERS];
+  uint64_t nslots[TEST_RANDOM_TIERS];
+  int priority[TEST_RANDOM_TIERS];
+  unsigned char *state[TEST_RANDOM_TIERS]; /* enum model_state per slot */
+  uint64_t used[TEST_RANDOM_TIERS], bad[TEST_RANDOM_TIERS];
+  struct model_run *runs;              /* every used slot, in runs */
+  unsigned nruns;
+  uint64_t rng;
+  char where[64];
+};
+
+/* The backend of the model owning global address s, or -1. */
+static int
+model_owner (const struct model *m, slot_t s)
+{
+  unsigned i;
+
+  for (i = 0; i < TEST_RANDOM_TIERS; i++)
+    if (s >= m->first[i] && s - m->first[i] < m->nslots[i])
+      return i;
+  return -1;
+}
+
+/* Free slots of backend i in the model. */
+static uint64_t
+model_free (const struct model *m, unsigned i)
+{
+  return m->nslots[i] - m->used[i] - m->bad[i];
+}
+
+/* Length of the longest run of free slots of backend i in the model. */
+static uint64_t
+model_largest_run (const struct model *m, unsigned i)
+{
+  uint64_t j, len = 0, largest = 0;
+
+  for (j = 0; j < m->nslots[i]; j++) {
+    len = m->state[i][j] == MODEL_FREE ? len + 1 : 0;
+    if (len > largest)
+      largest = len;
+  }
+  return largest;
+}
+
+/* Set the n slots from global address s to state, checking that each
+ * was in state from before.
+ */
+static void
+model_change (struct model *m, slot_t s, uint32_t n, enum model_state from,
+              enum model_state to)
+{
+  int i = model_owner (m, s);
+  uint32_t k;
+
+  TEST_REQUIRE (i >= 0, "%s: slot %" PRIu32 " has no backend", m->where, s);
+  for (k = 0; k < n; k++) {
+    unsigned char *st = &m->state[i][s + k - m->first[i]];
+
+    TEST_REQUIRE (*st == from, "%s: slot %" PRIu32 " is in state %d, "
+                  "expected %d", m->where, s + k, *st, from);
+    *st = to;
+  }
+  if (from == MODEL_USED)
+    m->used[i] -= n;
+  if (to == MODEL_USED)
+    m->used[i] += n;
+  if (to == MODEL_BAD)
+    m->bad[i] += n;
+}
+
+/* Check the stats of every backend against the model. */
+static void
+model_check_stats (struct model *m)
+{
+  unsigned i;
+
+  test_check_counts (m->set.ts, m->where);
+  for (i = 0; i < TEST_RANDOM_TIERS; i++) {
+    struct tier_stats st;
+
+    tierset_stats (m->set.ts, i, &st);
+    TEST_REQUIRE (st.used == m->used[i] && st.bad == m->bad[i] &&
+                  st.free == model_free (m, i),
+                  "%s: backend %u: used %" PRIu64 " free %" PRIu64
+                  " bad %" PRIu64 ", expected %" PRIu64 " %" PRIu64
+                  " %" PRIu64, m->where, i, st.used, st.free, st.bad,
+                  m->used[i], model_free (m, i), m->bad[i]);
+  }
+}
+
+/* Allocate a run of up to max slots, maybe avoiding a random used slot,
+ * and check the answer against the rules: the highest priority that has
+ * a free slot on a backend other than the avoided one (or the avoided one
+ * if no other has any); a full run of max when a backend of that
+ * priority has one; and only free slots.
+ */
+static void
+model_alloc (struct model *m)
+{
+  uint32_t max = 1 + test_below (&m->rng, TEST_RANDOM_MAX_RUN), len = 0;
+  slot_t avoid = SLOT_NONE, s;
+  int avoided = -1, best = TIERSET_PRIORITY_MIN - 1, owner;
+  bool candidate[TEST_RANDOM_TIERS], full_run = false, any = false;
+  unsigned i;
+
+  if (m->nruns > 0 && test_below (&m->rng, 4) == 0) {
+    const struct model_run *r = &m->runs[test_below (&m->rng, m->nruns)];
+
+    avoid = r->first + test_below (&m->rng, r->n);
+    avoided = model_owner (m, avoid);
+  }
+  for (i = 0; i < TEST_RANDOM_TIERS; i++) {
+    candidate[i] = model_free (m, i) > 0 && (int) i != avoided;
+    any |= candidate[i];
+  }
+  if (!any && avoided >= 0 && model_free (m, avoided) > 0)
+    candidate[avoided] = any = true;
+  for (i = 0; i < TEST_RANDOM_TIERS; i++)
+    if (candidate[i] && m->priority[i] > best)
+      best = m->priority[i];
+  for (i = 0; i < TEST_RANDOM_TIERS; i++)
+    if (candidate[i] && m->priority[i] == best &&
+        model_largest_run (m, i) >= max)
+      full_run = true;
+
+  s = tierset_alloc_run (m->set.ts, max, &len, avoid);
+  if (s == SLOT_NONE) {
+    TEST_REQUIRE (!any, "%s: alloc of %" PRIu32 " failed with free slots",
+                  m->where, max);
+    return;
+  }
+  TEST_REQUIRE (any, "%s: alloc returned %" PRIu32 " with no free slot",
+                m->where, s);
+  owner = model_owner (m, s);
+  TEST_REQUIRE (owner >= 0 && candidate[owner] &&
+                m->priority[owner] == best,
+                "%s: alloc of %" PRIu32 " (avoiding backend %d) went to "
+                "backend %d, priority %d expected", m->where, max, avoided,
+                owner, best);
+  TEST_REQUIRE (len >= 1 && len <= max && (len == max || !full_run),
+                "%s: alloc of %" PRIu32 " returned %" PRIu32 " slots%s",
+                m->where, max, len, full_run ? " (a full run was free)" : "");
+  TEST_REQUIRE (s - m->first[owner] + len <= m->nslots[owner],
+                "%s: run %" PRIu32 "+%" PRIu32 " crosses a backend end",
+                m->where, s, len);
+  model_change (m, s, len, MODEL_FREE, MODEL_USED);
+  m->runs[m->nruns++] = (struct model_run) { .first = s, .n = len };
+}
+
+/* Take a random piece of at most most slots out of a random used run,
+ * or the whole run half of the time if it is not longer: remove it from
+ * the runs (the rest of the run stays) and return it.
+ */
+static struct model_run
+model_take_piece (struct model *m, uint32_t most)
+{
+  unsigned k = test_below (&m->rng, m->nruns);
+  struct model_run r = m->runs[k];
+  uint32_t off = test_below (&m->rng, r.n);
+  uint32_t n = 1 + test_below (&m->rng, r.n - off < most ? r.n - off : most);
+
+  if (r.n <= most && test_below (&m->rng, 2) == 0) {
+    off = 0;
+    n = r.n;
+  }
+
+  m->runs[k] = m->runs[--m->nruns];
+  if (off > 0)
+    m->runs[m->nruns++] = (struct model_run) { .first = r.first, .n = off };
+  if (off + n < r.n)
+    m->runs[m->nruns++] = (struct model_run) {
+      .first = r.first + off + n, .n = r.n - off - n,
+    };
+  return (struct model_run) { .first = r.first + off, .n = n };
+}
+
+/* One round of the randomized test: a new set of three backends with
+ * random sizes and priorities (equal ones included), then TEST_RANDOM_OPS
+ * allocations, frees and markings of bad slots, checked against the model
+ * after every operation.
+ */
+static void
+model_round (unsigned round)
+{
+  struct model m = { .rng = test_seed + round };
+  unsigned i, op;
+  uint64_t total = 0;
+
+  for (i = 0; i < TEST_RANDOM_TIERS; i++) {
+    m.nslots[i] = 200 + test_below (&m.rng, 800);
+    m.priority[i] = test_below (&m.rng, 2);
+    m.state[i] = calloc (m.nslots[i], 1);
+    ck_assert_ptr_nonnull (m.state[i]);
+    total += m.nslots[i];
+  }
+  test_set_create (&m.set, 3, TEST_RANDOM_TIERS, m.nslots, m.priority);
+  for (i = 0; i < TEST_RANDOM_TIERS; i++)
+    m.first[i] = test_stats (m.set.ts, i).first;
+  test_quiet = true;
+  /* Every used slot is in at most one run, each a slot or more. */
+  m.runs = calloc (total, sizeof *m.runs);
+  ck_assert_ptr_nonnull (m.runs);
+
+  for (op = 0; op < TEST_RANDOM_OPS; op++) {
+    unsigned target = test_phase_target[(op / TEST_PHASE_OPS) % TEST_NPHASES];
+    unsigned alloc_pct, dice = test_below (&m.rng, 100);
+    uint64_t used = 0;
+
+    for (i = 0; i < TEST_RANDOM_TIERS; i++)
+      used += m.used[i];
+    alloc_pct = used * 100 < target * total ? 70 : 30;
+
+    snprintf (m.where, sizeof m.where, "round %u op %u", round, op);
+    if (dice < alloc_pct || m.nruns == 0)
+      model_alloc (&m);
+    else if (dice < 98) {
+      struct model_run r = model_take_piece (&m, UINT32_MAX);
+
+      tierset_free_run (m.set.ts, r.first, r.n);
+      model_change (&m, r.first, r.n, MODEL_USED, MODEL_FREE);
+    }
+    else {
+      struct model_run r = model_take_piece (&m, 2);
+
+      tierset_mark_bad (m.set.ts, r.first, r.n);
+      model_change (&m, r.first, r.n, MODEL_USED, MODEL_BAD);
+    }
+    model_check_stats (&m);
+  }
+
+  tierset_destroy (m.set.ts);
+  for (i = 0; i < TEST_RANDOM_TIERS; i++)
+    free (m.state[i]);
+  free (m.runs);
+}
+
+/* Random mixes of allocations, frees and bad markings over three
+ * backends: every answer follows the allocation rules, the counters match
+ * the model after every operation, and no bad or used slot is ever
+ * handed out (model_change checks that each allocated slot was free).
+ */
+START_TEST (test_random)
+{
+  model_round (_i);
+}
+END_TEST
+
+/* A backend fails after max_errors consecutive I/O errors, reads and
+ * writes alike, and a success in between starts the count again.  A
+ * failed backend gets no new allocations, even with free slots, but still
+ * serves reads.
+ */
+START_TEST (test_failing)
+{
+  static const uint64_t nslots[] = { 16, 16 };
+  static const int priority[] = { 1, 0 };
+  struct test_set set;
+  struct tier_stats st;
+  char *buf, *data;
+  slot_t s, s0;
+  uint32_t len;
+  unsigned i;
+
+  buf = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  data = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  ck_assert_ptr_nonnull (buf);
+  ck_assert_ptr_nonnull (data);
+  memset (data, 'd', PAGE_SIZE);
+
+  test_set_create (&set, 3, 2, nslots, priority);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s0), 0);
+
+  /* Two errors, a success, two errors: still active. */
+  mem_backend_fail_all (set.be[0], MEM_FAIL_WRITE);
+  for (i = 0; i < 2; i++) {
+    errno = 0;
+    ck_assert_int_eq (tierset_write (set.ts, s0, 1, data, false), -1);
+    ck_assert_int_eq (errno, EIO);
+  }
+  mem_backend_heal (set.be[0]);
+  ck_assert_int_eq (tierset_write (set.ts, s0, 1, data, false), 0);
+  mem_backend_fail_all (set.be[0], MEM_FAIL_WRITE);
+  for (i = 0; i < 2; i++)
+    ck_assert_int_eq (tierset_write (set.ts, s0, 1, data, false), -1);
+  st = test_stats (set.ts, 0);
+  ck_assert_int_eq (st.state, TIER_ACTIVE);
+  ck_assert_str_eq (tier_state_name (st.state), "active");
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s), 0);
+
+  /* The third in a row fails the backend. */
+  ck_assert_int_eq (tierset_write (set.ts, s0, 1, data, false), -1);
+  st = test_stats (set.ts, 0);
+  ck_assert_int_eq (st.state, TIER_FAILED);
+  ck_assert_str_eq (tier_state_name (st.state), "failed");
+  ck_assert_uint_eq (st.writes, 6);
+  ck_assert_uint_eq (st.errors, 5);
+  ck_assert_uint_eq (st.free, 14);
+
+  /* Allocations spill to priority 0 until it is full, then stop. */
+  for (i = 0; i < 16; i++)
+    ck_assert_uint_eq (test_alloc_one (set.ts, &s), 1);
+  ck_assert_int_eq (test_alloc (set.ts, 1, SLOT_NONE, &s, &len), -1);
+  ck_assert_int_eq (test_alloc (set.ts, 1, s0, &s, &len), -1);
+
+  /* Reads are still served, with the data of the last good write. */
+  mem_backend_heal (set.be[0]);
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf), 0);
+  ck_assert_mem_eq (buf, data, PAGE_SIZE);
+  st = test_stats (set.ts, 0);
+  ck_assert_uint_eq (st.reads, 1);
+  ck_assert_int_eq (st.state, TIER_FAILED);
+  tierset_destroy (set.ts);
+
+  /* Read errors count too: with max_errors 2, two failed reads. */
+  test_set_create (&set, 2, 2, nslots, priority);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s0), 0);
+  mem_backend_fail_all (set.be[0], MEM_FAIL_READ);
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf), -1);
+  ck_assert_int_eq (test_stats (set.ts, 0).state, TIER_ACTIVE);
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf), -1);
+  ck_assert_int_eq (errno, EIO);
+  ck_assert_int_eq (test_stats (set.ts, 0).state, TIER_FAILED);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s), 1);
+  tierset_destroy (set.ts);
+
+  free (buf);
+  free (data);
+}
+END_TEST
+
+/* Flush reaches only the backends written since their last flush; a
+ * failed flush is reported, does not stop the others, and is tried again
+ * at the next flush.
+ */
+START_TEST (test_flush)
+{
+  static const uint64_t nslots[] = { 4, 4, 4 };
+  static const int priority[] = { 0, 0, 0 };
+  struct test_set set;
+  struct mem_counters c;
+  slot_t s[3] = { SLOT_NONE, SLOT_NONE, SLOT_NONE };
+  char *data;
+  unsigned i;
+
+  data = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  ck_assert_ptr_nonnull (data);
+  memset (data, 'f', PAGE_SIZE);
+  test_set_create (&set, 3, 3, nslots, priority);
+  /* One slot on each backend, as the rotation gives them. */
+  for (i = 0; i < 3; i++) {
+    slot_t slot;
+    unsigned owner = test_alloc_one (set.ts, &slot);
+
+    ck_assert_uint_eq (s[owner], SLOT_NONE);
+    s[owner] = slot;
+  }
+
+  ck_assert_int_eq (tierset_flush (set.ts), 0);
+  for (i = 0; i < 3; i++) {
+    mem_backend_counters (set.be[i], &c);
+    ck_assert_uint_eq (c.flushes, 0);
+  }
+
+  ck_assert_int_eq (tierset_write (set.ts, s[1], 1, data, false), 0);
+  ck_assert_int_eq (tierset_flush (set.ts), 0);
+  ck_assert_int_eq (tierset_flush (set.ts), 0);
+  for (i = 0; i < 3; i++) {
+    mem_backend_counters (set.be[i], &c);
+    ck_assert_uint_eq (c.flushes, i == 1 ? 1 : 0);
+  }
+
+  /* Backend 0 fails to flush; backend 2 is flushed all the same. */
+  mem_backend_fail_all (set.be[0], MEM_FAIL_FLUSH);
+  ck_assert_int_eq (tierset_write (set.ts, s[0], 1, data, false), 0);
+  ck_assert_int_eq (tierset_write (set.ts, s[2], 1, data, false), 0);
+  errno = 0;
+  ck_assert_int_eq (tierset_flush (set.ts), -1);
+  ck_assert_int_eq (errno, EIO);
+  mem_backend_counters (set.be[0], &c);
+  ck_assert_uint_eq (c.flushes, 1);
+  mem_backend_counters (set.be[2], &c);
+  ck_assert_uint_eq (c.flushes, 1);
+  ck_assert_uint_eq (test_stats (set.ts, 0).errors, 1);
+
+  /* Only the backend whose flush failed is flushed again. */
+  mem_backend_heal (set.be[0]);
+  ck_assert_int_eq (tierset_flush (set.ts), 0);
+  for (i = 0; i < 3; i++) {
+    mem_backend_counters (set.be[i], &c);
+    ck_assert_uint_eq (c.flushes, i == 0 ? 2 : 1);
+  }
+  tierset_destroy (set.ts);
+  free (data);
+}
+END_TEST
+
+/* Add a backend that must be refused: -1, an error logged, the set
+ * unchanged, and the backend still the caller's (closed here: were the
+ * set to close it too, the sanitizers would see a double free).
+ */
+static void
+test_refuse (struct tierset *ts, uint64_t nslots, int priority)
+{
+  struct backend *be = mem_backend_create ("refused", nslots);
+  unsigned count = tierset_count (ts), errors = test_errors;
+  uint64_t capacity = tierset_capacity (ts);
+
+  ck_assert_msg (tierset_add (ts, be, priority) == -1,
+                 "a backend of %" PRIu64 " slots with priority %d was "
+                 "accepted", nslots, priority);
+  ck_assert_uint_gt (test_errors, errors);
+  ck_assert_uint_eq (tierset_count (ts), count);
+  ck_assert_uint_eq (tierset_capacity (ts), capacity);
+  backend_close (be);
+}
+
+/* Priorities outside TIERSET_PRIORITY_MIN .. MAX are refused, the limits
+ * themselves accepted.
+ */
+START_TEST (test_bad_priority)
+{
+  struct tierset *ts = tierset_create (3);
+
+  ck_assert_ptr_nonnull (ts);
+  test_refuse (ts, 4, TIERSET_PRIORITY_MIN - 1);
+  test_refuse (ts, 4, TIERSET_PRIORITY_MAX + 1);
+  test_refuse (ts, 4, -1000);
+  ck_assert_int_eq (tierset_add (ts, mem_backend_create ("min", 4),
+                                 TIERSET_PRIORITY_MIN), 0);
+  ck_assert_int_eq (tierset_add (ts, mem_backend_create ("max", 4),
+                                 TIERSET_PRIORITY_MAX), 1);
+  ck_assert_int_eq (test_stats (ts, 0).priority, TIERSET_PRIORITY_MIN);
+  ck_assert_int_eq (test_stats (ts, 1).priority, TIERSET_PRIORITY_MAX);
+  tierset_destroy (ts);
+}
+END_TEST
+
+/* At most TIERSET_MAX_TIERS backends. */
+START_TEST (test_too_many)
+{
+  struct tierset *ts = tierset_create (3);
+  unsigned i;
+
+  ck_assert_ptr_nonnull (ts);
+  for (i = 0; i < TIERSET_MAX_TIERS; i++)
+    ck_assert_int_eq (tierset_add (ts, mem_backend_create ("small", 1), 0),
+                      i);
+  test_refuse (ts, 1, 0);
+  ck_assert_uint_eq (tierset_count (ts), TIERSET_MAX_TIERS);
+  ck_assert_uint_eq (tierset_capacity (ts), TIERSET_MAX_TIERS);
+  tierset_destroy (ts);
+}
+END_TEST
+
+/* Backends whose slots do not fit below SLOT_MAX, counting the gap before
+ * each, are refused.
+ */
+START_TEST (test_address_space)
+{
+  struct tierset *ts = tierset_create (3);
+
+  ck_assert_ptr_nonnull (ts);
+  /* Addresses 1 .. SLOT_MAX: SLOT_MAX slots at most for one backend. */
+  test_refuse (ts, (uint64_t) SLOT_MAX + 1, 0);
+  test_refuse (ts, UINT64_C (1) << 40, 0);
+  /* After 10 slots at 1 .. 10 and a gap at 11, SLOT_MAX - 11 are left. */
+  ck_assert_int_eq (tierset_add (ts, mem_backend_create ("ten", 10), 0), 0);
+  test_refuse (ts, (uint64_t) SLOT_MAX - 10, 0);
+  ck_assert_uint_eq (tierset_capacity (ts), 10);
+  tierset_destroy (ts);
+}
+END_TEST
+
+/* The suite of tier set tests. */
+static Suite *
+test_suite (void)
+{
+  Suite *s = suite_create ("tierset");
+  TCase *tc;
+
+  tc = tcase_create ("addresses");
+  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_test (tc, test_addresses);
+  tcase_add_test (tc, test_io_routing);
+  suite_add_tcase (s, tc);
+
+  tc = tcase_create ("allocation");
+  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_test (tc, test_priorities);
+  tcase_add_test (tc, test_round_robin);
+  tcase_add_test (tc, test_prefer_full_run);
+  tcase_add_test (tc, test_avoid);
+  tcase_add_test (tc, test_accounting);
+  suite_add_tcase (s, tc);
+
+  tc = tcase_create ("random");
+  tcase_set_timeout (tc, 120);
+  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_loop_test (tc, test_random, 0, TEST_RANDOM_ROUNDS);
+  suite_add_tcase (s, tc);
+
+  tc = tcase_create ("errors");
+  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_test (tc, test_failing);
+  tcase_add_test (tc, test_flush);
+  tcase_add_test (tc, test_bad_priority);
+  tcase_add_test (tc, test_too_many);
+  tcase_add_test (tc, test_address_space);
+  suite_add_tcase (s, tc);
+
+  return s;
+}
+
+int
+main (void)
+{
+  const char *env = getenv ("TIERSET_TEST_SEED");
+  SRunner *sr;
+  int nfailed;
+
+  if (env != NULL) {
+    char *end;
+
+    errno = 0;
+    test_seed = strtoull (env, &end, 0);
+    if (errno != 0 || end == env || *end != '\0') {
+      fprintf (stderr, "test-tierset: cannot parse TIERSET_TEST_SEED=%s\n",
+               env);
+      return EXIT_FAILURE;
+    }
+  }
+
+  sr = srunner_create (test_suite ());
+  srunner_run_all (sr, CK_NORMAL);
+  nfailed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  if (nfailed > 0)
+    fprintf (stderr, "test-tierset: %d test(s) failed; random seed %" PRIu64
+             " (set TIERSET_TEST_SEED to replay)\n", nfailed, test_seed);
+  return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
