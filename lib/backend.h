@@ -15,12 +15,23 @@
 
 struct backend;
 
+/* Whether a backend can be reached, for backends that can lose it. */
+enum backend_health {
+  BACKEND_UP,                          /* serving */
+  BACKEND_DOWN,                        /* connection lost, reconnecting */
+  BACKEND_DEAD,                        /* gave up: every request fails */
+};
+
 struct backend_ops {
   const char *kind;                    /* "file", "block", "nbd" */
   int (*read) (struct backend *be, void *buf, uint64_t slot, uint64_t n);
   int (*write) (struct backend *be, const void *buf, uint64_t slot,
                 uint64_t n, bool fua);
   int (*flush) (struct backend *be);
+  /* Optional: discard slots about to be freed (advisory). */
+  int (*trim) (struct backend *be, uint64_t slot, uint64_t n);
+  /* Optional: reachability; a backend without it is always up. */
+  enum backend_health (*health) (struct backend *be);
   void (*close) (struct backend *be);
 };
 
@@ -44,6 +55,29 @@ extern struct backend *backend_file_open (const char *path,
  */
 extern bool backend_file_identity (const struct backend *be,
                                    uint64_t *dev, uint64_t *ino);
+
+/* Open a remote NBD export given by a libnbd URI as a backend, with up to
+ * nconns connections (requests in flight), a per-request timeout and a
+ * grace time after which an unreachable server is given up.  The first
+ * connection is made now; failure to connect is an error.  Slot 0 of the
+ * export holds a token identifying this use of it, checked on every
+ * connection, so a server that lost its data (restarted memory server,
+ * another export) is never read as if it had it.  Returns NULL after
+ * log_error on failure.
+ */
+extern struct backend *backend_nbd_open (const char *uri, unsigned nconns,
+                                         unsigned timeout_ms,
+                                         unsigned grace_ms);
+
+/* Whether target names a remote backend (an NBD URI) rather than a path. */
+extern bool backend_is_uri (const char *target);
+
+/* Health of a backend (BACKEND_UP for backends that cannot lose it). */
+static inline enum backend_health
+backend_health (struct backend *be)
+{
+  return be->ops->health ? be->ops->health (be) : BACKEND_UP;
+}
 
 /* Close a backend and free it.  NULL is accepted. */
 static inline void

@@ -24,6 +24,7 @@ struct engine {
 
 /* A run of consecutive slots collected for freeing in one call. */
 struct engine_free_run {
+  bool trim;                           /* tell the backend first */
   slot_t first;
   uint32_t n;
 };
@@ -103,8 +104,9 @@ engine_bounce (const struct engine *e, unsigned idx)
 }
 
 /* Add slot s to the run being collected, freeing the run first when s does
- * not extend it.  SLOT_NONE flushes the run.  LOST pages have no slot to
- * free: theirs was marked bad when they were lost.
+ * not extend it (trimming it before, with trim: once freed, the slots may
+ * hold another page's data).  SLOT_NONE flushes the run.  LOST pages
+ * have no slot to free: theirs was marked bad when they were lost.
  */
 static void
 engine_free_slot (struct engine *e, struct engine_free_run *run, slot_t s)
@@ -112,6 +114,8 @@ engine_free_slot (struct engine *e, struct engine_free_run *run, slot_t s)
   if (s == SLOT_LOST)
     return;
   if (run->n > 0 && (s == SLOT_NONE || s != run->first + run->n)) {
+    if (run->trim)
+      tierset_trim (e->ts, run->first, run->n);
     tierset_free_run (e->ts, run->first, run->n);
     run->n = 0;
   }
@@ -139,11 +143,11 @@ engine_publish (struct engine *e, uint64_t page, uint32_t n, slot_t first)
                page, n, first);
 }
 
-/* Unmap pages [page, page+n) and free their slots. */
+/* Unmap pages [page, page+n), trim their slots and free them. */
 static void
 engine_unmap (struct engine *e, uint64_t page, uint64_t n)
 {
-  struct engine_free_run run = { 0 };
+  struct engine_free_run run = { .trim = true };
   uint64_t i;
 
   for (i = 0; i < n; i++)

@@ -206,6 +206,7 @@ tierset_stats (struct tierset *ts, unsigned id, struct tier_stats *st)
     .kind = t->be->ops->kind,
     .priority = t->priority,
     .state = __atomic_load_n (&t->state, __ATOMIC_RELAXED),
+    .health = backend_health (t->be),
     .first = t->first,
     .capacity = t->nslots,
     .reads = __atomic_load_n (&t->reads, __ATOMIC_RELAXED),
@@ -227,7 +228,8 @@ tier_alloc (struct tier *t, uint32_t want, uint32_t max, uint32_t *len)
 {
   uint64_t s, n;
 
-  if (__atomic_load_n (&t->state, __ATOMIC_RELAXED) != TIER_ACTIVE)
+  if (__atomic_load_n (&t->state, __ATOMIC_RELAXED) != TIER_ACTIVE ||
+      backend_health (t->be) != BACKEND_UP)
     return SLOT_NONE;
   pthread_mutex_lock (&t->lock);
   s = blist_alloc (t->blist, want, max, &n);
@@ -313,6 +315,16 @@ tierset_free_run (struct tierset *ts, slot_t first, uint32_t n)
 }
 
 void
+tierset_trim (struct tierset *ts, slot_t first, uint32_t n)
+{
+  struct tier *t = tierset_lookup (ts, first);
+
+  if (t->be->ops->trim &&
+      t->be->ops->trim (t->be, first - t->first, n) == -1)
+    __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
+}
+
+void
 tierset_mark_bad (struct tierset *ts, slot_t first, uint32_t n)
 {
   struct tier *t = tierset_lookup (ts, first);
@@ -325,12 +337,25 @@ tierset_mark_bad (struct tierset *ts, slot_t first, uint32_t n)
              t->id, t->be->target, first - t->first, n);
 }
 
+/* Fail a tier: no new pages go there; its pages are still read. */
+static void
+tier_fail (struct tier *t, const char *why)
+{
+  if (__atomic_exchange_n (&t->state, TIER_FAILED, __ATOMIC_RELAXED)
+      != TIER_FAILED)
+    log_error ("backend %u %s: failed (%s); no new pages go there",
+               t->id, t->be->target, why);
+}
+
 /* Count the outcome of one I/O request on a tier; fail the tier after
- * max_errors errors in a row.
+ * max_errors errors in a row, or when its backend gave up reaching its
+ * server.  A lost connection (ENOTCONN) counts as an error but not
+ * towards max_errors: the backend's own grace time decides about those.
  */
 static void
 tier_count_result (struct tierset *ts, struct tier *t, int r)
 {
+  int err = errno;
   unsigned errors;
 
   if (r == 0) {
@@ -338,12 +363,15 @@ tier_count_result (struct tierset *ts, struct tier *t, int r)
     return;
   }
   __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
-  errors = __atomic_add_fetch (&t->consecutive_errors, 1, __ATOMIC_RELAXED);
-  if (errors >= ts->max_errors &&
-      __atomic_exchange_n (&t->state, TIER_FAILED, __ATOMIC_RELAXED)
-      != TIER_FAILED)
-    log_error ("backend %u %s: failed after %u consecutive errors; "
-               "no new pages go there", t->id, t->be->target, errors);
+  if (backend_health (t->be) == BACKEND_DEAD)
+    tier_fail (t, "its server is gone");
+  else if (err != ENOTCONN) {
+    errors = __atomic_add_fetch (&t->consecutive_errors, 1,
+                                 __ATOMIC_RELAXED);
+    if (errors >= ts->max_errors)
+      tier_fail (t, "too many consecutive errors");
+  }
+  errno = err;
 }
 
 int

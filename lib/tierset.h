@@ -38,6 +38,7 @@ struct tier_stats {
   const char *kind;                    /* backend kind */
   int priority;
   enum tier_state state;
+  enum backend_health health;          /* reachability of its server */
   slot_t first;                        /* global address of slot 0 */
   uint64_t capacity, used, free, bad;  /* slots */
   uint64_t reads, writes, errors;      /* requests */
@@ -83,6 +84,12 @@ extern slot_t tierset_alloc_run (struct tierset *ts, uint32_t max,
  * slots.
  */
 extern void tierset_free_run (struct tierset *ts, slot_t first, uint32_t n);
+
+/* Tell the backend holding the n slots from first, about to be freed,
+ * that their content is no longer needed (where it can use that).  Errors
+ * are counted and otherwise ignored.
+ */
+extern void tierset_trim (struct tierset *ts, slot_t first, uint32_t n);
 
 /* Mark the n slots from first, all in use, bad: never handed out again. */
 extern void tierset_mark_bad (struct tierset *ts, slot_t first, uint32_t n);

@@ -16,6 +16,7 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
+#include "backend.h"
 #include "engine.h"
 #include "options.h"
 
@@ -40,6 +41,35 @@ options_last_backend (const char *key)
     return NULL;
   }
   return &options.backend[options.nbackends - 1];
+}
+
+/* Parse a key that applies to the remote backend just before it:
+ * connections= (1 .. 64), timeout= and grace= (seconds, 1 .. 86400).
+ */
+static int
+options_remote (const char *key, const char *value)
+{
+  struct backend_spec *spec = options_last_backend (key);
+  unsigned n, max = strcmp (key, "connections") == 0 ? 64 : 86400;
+
+  if (spec == NULL || nbdkit_parse_unsigned (key, value, &n) == -1)
+    return -1;
+  if (!spec->remote) {
+    nbdkit_error ("%s=%s: applies to remote backends (NBD URIs) only, "
+                  "not to %s", key, value, spec->target);
+    return -1;
+  }
+  if (n < 1 || n > max) {
+    nbdkit_error ("%s=%s: out of range (1 to %u)", key, value, max);
+    return -1;
+  }
+  if (strcmp (key, "connections") == 0)
+    spec->connections = n;
+  else if (strcmp (key, "timeout") == 0)
+    spec->timeout = n;
+  else
+    spec->grace = n;
+  return 0;
 }
 
 /* Parse reserve=: "N%" (0 .. 50) or a size in bytes. */
@@ -138,7 +168,13 @@ options_config (const char *key, const char *value)
       return -1;
     }
     spec = &options.backend[options.nbackends++];
-    spec->target = nbdkit_strdup_intern (value);
+    *spec = (struct backend_spec) {
+      .target = nbdkit_strdup_intern (value),
+      .remote = backend_is_uri (value),
+      .connections = 4,
+      .timeout = 30,
+      .grace = 60,
+    };
     if (spec->target == NULL)
       return -1;
     return 0;
@@ -163,6 +199,11 @@ options_config (const char *key, const char *value)
     if ((spec = options_last_backend (key)) == NULL ||
         (capacity = nbdkit_parse_size (value)) == -1)
       return -1;
+    if (spec->remote) {
+      nbdkit_error ("capacity=%s: applies to local files only; the size "
+                    "of the remote export %s is probed", value, spec->target);
+      return -1;
+    }
     if (capacity < PAGE_SIZE) {
       nbdkit_error ("capacity=%s: at least one %" PRIu32 "-byte slot is "
                     "needed", value, PAGE_SIZE);
@@ -171,6 +212,9 @@ options_config (const char *key, const char *value)
     spec->capacity = capacity;
     return 0;
   }
+  if (strcmp (key, "connections") == 0 || strcmp (key, "timeout") == 0 ||
+      strcmp (key, "grace") == 0)
+    return options_remote (key, value);
   if (strcmp (key, "size") == 0) {
     options.size = nbdkit_parse_size (value);
     if (options.size == -1)

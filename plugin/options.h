@@ -11,8 +11,12 @@
 /* One backend= key with the priority= and capacity= that followed it. */
 struct backend_spec {
   const char *target;
+  bool remote;                         /* an NBD URI */
   int priority;
   uint64_t capacity;                   /* bytes, 0 if not given */
+  unsigned connections;                /* remote: connections (in flight) */
+  unsigned timeout;                    /* remote: seconds per request */
+  unsigned grace;                      /* remote: seconds to reconnect */
 };
 
 struct options {
@@ -28,10 +32,16 @@ struct options {
 extern struct options options;
 
 #define OPTIONS_HELP \
-  "backend=PATH               (repeatable) A file or block device.\n" \
+  "backend=PATH|URI           (repeatable) A file, block device or NBD URI\n" \
+  "                           (nbd://, nbds://, nbd+unix:///?socket=...).\n" \
   "  priority=N               Priority of the backend before it (-1..32767,\n" \
   "                           default 0; higher is used first).\n" \
   "  capacity=SIZE            Create or extend the file before it.\n" \
+  "  connections=N            Remote: connections, so requests in flight\n" \
+  "                           (default 4).\n" \
+  "  timeout=SECONDS          Remote: time allowed per request (default 30).\n" \
+  "  grace=SECONDS            Remote: how long to try reconnecting before\n" \
+  "                           the backend is failed (default 60).\n" \
   "size=SIZE                  Size of the exported device (default: all the\n" \
   "                           backends can hold, less the reserve).\n" \
   "reserve=PERCENT%|SIZE      Slots kept free for rewrites (default 1%).\n" \

@@ -102,6 +102,9 @@ swaptier_open_backend (unsigned i)
   struct stat st;
   unsigned j;
 
+  if (spec->remote)
+    return backend_nbd_open (spec->target, spec->connections,
+                             spec->timeout * 1000, spec->grace * 1000);
   if (stat (spec->target, &st) == 0) {
     uint64_t dev = S_ISBLK (st.st_mode) ? st.st_rdev : st.st_dev;
     uint64_t ino = S_ISBLK (st.st_mode) ? 0 : st.st_ino;

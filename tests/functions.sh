@@ -11,6 +11,9 @@
 # A test exits 0 on success, 77 (skip) when a tool it needs is missing, and
 # anything else on failure.
 
+# The swt_ variables set here are read by the tests.
+# shellcheck disable=SC2034,SC2119,SC2120
+
 # The plugin under test: $abs_top_builddir/swaptier.so, else
 # $top_builddir/swaptier.so, else the parent of the directory of the test.
 swt_find_plugin ()
@@ -73,7 +76,15 @@ swt_setup ()
     swt_tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/swaptier-test.XXXXXX")
     swt_pid=
     swt_runs=0
+    swt_exit_cmds=()
     trap swt_cleanup EXIT
+}
+
+# Run a command (a string for eval) at exit, after the server is stopped
+# and before the temp dir is removed, e.g. to detach a loop device.
+swt_on_exit ()
+{
+    swt_exit_cmds+=("$1")
 }
 
 # Stop a server left running (a failed test) and remove the temp dir.
@@ -91,6 +102,10 @@ swt_cleanup ()
         fi
         swt_pid=
     fi
+    local cmd
+    for cmd in "${swt_exit_cmds[@]}"; do
+        eval "$cmd" || true
+    done
     [[ -n ${swt_tmpdir:-} ]] && rm -rf "$swt_tmpdir"
     exit "$rc"
 }

@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 
 swt_setup
-swt_require nbdinfo timeout
+swt_require nbdinfo timeout truncate
 d=$swt_tmpdir
 
 # Run a configuration that must be accepted; print the export size.
@@ -98,6 +98,19 @@ swt_expect_error "not a regular file or block device" backend=/dev/null
 mkdir "$d/dir"
 swt_expect_error "not a regular file or block device" backend="$d/dir"
 
+# An existing file without capacity= is used at its size, in whole slots:
+# 8 MiB + 1000 bytes is 2048 slots, 512 of them spare.
+truncate -s $(( 8 * 1048576 + 1000 )) "$d/existing"
+[[ $(cfg_size backend="$d/existing") -eq $(( (2048 - 512) * 4096 )) ]] ||
+    swt_fail "an existing 8M+1000 file does not export 1536 pages"
+truncate -s 1000 "$d/small"
+swt_expect_error "less than one 4096-byte slot" backend="$d/small"
+
+# A file that another swaptier is serving from is refused (flock).
+swt_start backend="$d/existing"
+swt_expect_error "in use by another process" backend="$d/existing"
+swt_stop
+
 # Two backends on one file: the same path, a symlink, a hard link, and
 # one created by the first backend's capacity= in the same run.
 truncate -s 8M "$d/same"
@@ -121,15 +134,15 @@ swt_expect_error "is the same file as backend" \
 if command -v losetup >/dev/null 2>&1 &&
    truncate -s 8M "$d/loopfile" &&
    loopdev=$(losetup -f --show "$d/loopfile" 2>/dev/null); then
-    # Detach it on exit, before the temp dir goes.
-    trap 'losetup -d "$loopdev" 2>/dev/null || true; swt_cleanup' EXIT
+    # Detach it on exit too, should a check below fail.
+    swt_on_exit '[[ -z $loopdev ]] || losetup -d "$loopdev"'
     swt_expect_error "capacity= cannot be set for a block device" \
         backend="$loopdev" capacity=8M
     # Without capacity= the block device works: its size is probed.
     [[ $(cfg_size backend="$loopdev") -eq $(( (2048 - 512) * 4096 )) ]] ||
         swt_fail "the 8M loop device does not export $(( (2048 - 512) * 4096 )) bytes"
     losetup -d "$loopdev"
-    trap swt_cleanup EXIT
+    loopdev=
 else
     echo "note: no loop device (needs losetup and root); skipped the" \
          "capacity= on a block device case"

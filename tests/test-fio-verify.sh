@@ -3,7 +3,8 @@
 # (verify=crc32c) through swaptier:
 #   1. 4 KiB random writes at iodepth 32 over the whole device;
 #   2. mixed block sizes (bssplit 4k/8k/64k/1m), random reads and writes,
-#      two jobs (so two NBD connections) on disjoint halves of the device.
+#      two jobs (so two NBD connections) on disjoint halves of the device,
+#      with a flush every 32 writes.
 # No verify error may occur.  Afterwards the unload counters must be
 # consistent (used + free + bad == capacity, no errors), and since phase 1
 # wrote every page once and nothing was trimmed, exactly one slot per page
@@ -72,9 +73,9 @@ fio_check "$swt_tmpdir/fio1.json" "$size"
 half=$(( size / 2 / 1048576 * 1048576 ))
 echo "phase 2: mixed sizes, randrw, 2 jobs of $half bytes"
 fio_run "$swt_tmpdir/fio2.json" --name=mixed --rw=randrw --rwmixread=30 \
-    --bssplit=4k/50:8k/25:64k/15:1m/10 --iodepth=16 --numjobs=2 \
+    --bssplit=4k/50:8k/25:64k/15:1m/10 --iodepth=16 --numjobs=2 --fsync=32 \
     --size="$half" --offset_increment="$half" --io_size=$(( half / 2 ))
-fio_check "$swt_tmpdir/fio2.json" 1
+fio_check "$swt_tmpdir/fio2.json" $(( half / 4 ))
 
 swt_stop
 swt_show_counters

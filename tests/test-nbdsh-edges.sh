@@ -9,8 +9,13 @@
 #   - trim then read gives zeroes; zero of part of a page; zero flags;
 #   - extents (base:allocation): unmapped pages hole|zero, written pages data;
 #   - flush and FUA writes;
+#   - large requests over many stripe units;
 #   - two connections see each other's writes (multi-conn);
-#   - a seeded random mix of all of the above, then a full compare.
+#   - concurrent sub-page writes to shared pages (read-modify-write under
+#     the range lock), and reads racing with rewrites (no slot reuse under
+#     a reader);
+#   - a seeded random mix of all of the above (SEED=N to repeat one), then
+#     a full compare and a check that slots in use == pages mapped.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 
@@ -24,11 +29,10 @@ pages=$((2 * 2048 - 128))
 swt_start backend="$swt_tmpdir/a" capacity=8M priority=7 \
           backend="$swt_tmpdir/b" capacity=8M priority=7 stripe=4
 
-URI=$swt_uri MAPPED_FILE=$swt_tmpdir/mapped EXPECTED_SIZE=$((pages * 4096)) SEED=${SEED:-$RANDOM} \
-"$swt_python" - <<'EOF'
+URI=$swt_uri EXPECTED_SIZE=$((pages * 4096)) SEED=${SEED:-$RANDOM} \
+MAPPED_FILE=$swt_tmpdir/mapped "$swt_python" - <<'EOF'
 import os
 import random
-import sys
 
 import nbd
 
@@ -280,6 +284,18 @@ ctx, off, ent = [g for g in got if g[0] == nbd.CONTEXT_BASE_ALLOCATION][0]
 assert ent[0] > 0 and ent[1] == HOLE, "unaligned block_status: %r" % ent
 print("ok: extents")
 
+# --- Large requests: many stripe units in one request ---------------------
+write(1000 * PAGE, pattern(4 << 20))               # 4 MiB, aligned
+write(1100 * PAGE + 321, pattern((3 << 20) + 123)) # 3 MiB, unaligned
+check(999 * PAGE, (4 << 20) + 2 * PAGE, what="after large writes")
+check(1050 * PAGE + 1, 2 << 20, what="large unaligned read")
+check_extents(990 * PAGE, 1100 * PAGE, what="after large writes")
+zero(1010 * PAGE + 5, 2 << 20)                     # large zero, unaligned
+trim_pages(1500 * PAGE, 1 << 20)                   # large trim
+check(999 * PAGE, (4 << 20) + 2 * PAGE, what="after large zero and trim")
+check_extents(990 * PAGE, 1100 * PAGE, what="after large zero and trim")
+print("ok: large requests")
+
 # --- Flush and FUA ----------------------------------------------------------
 h.flush()
 write(300 * PAGE, pattern(PAGE), nbd.CMD_FLAG_FUA)
@@ -305,6 +321,88 @@ h.flush()
 check(400 * PAGE, 3 * PAGE, conn=h2, what="trim h -> h2")
 check_extents(400 * PAGE, 3 * PAGE, conn=h2, what="extents h -> h2")
 print("ok: multi-conn")
+
+# --- Concurrent requests on shared pages, over both connections ----------
+def run_concurrently(reqs):
+    """Issue every request at once (aio) and wait for all of them.
+    reqs: (conn, "w", offset, data) or (conn, "r", offset, length).
+    Returns the data of the reads, in order, as bytes (None for writes)."""
+    started = []
+    for conn, kind, off, arg in reqs:
+        if kind == "w":
+            buf = nbd.Buffer.from_bytearray(bytearray(arg))
+            cookie = conn.aio_pwrite(buf, off)
+        else:
+            buf = nbd.Buffer(arg)
+            cookie = conn.aio_pread(buf, off)
+        started.append((conn, kind, cookie, buf))
+    conns = {id(c): c for c, _, _, _ in started}.values()
+    while any(c.aio_in_flight() > 0 for c in conns):
+        for c in conns:
+            if c.aio_in_flight() > 0:
+                c.poll(1)
+    results = []
+    for conn, kind, cookie, buf in started:
+        assert conn.aio_command_completed(cookie)
+        results.append(buf.to_bytearray() if kind == "r" else None)
+    return results
+
+
+# Sub-page writes to the same pages in flight together: cut 24 pages into
+# disjoint pieces of 1 to 3000 bytes (some crossing page boundaries) and
+# write them all at once, half on each connection, in random order.  Each
+# needs a read-modify-write of its page: none may undo another.
+lo, hi = 500 * PAGE + 77, 524 * PAGE - 5
+pieces = []
+off = lo
+while off < hi:
+    n = min(rng.randrange(1, 3001), hi - off)
+    pieces.append((off, pattern(n)))
+    off += n
+rng.shuffle(pieces)
+run_concurrently([(rng.choice((h, h2)), "w", off, data)
+                  for off, data in pieces])
+for off, data in pieces:
+    model[off:off + len(data)] = data
+mapped.update(pages_of(lo, hi - lo))
+check(499 * PAGE, 26 * PAGE, what="after %d concurrent sub-page writes"
+      % len(pieces))
+check_extents(499 * PAGE, 26 * PAGE, what="after concurrent sub-page writes")
+
+# Rewrites racing with reads: while whole pages are rewritten again and
+# again, every page a concurrent read returns must be a version that was
+# written to that very page (never another page's data, a half-written
+# page, or zeroes): slots are not reused under a reader.
+first, npages = 600, 16
+versions = {p: set() for p in range(first, first + npages)}
+for p in versions:
+    data = pattern(PAGE)
+    write(p * PAGE, data)
+    versions[p].add(data)
+for rnd in range(12):
+    reqs = []
+    for p in range(first, first + npages):
+        data = pattern(PAGE)
+        versions[p].add(data)
+        model[p * PAGE:(p + 1) * PAGE] = data
+        reqs.append((h, "w", p * PAGE, data))
+        reqs.append((h2, "r", p * PAGE, PAGE))
+        reqs.append((h2, "r", p * PAGE - PAGE, 3 * PAGE))
+    # One write per page and round: the model above is exact.
+    rng.shuffle(reqs)
+    results = run_concurrently(reqs)
+    for (conn, kind, off, arg), got in zip(reqs, results):
+        if kind != "r":
+            continue
+        for i in range(0, arg, PAGE):
+            p = (off + i) // PAGE
+            page = bytes(got[i:i + PAGE])
+            if p in versions:
+                assert page in versions[p], \
+                    "round %d: read of page %d returned data never written " \
+                    "there" % (rnd, p)
+check((first - 1) * PAGE, (npages + 2) * PAGE, what="after racing rewrites")
+print("ok: concurrent sub-page writes and racing rewrites/reads")
 
 # --- A random mix near both ends, over both connections -------------------
 windows = [(0, 96 * PAGE), (size - 64 * PAGE, size)]
