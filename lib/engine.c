@@ -314,8 +314,9 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
 }
 
 /* Fill the bounce buffer for pages [page, end) with the new bytes
- * [from, to) of the request, and the old content of a first or last page
- * that the request covers only in part (read-modify-write).
+ * [from, to) of the request (zeroes if src is NULL), and the old content
+ * of a first or last page that the request covers only in part
+ * (read-modify-write).
  */
 static int
 engine_fill_bounce (struct engine *e, char *bounce, uint64_t page,
@@ -329,23 +330,25 @@ engine_fill_bounce (struct engine *e, char *bounce, uint64_t page,
       engine_read_pages (e, end - 1, 1,
                          bounce + (end - 1 - page) * PAGE_SIZE) == -1)
     return -1;
-  memcpy (bounce + (from - lo), src, to - from);
+  if (src)
+    memcpy (bounce + (from - lo), src, to - from);
+  else
+    memset (bounce + (from - lo), 0, to - from);
   return 0;
 }
 
-int
-engine_write (struct engine *e, const void *buf, uint32_t count,
-              uint64_t offset, bool fua)
+/* Write count bytes from buf (zeroes if buf is NULL) at offset, a range
+ * already checked, one stripe unit at a time.
+ */
+static int
+engine_write_range (struct engine *e, const char *buf, uint32_t count,
+                    uint64_t offset, bool fua)
 {
   uint64_t p0, p1, page, end_byte = offset + count;
   unsigned idx;
   char *bounce;
   int r = 0;
 
-  if (engine_check_range (e, "write", count, offset, ENOSPC) == -1)
-    return -1;
-  if (count == 0)
-    return 0;
   p0 = offset >> PAGE_SHIFT;
   p1 = (end_byte + PAGE_SIZE - 1) >> PAGE_SHIFT;
   idx = rangelock_acquire (e->rl, p0, p1, true);
@@ -356,9 +359,9 @@ engine_write (struct engine *e, const void *buf, uint32_t count,
     uint64_t lo = page << PAGE_SHIFT, hi = end << PAGE_SHIFT;
     uint64_t from = lo > offset ? lo : offset;
     uint64_t to = hi < end_byte ? hi : end_byte;
-    const char *src = (const char *) buf + (from - offset);
+    const char *src = buf ? buf + (from - offset) : NULL;
 
-    if (from != lo || to != hi || !engine_aligned (src)) {
+    if (src == NULL || from != lo || to != hi || !engine_aligned (src)) {
       r = engine_fill_bounce (e, bounce, page, end, from, to, src);
       if (r == -1)
         goto out;
@@ -372,6 +375,17 @@ engine_write (struct engine *e, const void *buf, uint32_t count,
  out:
   rangelock_release (e->rl, idx);
   return r;
+}
+
+int
+engine_write (struct engine *e, const void *buf, uint32_t count,
+              uint64_t offset, bool fua)
+{
+  if (engine_check_range (e, "write", count, offset, ENOSPC) == -1)
+    return -1;
+  if (count == 0)
+    return 0;
+  return engine_write_range (e, buf, count, offset, fua);
 }
 
 /* Zero the bytes [from, to) of one page that they cover only in part. */
@@ -437,12 +451,15 @@ engine_trim (struct engine *e, uint32_t count, uint64_t offset, bool fua)
 }
 
 int
-engine_zero (struct engine *e, uint32_t count, uint64_t offset, bool fua)
+engine_zero (struct engine *e, uint32_t count, uint64_t offset, bool fua,
+             bool may_unmap)
 {
   if (engine_check_range (e, "zero", count, offset, ENOSPC) == -1)
     return -1;
   if (count == 0)
     return 0;
+  if (!may_unmap)
+    return engine_write_range (e, NULL, count, offset, fua);
   return engine_discard (e, count, offset, true, fua);
 }
 

@@ -50,8 +50,11 @@ extern int engine_write (struct engine *e, const void *buf, uint32_t count,
                          uint64_t offset, bool fua);
 extern int engine_trim (struct engine *e, uint32_t count, uint64_t offset,
                         bool fua);
+/* Zero a range.  With may_unmap, whole pages are unmapped (fast); without
+ * (the client asked to keep the space allocated), zeroes are written.
+ */
 extern int engine_zero (struct engine *e, uint32_t count, uint64_t offset,
-                        bool fua);
+                        bool fua, bool may_unmap);
 extern int engine_flush (struct engine *e);
 
 /* Describe [offset, offset+count) as extents of whole pages: hole (reads

@@ -204,14 +204,18 @@ swaptier_get_size (void *handle)
   return export_pages * PAGE_SIZE;
 }
 
-/* Requests are served best in whole pages; smaller ones still work. */
+/* Requests are served best in whole pages; smaller ones still work.  The
+ * maximum is the conventional NBD limit, within what nbdkit accepts.
+ */
+#define SWAPTIER_MAX_REQUEST (32 * 1024 * 1024)
+
 static int
 swaptier_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
                      uint32_t *maximum)
 {
   *minimum = PAGE_SIZE;
   *preferred = PAGE_SIZE;
-  *maximum = 0xffffffff;
+  *maximum = SWAPTIER_MAX_REQUEST;
   return 0;
 }
 
@@ -278,11 +282,21 @@ swaptier_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
   return engine_trim (engine, count, offset, flags & NBDKIT_FLAG_FUA);
 }
 
-/* Zeroing unmaps, which is always fast, so FAST_ZERO needs no check. */
+/* Zeroing unmaps, which is fast.  A client that forbids holes (no
+ * MAY_TRIM) gets zeroes written, which is not fast, so a FAST_ZERO
+ * request of that kind is refused as the protocol asks.
+ */
 static int
 swaptier_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
-  return engine_zero (engine, count, offset, flags & NBDKIT_FLAG_FUA);
+  bool may_unmap = flags & NBDKIT_FLAG_MAY_TRIM;
+
+  if (!may_unmap && (flags & NBDKIT_FLAG_FAST_ZERO)) {
+    errno = ENOTSUP;
+    return -1;
+  }
+  return engine_zero (engine, count, offset, flags & NBDKIT_FLAG_FUA,
+                      may_unmap);
 }
 
 static int

@@ -160,7 +160,13 @@ swt_stop ()
 {
     local pid=$swt_pid rc=0
     [[ -n $pid ]] || swt_fail "swt_stop: no server running"
-    kill -TERM "$pid"
+    if ! kill -TERM "$pid" 2>/dev/null; then
+        wait "$pid" || rc=$?
+        swt_pid=
+        cat "$swt_log" >&2
+        swt_fail "nbdkit (pid $pid) exited by itself (status $rc)" \
+                 "before it was stopped"
+    fi
     if ! swt_wait_gone "$pid" 30; then
         swt_fail "nbdkit (pid $pid) did not exit within 30 s of SIGTERM"
     fi
