@@ -57,6 +57,8 @@ engine_create (struct tierset *ts, uint64_t npages, uint32_t stripe)
     engine_destroy (e);
     return NULL;
   }
+  /* Touch the bounce buffers now, not on the request path. */
+  memset (e->bounce, 0, (size_t) ENGINE_REQUESTS * stripe * PAGE_SIZE);
   return e;
 }
 
@@ -69,6 +71,12 @@ engine_destroy (struct engine *e)
     free (e->bounce);
     free (e);
   }
+}
+
+void
+engine_prefault (struct engine *e)
+{
+  pagemap_prefault (e->map);
 }
 
 uint64_t

@@ -39,6 +39,11 @@ extern struct engine *engine_create (struct tierset *ts, uint64_t npages,
 
 extern void engine_destroy (struct engine *e);
 
+/* Fault in the page map, so that with locked memory nothing on the
+ * request path needs a new page.
+ */
+extern void engine_prefault (struct engine *e);
+
 /* Slots that must stay free beyond the exported pages so that every
  * request in flight can write its new copy before freeing the old one.
  */

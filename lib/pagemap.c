@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "pagemap.h"
+#include "swapsafe.h"
 
 struct pagemap {
   uint64_t npages;
@@ -77,6 +78,12 @@ pagemap_replace (struct pagemap *map, uint64_t page, slot_t expected,
   return __atomic_compare_exchange_n (&map->entry[page], &expected, entry,
                                       false, __ATOMIC_ACQ_REL,
                                       __ATOMIC_ACQUIRE);
+}
+
+void
+pagemap_prefault (struct pagemap *map)
+{
+  swapsafe_prefault (map->entry, map->bytes);
 }
 
 size_t

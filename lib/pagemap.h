@@ -2,10 +2,10 @@
  *
  * One 32-bit entry per page (SLOT_NONE, SLOT_LOST or a slot), in an
  * anonymous mapping: pages of the map that were never written cost no
- * memory unless the process locks its memory, in which case the whole map
- * is resident from the start and nothing is allocated later.  Entries are
+ * memory.  Entries are
  * read and written atomically; callers order related updates with the
- * range lock.
+ * range lock.  With locked memory, pagemap_prefault makes the whole map
+ * resident up front.
  */
 
 #ifndef SWAPTIER_PAGEMAP_H
@@ -35,6 +35,9 @@ extern slot_t pagemap_set (struct pagemap *map, uint64_t page, slot_t entry);
 /* Replace the entry of a page only if it still equals expected. */
 extern bool pagemap_replace (struct pagemap *map, uint64_t page,
                              slot_t expected, slot_t entry);
+
+/* Fault in every page of the map (see swapsafe.h). */
+extern void pagemap_prefault (struct pagemap *map);
 
 /* Bytes of address space the map reserves (4 per page). */
 extern size_t pagemap_memory (const struct pagemap *map);

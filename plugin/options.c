@@ -25,6 +25,7 @@ struct options options = {
   .stripe = 16,
   .reserve_percent = 1,
   .max_errors = 8,
+  .mlock = true,
 };
 
 /* Nesting depth of config= files being read (they may not nest). */
@@ -245,6 +246,14 @@ options_config (const char *key, const char *value)
       nbdkit_error ("max-errors=%s: must be at least 1", value);
       return -1;
     }
+    return 0;
+  }
+  if (strcmp (key, "mlock") == 0) {
+    int r = nbdkit_parse_bool (value);
+
+    if (r == -1)
+      return -1;
+    options.mlock = r;
     return 0;
   }
   if (strcmp (key, "config") == 0)

@@ -27,6 +27,7 @@ struct options {
   int reserve_percent;                 /* -1 if reserve given in bytes */
   int64_t reserve_bytes;
   unsigned max_errors;
+  bool mlock;                          /* lock the process in memory */
 };
 
 extern struct options options;
@@ -48,6 +49,7 @@ extern struct options options;
   "stripe=PAGES               Stripe unit over equal priorities (default 16).\n" \
   "max-errors=N               Fail a backend after N errors in a row\n" \
   "                           (default 8).\n" \
+  "mlock=on|off               Lock the process in memory (default on).\n" \
   "config=FILE                Read key=value lines from FILE."
 
 /* Handle one key=value, from the command line or a config= file. */

@@ -22,6 +22,7 @@
 #include "engine.h"
 #include "log.h"
 #include "options.h"
+#include "swapsafe.h"
 #include "tierset.h"
 
 static struct tierset *tiers;
@@ -192,6 +193,19 @@ swaptier_config_complete (void)
   return 0;
 }
 
+/* In the process that serves (after nbdkit's fork, which would drop
+ * memory locks): small stacks, memory locked, I/O flusher.
+ */
+static int
+swaptier_after_fork (void)
+{
+  if (swapsafe_setup (options.mlock) == -1)
+    return -1;
+  if (options.mlock)
+    engine_prefault (engine);
+  return 0;
+}
+
 static void *
 swaptier_open (int readonly)
 {
@@ -265,6 +279,7 @@ static int
 swaptier_pread (void *handle, void *buf, uint32_t count, uint64_t offset,
                 uint32_t flags)
 {
+  swapsafe_enter_io ();
   return engine_read (engine, buf, count, offset);
 }
 
@@ -272,6 +287,7 @@ static int
 swaptier_pwrite (void *handle, const void *buf, uint32_t count,
                  uint64_t offset, uint32_t flags)
 {
+  swapsafe_enter_io ();
   return engine_write (engine, buf, count, offset,
                        flags & NBDKIT_FLAG_FUA);
 }
@@ -279,6 +295,7 @@ swaptier_pwrite (void *handle, const void *buf, uint32_t count,
 static int
 swaptier_trim (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
+  swapsafe_enter_io ();
   return engine_trim (engine, count, offset, flags & NBDKIT_FLAG_FUA);
 }
 
@@ -291,6 +308,7 @@ swaptier_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 {
   bool may_unmap = flags & NBDKIT_FLAG_MAY_TRIM;
 
+  swapsafe_enter_io ();
   if (!may_unmap && (flags & NBDKIT_FLAG_FAST_ZERO)) {
     errno = ENOTSUP;
     return -1;
@@ -302,6 +320,7 @@ swaptier_zero (void *handle, uint32_t count, uint64_t offset, uint32_t flags)
 static int
 swaptier_flush (void *handle, uint32_t flags)
 {
+  swapsafe_enter_io ();
   return engine_flush (engine);
 }
 
@@ -319,6 +338,7 @@ static int
 swaptier_extents (void *handle, uint32_t count, uint64_t offset,
                   uint32_t flags, struct nbdkit_extents *extents)
 {
+  swapsafe_enter_io ();
   return engine_extents (engine, count, offset, swaptier_add_extent, extents);
 }
 
@@ -335,6 +355,7 @@ static struct nbdkit_plugin plugin = {
   .dump_plugin = swaptier_dump_plugin,
   .config = options_config,
   .config_complete = swaptier_config_complete,
+  .after_fork = swaptier_after_fork,
   .config_help = OPTIONS_HELP,
   .magic_config_key = "backend",
   .open = swaptier_open,
