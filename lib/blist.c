@@ -173,20 +173,13 @@ blist_store_word (struct blist *bl, uint64_t w, uint64_t value)
  * must be inside the blist.  Keeps the anyfree/allfree bits exact; the
  * caller adjusts nfree and the hints.
  */
-static void
-blist_set_range (struct blist *bl, uint64_t start, uint64_t n, bool to_free)
+static void __attribute__ ((noinline))
+blist_set_words (struct blist *bl, uint64_t start, uint64_t n, bool to_free)
 {
   uint64_t end = start + n;
-  uint64_t w = start >> BLIST_SHIFT;
+  uint64_t w;
 
-  if ((end - 1) >> BLIST_SHIFT == w) {
-    uint64_t mask = blist_word_mask (start, n);
-
-    blist_store_word (bl, w, to_free ? bl->word[w] | mask
-                      : bl->word[w] & ~mask);
-    return;
-  }
-  for (; w <= (end - 1) >> BLIST_SHIFT; w++) {
+  for (w = start >> BLIST_SHIFT; w <= (end - 1) >> BLIST_SHIFT; w++) {
     uint64_t ws = w << BLIST_SHIFT;
     uint64_t mask = BLIST_ALL;
 
@@ -199,19 +192,35 @@ blist_set_range (struct blist *bl, uint64_t start, uint64_t n, bool to_free)
   }
 }
 
+/* blist_set_words, with the common case of a range inside one word
+ * inline.
+ */
+static inline void
+blist_set_range (struct blist *bl, uint64_t start, uint64_t n, bool to_free)
+{
+  uint64_t w = start >> BLIST_SHIFT;
+
+  if ((start + n - 1) >> BLIST_SHIFT == w) {
+    uint64_t mask = blist_word_mask (start, n);
+
+    blist_store_word (bl, w, to_free ? bl->word[w] | mask
+                      : bl->word[w] & ~mask);
+  }
+  else
+    blist_set_words (bl, start, n, to_free);
+}
+
 /* Number of free slots in [start, start+n), a range inside the blist;
  * with any_only, just 0 or 1 for none or some.
  */
-static uint64_t
+static uint64_t __attribute__ ((noinline))
 blist_count_free (const struct blist *bl, uint64_t start, uint64_t n,
                   bool any_only)
 {
   uint64_t end = start + n;
-  uint64_t w = start >> BLIST_SHIFT, count = 0;
+  uint64_t w, count = 0;
 
-  if (any_only && (end - 1) >> BLIST_SHIFT == w)
-    return (bl->word[w] & blist_word_mask (start, n)) != 0;
-  for (; w <= (end - 1) >> BLIST_SHIFT; w++) {
+  for (w = start >> BLIST_SHIFT; w <= (end - 1) >> BLIST_SHIFT; w++) {
     uint64_t ws = w << BLIST_SHIFT;
     uint64_t mask = BLIST_ALL;
 
@@ -227,6 +236,19 @@ blist_count_free (const struct blist *bl, uint64_t start, uint64_t n,
       count += __builtin_popcountll (bl->word[w] & mask);
   }
   return count;
+}
+
+/* Whether [start, start+n), inside the blist, holds a free slot; the
+ * common case of one word inline.
+ */
+static inline bool
+blist_any_free (const struct blist *bl, uint64_t start, uint64_t n)
+{
+  uint64_t w = start >> BLIST_SHIFT;
+
+  if ((start + n - 1) >> BLIST_SHIFT == w)
+    return (bl->word[w] & blist_word_mask (start, n)) != 0;
+  return blist_count_free (bl, start, n, true) != 0;
 }
 
 /* The first slot in [p, limit) that is free (want_free) or used, or limit
@@ -534,14 +556,12 @@ blist_raise_hints_in_word (struct blist *bl, uint64_t start, uint64_t n)
 /* After [start, start+n) became free, raise the hint of every node holding
  * one of those slots to the length of the merged free run inside it.
  */
-static void
+static void __attribute__ ((noinline))
 blist_raise_hints (struct blist *bl, uint64_t start, uint64_t n)
 {
   uint64_t a, b;
   unsigned k;
 
-  if (blist_raise_hints_in_word (bl, start, n))
-    return;
   a = blist_run_start (bl, start);
   b = blist_find_next (bl, start + n, bl->nslots, false);
 
@@ -661,13 +681,14 @@ blist_free (struct blist *bl, uint64_t start, uint64_t n)
     errno = ERANGE;
     return -1;
   }
-  if (blist_count_free (bl, start, n, true) != 0) {
+  if (blist_any_free (bl, start, n)) {
     errno = EINVAL;
     return -1;
   }
   blist_set_range (bl, start, n, true);
   bl->nfree += n;
-  blist_raise_hints (bl, start, n);
+  if (!blist_raise_hints_in_word (bl, start, n))
+    blist_raise_hints (bl, start, n);
   return 0;
 }
 

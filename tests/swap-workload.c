@@ -1,0 +1,119 @@
+/* swaptier: a memory workload that forces a machine to swap, and checks
+ * that every page comes back intact.
+ *
+ * Usage: swap-workload MIB PASSES
+ *
+ * Fills MIB MiB of anonymous memory with a pattern unique to each page,
+ * then PASSES times visits every page in a fresh random order and checks
+ * all of its words.  With MIB well above the machine's memory, most pages
+ * go to swap and back.  Prints progress and a last line "swap-workload:
+ * PASS ..." or "swap-workload: FAIL ..." (and exits 1) on the first wrong
+ * word.  Used inside the test VMs of tests/test-kernel-swap-*.sh.
+ */
+
+#include <config.h>
+
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#define WORKLOAD_PAGE 4096
+#define WORKLOAD_WORDS (WORKLOAD_PAGE / sizeof (uint64_t))
+
+/* The expected content of word w of page p in fill generation g. */
+static inline uint64_t
+workload_word (uint64_t p, uint64_t w, uint64_t g)
+{
+  uint64_t x = (p << 20) ^ (w << 4) ^ g ^ UINT64_C (0x9e3779b97f4a7c15);
+
+  x ^= x >> 31;
+  x *= UINT64_C (0xbf58476d1ce4e5b9);
+  x ^= x >> 29;
+  return x;
+}
+
+/* A small fast PRNG (xorshift64*), good enough to shuffle visits. */
+static uint64_t
+workload_random (uint64_t *state)
+{
+  *state ^= *state >> 12;
+  *state ^= *state << 25;
+  *state ^= *state >> 27;
+  return *state * UINT64_C (2685821657736338717);
+}
+
+/* Check every word of page p; report and return false on a mismatch. */
+static int
+workload_check (const uint64_t *page, uint64_t p, unsigned pass)
+{
+  uint64_t w;
+
+  for (w = 0; w < WORKLOAD_WORDS; w++) {
+    uint64_t want = workload_word (p, w, 1);
+
+    if (page[w] != want) {
+      printf ("swap-workload: FAIL pass %u page %" PRIu64 " word %" PRIu64
+              ": got %016" PRIx64 " want %016" PRIx64 "\n",
+              pass, p, w, page[w], want);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+int
+main (int argc, char *argv[])
+{
+  uint64_t npages, p, w, seed = UINT64_C (0x5eed5eed5eed5eed);
+  uint64_t *mem, *order;
+  unsigned passes, pass;
+
+  if (argc != 3) {
+    fprintf (stderr, "usage: swap-workload MIB PASSES\n");
+    return 2;
+  }
+  npages = strtoull (argv[1], NULL, 10) * 1024 * 1024 / WORKLOAD_PAGE;
+  passes = strtoul (argv[2], NULL, 10);
+  mem = mmap (NULL, npages * WORKLOAD_PAGE, PROT_READ | PROT_WRITE,
+              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  order = mmap (NULL, npages * sizeof *order, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED || order == MAP_FAILED) {
+    perror ("swap-workload: mmap");
+    return 2;
+  }
+
+  printf ("swap-workload: filling %" PRIu64 " pages\n", npages);
+  fflush (stdout);
+  for (p = 0; p < npages; p++) {
+    uint64_t *page = mem + p * WORKLOAD_WORDS;
+
+    for (w = 0; w < WORKLOAD_WORDS; w++)
+      page[w] = workload_word (p, w, 1);
+    order[p] = p;
+  }
+
+  for (pass = 1; pass <= passes; pass++) {
+    /* A fresh random order each pass (Fisher-Yates). */
+    for (p = npages - 1; p > 0; p--) {
+      uint64_t j = workload_random (&seed) % (p + 1), t = order[p];
+
+      order[p] = order[j];
+      order[j] = t;
+    }
+    for (p = 0; p < npages; p++) {
+      uint64_t q = order[p];
+
+      if (!workload_check (mem + q * WORKLOAD_WORDS, q, pass))
+        return 1;
+    }
+    printf ("swap-workload: pass %u: %" PRIu64 " pages verified\n",
+            pass, npages);
+    fflush (stdout);
+  }
+  printf ("swap-workload: PASS %" PRIu64 " pages x %u passes\n",
+          npages, passes);
+  return 0;
+}

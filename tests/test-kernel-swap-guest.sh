@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# swaptier serves swap for the very kernel it runs on: inside a Debian
+# kernel under QEMU (TCG, 384 MiB), nbdkit with swaptier has two tiers on
+# virtio disks (128 MiB priority 10, 1 GiB priority 5), nbd-client -swap
+# attaches it as /dev/nbd0 over a Unix socket, and the guest swaps on it.
+# The same workload as test-kernel-swap-host.sh must finish and verify
+# every page; a hang fails the test by timeout.  The guest's root file
+# system is ramfs, as a real root disk would be: never swapped itself.
+set -euo pipefail
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/vm-functions.sh"
+
+swt_setup
+swt_require qemu-system-x86_64 busybox nbd-client
+vm_kernel_version >/dev/null
+plugin=$(readlink -f "$swt_plugin")
+nbdkit=$(command -v nbdkit)
+nbdclient=$(command -v nbd-client)
+
+cat > "$swt_tmpdir/guest.sh" <<GUEST
+nbdkit -f --log=stderr --threads 4 -U /run/sw.sock -P /run/nbdkit.pid \\
+  $plugin backend=/dev/vda priority=10 backend=/dev/vdb priority=5 \\
+  2>/tmp/nbdkit.log &
+i=0
+while [ ! -S /run/sw.sock ]; do
+  i=\$((i + 1))
+  if [ \$i -gt 300 ]; then cat /tmp/nbdkit.log; exit 1; fi
+  sleep 0.1
+done
+$nbdclient -u /run/sw.sock /dev/nbd0 -b 4096 -swap -N "" || exit 1
+mkswap /dev/nbd0 || exit 1
+swapon -d /dev/nbd0 || swapon /dev/nbd0 || exit 1
+cat /proc/swaps
+grep -E 'VmLck|VmRSS' /proc/\$(cat /run/nbdkit.pid)/status
+swap-workload 768 3
+r=\$?
+swapoff /dev/nbd0
+$nbdclient -d /dev/nbd0
+kill \$(cat /run/nbdkit.pid)
+wait
+cat /tmp/nbdkit.log
+exit \$r
+GUEST
+vm_build_initramfs "$swt_tmpdir/initrd.gz" "$swt_tmpdir/guest.sh" \
+  "$nbdkit" "$plugin" "$nbdclient"
+
+truncate -s 128M "$swt_tmpdir/fast.img"
+truncate -s 1G "$swt_tmpdir/slow.img"
+vm_run "$swt_tmpdir/initrd.gz" 384 \
+  -drive "file=$swt_tmpdir/fast.img,format=raw,if=virtio,cache=none" \
+  -drive "file=$swt_tmpdir/slow.img,format=raw,if=virtio,cache=none"
+
+pswpout=$(vm_vmstat pswpout)
+pswpin=$(vm_vmstat pswpin)
+echo "guest swapped out $pswpout pages and in $pswpin pages"
+grep '^swaptier: backend' "$swt_tmpdir/vm.log" | tr -d '\r'
+[[ $pswpout -gt 100000 && $pswpin -gt 100000 ]] ||
+  swt_fail "too little swapping (out $pswpout, in $pswpin pages)"
