@@ -7,6 +7,8 @@ packages="
   autoconf automake libtool make gcc pkg-config
   nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
   check fio perl
+  clang libclang-rt-dev
+  qemu-system-x86 linux-image-amd64 busybox-static nbd-client
 "
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -14,9 +14,10 @@
 # Each target is first filled with one sequential write of the whole
 # region, so that random reads hit mapped data everywhere (swaptier
 # answers reads of unmapped pages with zeroes and no I/O at all).  The
-# same region size is used for all three: what swaptier exports, which is
-# the file less its reserve.  Before every measured phase the file's pages
-# are dropped from the page cache, so each phase starts cold.
+# same region size is used for all three: what swaptier exports (the file
+# less its reserve), rounded down to whole MiB.  Before every measured
+# phase the file's pages are dropped from the page cache, so each phase
+# starts cold.
 #
 # It prints figures and asserts nothing about speed.
 #
@@ -26,10 +27,16 @@
 #   BENCH_RUNTIME   seconds per measured phase (default 15)
 #   BENCH_RAMP      seconds of warm up before each phase (default 2)
 #   BENCH_IODEPTH   fio iodepth (default 32)
+#   BENCH_JOBS      fio jobs of the random phases, each with its own NBD
+#                   connection (or thread, for the limit) and BENCH_IODEPTH
+#                   requests in flight (default 1)
+#   BENCH_CEILING   1: also measure nbdkit's null plugin (no storage at
+#                   all), the most the NBD path can carry here (default 0)
 #   BENCH_THREADS   nbdkit --threads for both nbdkit runs (default 16)
 #   BENCH_STOCK_OPTS  extra options for the stock file plugin (default
 #                   none, e.g. "cache=none fadvise=random")
-#   SWAPTIER_OPTS   extra swaptier keys (default none, e.g. "stripe=1")
+#   SWAPTIER_OPTS   extra swaptier keys (default none, e.g. "stripe=1";
+#                   "mlock=off" when not root and RLIMIT_MEMLOCK is small)
 #   SWAPTIER_PLUGIN the plugin (default ./swaptier.so at the top of the tree)
 #   NBDKIT, FIO     the programs (default nbdkit and fio from PATH)
 
@@ -42,6 +49,8 @@ BENCH_SIZE=${BENCH_SIZE:-1G}
 BENCH_RUNTIME=${BENCH_RUNTIME:-15}
 BENCH_RAMP=${BENCH_RAMP:-2}
 BENCH_IODEPTH=${BENCH_IODEPTH:-32}
+BENCH_JOBS=${BENCH_JOBS:-1}
+BENCH_CEILING=${BENCH_CEILING:-0}
 BENCH_THREADS=${BENCH_THREADS:-16}
 BENCH_STOCK_OPTS=${BENCH_STOCK_OPTS:-}
 SWAPTIER_OPTS=${SWAPTIER_OPTS:-}
@@ -96,7 +105,7 @@ drop_file_cache () {
 # Start nbdkit in the foreground on socket $1 with the rest as arguments;
 # sets nbdkit_pid and nbdkit_log.
 start_nbdkit () {
-    local sock=$1 i
+    local sock=$1
     shift
     nbdkit_log=$work/nbdkit.$(basename "$sock").log
     rm -f "$sock"
@@ -104,7 +113,7 @@ start_nbdkit () {
         "$@" 2>"$nbdkit_log" &
     nbdkit_pid=$!
     pids+=("$nbdkit_pid")
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         [ -S "$sock" ] && return 0
         kill -0 "$nbdkit_pid" 2>/dev/null || break
         sleep 0.1
@@ -127,34 +136,41 @@ run_fio () {
         die "fio $* failed"
 }
 
-# IOPS of the JSON output $1 for direction $2 (read or write).
-iops () {
-    "$PYTHON" - "$work/$1.json" "$2" <<'EOF'
-import json, sys
-with open (sys.argv[1]) as f:
-    data = json.load (f)
-print ("%.1f" % sum (job[sys.argv[2]]["iops"] for job in data["jobs"]))
-EOF
-}
-
-# The three phases on one target; the rest are fio options naming it.
-# Results land in $1.fill.json, $1.randwrite.json, $1.randread.json.
+# The phases on target $1 (the fill, except for the ceiling, then random
+# writes and random reads); the rest are fio options naming it.  Results
+# land in $1.fill.json, $1.randwrite.json, $1.randread.json, and nbdkit's
+# CPU ticks before and after each random phase in $1.RW.cpu.
 bench_target () {
     local name=$1
     shift
-    local common=(--bs=4k --size="$region" --numjobs=1 --group_reporting)
+    local common=(--bs=4k --size="$region" --group_reporting)
 
-    echo "  $name: filling $region bytes" >&2
-    run_fio "$name.fill" --name="$name-fill" "$@" "${common[@]}" \
-        --rw=write --bs=1M --iodepth=8
+    if [ "$name" != ceiling ]; then
+        echo "  $name: filling $region bytes" >&2
+        run_fio "$name.fill" --name="$name-fill" "$@" "${common[@]}" \
+            --numjobs=1 --rw=write --bs=1M --iodepth=8
+    fi
     for rw in randwrite randread; do
         drop_file_cache
         echo "  $name: $rw for ${BENCH_RUNTIME}s" >&2
+        [ "$name" = limit ] || cpu_ticks "$nbdkit_pid" >"$work/$name.$rw.cpu"
         run_fio "$name.$rw" --name="$name-$rw" "$@" "${common[@]}" \
-            --rw="$rw" --iodepth="$BENCH_IODEPTH" --norandommap \
+            --rw="$rw" --numjobs="$BENCH_JOBS" --iodepth="$BENCH_IODEPTH" \
+            --norandommap \
             --randrepeat=0 --time_based --ramp_time="$BENCH_RAMP" \
             --runtime="$BENCH_RUNTIME"
+        [ "$name" = limit ] || cpu_ticks "$nbdkit_pid" >>"$work/$name.$rw.cpu"
     done
+}
+
+# CPU time (user + system, clock ticks) used so far by process $1.
+cpu_ticks () {
+    local stat
+    stat=$(<"/proc/$1/stat")
+    stat=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $stat
+    echo $(( ${12} + ${13} ))
 }
 
 # Machine facts.
@@ -167,11 +183,13 @@ echo "  cpu            $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
                           head -1)"
 echo "  memory         $(free -m | awk '/^Mem:/ { print $2 " MiB" }')"
 echo "  kernel         $(uname -r)"
+echo "  load average   $(cut -d' ' -f1-3 /proc/loadavg) (other work skews figures)"
 echo "  bench dir      $BENCH_DIR on $fs_source ($fs_type, $fs_opts)"
 echo "  fio            $("$FIO" --version)"
 echo "  nbdkit         $("$NBDKIT" --version)"
 echo "  file           $size_bytes bytes, runtime ${BENCH_RUNTIME}s" \
-     "(+${BENCH_RAMP}s ramp) per phase, bs 4k, iodepth $BENCH_IODEPTH," \
+     "(+${BENCH_RAMP}s ramp) per phase, bs 4k, $BENCH_JOBS job(s) x" \
+     "iodepth $BENCH_IODEPTH," \
      "nbdkit --threads $BENCH_THREADS"
 
 # The test file: allocated, then written once, so that no target pays for
@@ -186,7 +204,7 @@ run_fio prepare --name=prepare --filename="$file" --ioengine=libaio \
 # all three targets.
 sock=$work/swaptier.sock
 uri="nbd+unix:///?socket=$sock"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2206
 swaptier_args=("$SWAPTIER_PLUGIN" backend="$file" $SWAPTIER_OPTS)
 echo "nbd-bench: swaptier" >&2
 start_nbdkit "$sock" "${swaptier_args[@]}"
@@ -199,6 +217,8 @@ else
     [ "$spare" -ge 512 ] || spare=512
     region=$(( (slots - spare) * 4096 ))
 fi
+# Whole MiB, so that the 1 MiB writes of the fill cover all of it.
+region=$(( region / 1048576 * 1048576 ))
 bench_target swaptier --ioengine=nbd --uri="$uri"
 stop_nbdkit
 swaptier_stats=$(grep '^swaptier: backend' "$nbdkit_log" || :)
@@ -206,7 +226,7 @@ swaptier_stats=$(grep '^swaptier: backend' "$nbdkit_log" || :)
 # (b) stock nbdkit file plugin, default options (plus BENCH_STOCK_OPTS).
 sock=$work/stock.sock
 uri="nbd+unix:///?socket=$sock"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2206
 stock_args=(file file="$file" $BENCH_STOCK_OPTS)
 echo "nbd-bench: stock nbdkit file" >&2
 start_nbdkit "$sock" "${stock_args[@]}"
@@ -217,6 +237,15 @@ stop_nbdkit
 echo "nbd-bench: limit (libaio direct=1)" >&2
 bench_target limit --filename="$file" --ioengine=libaio --direct=1
 
+# The ceiling of the NBD path: nbdkit's null plugin, same threads.
+if [ "$BENCH_CEILING" = 1 ]; then
+    sock=$work/ceiling.sock
+    echo "nbd-bench: ceiling (nbdkit null)" >&2
+    start_nbdkit "$sock" null size="$region"
+    bench_target ceiling --ioengine=nbd --uri="nbd+unix:///?socket=$sock"
+    stop_nbdkit
+fi
+
 drop_file_cache
 
 # The table.
@@ -226,36 +255,71 @@ echo "  swaptier  nbdkit -f --threads $BENCH_THREADS -U SOCK" \
 echo "  stock     nbdkit -f --threads $BENCH_THREADS -U SOCK" \
      "${stock_args[*]}"
 if [ -z "$BENCH_STOCK_OPTS" ]; then
-    echo "            (file plugin defaults: cache=default fadvise=normal," \
-         "buffered I/O through the page cache)"
+    echo "            (file plugin defaults: cache=default fadvise=normal:" \
+         "buffered I/O, writes land in the page cache, reads may hit it)"
 fi
 echo "  limit     fio ioengine=libaio direct=1 on the file"
 echo "  region    $region bytes ($(( region / 4096 )) pages) for all three"
-echo "nbd-bench: fill (sequential write, bs 1M, iodepth 8)"
-for t in swaptier stock limit; do
-    printf '  %-9s %8.1f MiB/s\n' "$t" \
-        "$("$PYTHON" -c 'import json,sys
-d=json.load(open(sys.argv[1]))
-print(sum(j["write"]["bw_bytes"] for j in d["jobs"])/1048576)' \
-           "$work/$t.fill.json")"
-done
-echo "nbd-bench: random 4k, iodepth $BENCH_IODEPTH, ${BENCH_RUNTIME}s each"
-for rw in randwrite randread; do
-    case $rw in randwrite) dir=write ;; *) dir=read ;; esac
-    "$PYTHON" - "$rw" "$(iops swaptier."$rw" $dir)" \
-        "$(iops stock."$rw" $dir)" "$(iops limit."$rw" $dir)" <<'EOF'
-import sys
-rw, s, k, l = sys.argv[1], *map (float, sys.argv[2:])
-def fmt (x):
+"$PYTHON" - "$work" "$BENCH_RUNTIME" "$BENCH_RAMP" "$(getconf CLK_TCK)" \
+         "$BENCH_JOBS x $BENCH_IODEPTH" <<'EOF'
+import json, os, sys
+
+work, runtime, ramp, hz, iodepth = sys.argv[1:]
+runtime, ramp, hz = float (runtime), float (ramp), float (hz)
+targets = ("swaptier", "stock", "limit")
+
+def job (name):
+    with open (os.path.join (work, name + ".json")) as f:
+        return json.load (f)["jobs"][0]
+
+def k (x):
     return "%.1fk" % (x / 1000) if x >= 1000 else "%.0f" % x
+
 def ratio (a, b):
     return "%.2f" % (a / b) if b > 0 else "-"
-print ("  %-10s swaptier %s IOPS  stock %s  limit %s  swaptier/limit %s  "
-       "swaptier/stock %s" % (rw, fmt (s), fmt (k), fmt (l),
-                              ratio (s, l), ratio (s, k)))
+
+print ("nbd-bench: fill (sequential write, bs 1M, iodepth 8)")
+for t in targets:
+    print ("  %-9s %8.1f MiB/s" % (t, job (t + ".fill")["write"]["bw_bytes"]
+                                   / 1048576))
+
+print ("nbd-bench: random 4k, jobs x iodepth %s, %gs each" % (iodepth, runtime))
+ceiling = os.path.exists (os.path.join (work, "ceiling.randwrite.json"))
+cpu = []
+for rw, d in (("randwrite", "write"), ("randread", "read")):
+    iops = {t: job (t + "." + rw)[d]["iops"] for t in targets}
+    print ("  %-10s swaptier %s IOPS  stock %s  limit %s  swaptier/limit %s  "
+           "swaptier/stock %s" % (rw, k (iops["swaptier"]), k (iops["stock"]),
+                                  k (iops["limit"]),
+                                  ratio (iops["swaptier"], iops["limit"]),
+                                  ratio (iops["swaptier"], iops["stock"])))
+    # CPU per I/O.  nbdkit's comes from /proc and covers the ramp too, so
+    # it is divided by the I/Os of the run scaled up to the ramp as well;
+    # fio's comes from its own report.
+    words = []
+    for t in targets + (("ceiling",) if ceiling else ()):
+        j = job (t + "." + rw)
+        ios = max (j[d]["total_ios"], 1)
+        secs = j["job_runtime"] / 1000
+        fio_us = (j["usr_cpu"] + j["sys_cpu"]) / 100 * secs * 1e6 / ios
+        path = os.path.join (work, t + "." + rw + ".cpu")
+        if os.path.exists (path):
+            with open (path) as f:
+                before, after = (int (x) for x in f.read ().split ())
+            ops = ios * (runtime + ramp) / runtime
+            nbdkit_us = (after - before) / hz * 1e6 / ops
+            words.append ("%s nbdkit %.0f + fio %.0f" % (t, nbdkit_us, fio_us))
+        else:
+            words.append ("%s fio %.0f" % (t, fio_us))
+    if ceiling:
+        c = job ("ceiling." + rw)
+        print ("  %-10s ceiling (nbdkit null) %s IOPS  swaptier/ceiling %s"
+               % ("", k (c[d]["iops"]), ratio (iops["swaptier"], c[d]["iops"])))
+    cpu.append ("  %-10s %s" % (rw, "  ".join (words)))
+print ("nbd-bench: CPU microseconds per I/O (nbdkit approximate)")
+print ("\n".join (cpu))
 EOF
-done
 if [ -n "$swaptier_stats" ]; then
     echo "nbd-bench: swaptier counters at exit"
-    sed 's/^/  /' <<<"$swaptier_stats"
+    while read -r line; do echo "  $line"; done <<<"$swaptier_stats"
 fi

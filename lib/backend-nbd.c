@@ -68,6 +68,7 @@ enum remote_result {
   REMOTE_OK,                              /* done */
   REMOTE_FAILED,                          /* the server answered an error */
   REMOTE_LOST,                            /* the connection is unusable */
+  REMOTE_MISMATCH,                        /* the token is not ours */
 };
 
 enum remote_op { REMOTE_OP_READ, REMOTE_OP_WRITE, REMOTE_OP_FLUSH, REMOTE_OP_TRIM };
@@ -216,8 +217,9 @@ remote_connect_handle (struct remote_backend *rb)
   return NULL;
 }
 
-/* Whether the export behind h still holds our token in slot 0.  A false
- * answer with the connection working means the data is gone.
+/* Whether the export behind h still holds our token in slot 0:
+ * REMOTE_MISMATCH means the data is gone; REMOTE_FAILED that the server
+ * answered the read with an error, which proves nothing either way.
  */
 static enum remote_result
 remote_check_token (struct remote_backend *rb, struct nbd_handle *h)
@@ -235,7 +237,7 @@ remote_check_token (struct remote_backend *rb, struct nbd_handle *h)
     log_error ("%s: the export no longer holds what swaptier wrote there "
                "(the server lost its data or is another export); every "
                "page on this backend is lost", rb->be.target);
-    r = REMOTE_FAILED;
+    r = REMOTE_MISMATCH;
   }
   free (buf);
   return r;
@@ -337,7 +339,7 @@ remote_reconnect_thread (void *arg)
     }
     if (h)
       nbd_close (h);
-    if (r == REMOTE_FAILED) {
+    if (r == REMOTE_MISMATCH) {
       remote_mark_dead (rb, "the server lost its data");
       break;
     }
@@ -442,11 +444,19 @@ remote_transfer (struct remote_backend *rb, struct remote_conn *c, enum remote_o
     if (c->h == NULL)
       return REMOTE_LOST;
     r = remote_check_token (rb, c->h);
-    if (r == REMOTE_FAILED) {
+    if (r == REMOTE_MISMATCH) {
       pthread_mutex_lock (&rb->lock);
       remote_mark_dead (rb, "the server lost its data");
       pthread_mutex_unlock (&rb->lock);
       errno = EIO;
+      return REMOTE_FAILED;
+    }
+    if (r == REMOTE_FAILED) {
+      /* Not verified: fail this request only, and check again on the
+       * next use of this connection.
+       */
+      nbd_close (c->h);
+      c->h = NULL;
     }
     if (r != REMOTE_OK)
       return r;
@@ -544,23 +554,35 @@ remote_trim (struct backend *be, uint64_t slot, uint64_t n)
 }
 
 /* Flush one connection, or every one where the server does not promise
- * that a flush covers all connections (no multi-conn).
+ * that a flush covers all connections (no multi-conn).  While the server
+ * is unreachable, wait for it like a read: the flush must still cover
+ * what it acknowledged before the connection was lost.
  */
 static int
 remote_flush (struct backend *be)
 {
   struct remote_backend *rb = remote_backend (be);
-  unsigned i, flushed = 0;
+  struct remote_conn *first = remote_acquire (rb, true);
+  enum remote_result r;
+  unsigned i;
   int ret = 0;
 
-  for (i = 0; i < rb->nconns && (flushed == 0 || !rb->multi_conn); i++) {
+  if (first == NULL)
+    return -1;
+  r = remote_transfer (rb, first, REMOTE_OP_FLUSH, NULL, 0, 0, false);
+  remote_release (rb, first, r);
+  if (r != REMOTE_OK) {
+    if (r == REMOTE_LOST)
+      errno = ENOTCONN;
+    return -1;
+  }
+  for (i = 0; i < rb->nconns && !rb->multi_conn; i++) {
     struct remote_conn *c = &rb->conn[i];
-    enum remote_result r;
 
     pthread_mutex_lock (&rb->lock);
     while (c->busy)
       pthread_cond_wait (&rb->changed, &rb->lock);
-    if (c->h == NULL) {
+    if (c == first || c->h == NULL) {
       pthread_mutex_unlock (&rb->lock);
       continue;
     }
@@ -570,10 +592,10 @@ remote_flush (struct backend *be)
     r = remote_run (rb, c->h, REMOTE_OP_FLUSH, NULL, 0, 0, false);
     remote_release (rb, c, r);
     if (r != REMOTE_OK) {
-      errno = r == REMOTE_LOST ? ENOTCONN : errno;
+      if (r == REMOTE_LOST)
+        errno = ENOTCONN;
       ret = -1;
     }
-    flushed++;
   }
   return ret;
 }

@@ -248,9 +248,13 @@ engine_write_pages (struct engine *e, uint64_t page, uint32_t n,
     slot_t s = tierset_alloc_run (e->ts, n - done, &len, avoid);
 
     if (s == SLOT_NONE) {
-      log_error ("write of page %" PRIu64 ": no backend has a free slot",
-                 page + done);
-      errno = ENOSPC;
+      /* EIO if the data was refused by failing backends, ENOSPC if there
+       * simply is no room (the reserve makes that a configuration error).
+       */
+      log_error ("write of page %" PRIu64 ": no backend %s", page + done,
+                 avoid != SLOT_NONE ? "that works has a free slot"
+                 : "has a free slot");
+      errno = avoid != SLOT_NONE ? EIO : ENOSPC;
       return -1;
     }
     if (tierset_write (e->ts, s, len,
@@ -506,4 +510,81 @@ engine_extents (struct engine *e, uint32_t count, uint64_t offset,
   }
   rangelock_release (e->rl, idx);
   return r;
+}
+
+uint64_t
+engine_spare (const struct engine *e)
+{
+  return engine_min_spare (e->stripe);
+}
+
+void
+engine_sync (struct engine *e)
+{
+  rangelock_sync (e->rl);
+}
+
+/* Move pages [page, page+n), locked, mapped to the slots from first, to
+ * new slots: see engine_move.  Pages whose slots failed to read are
+ * counted lost and left LOST.
+ */
+static int
+engine_move_run (struct engine *e, uint64_t page, uint32_t n, slot_t first,
+                 char *buf, struct engine_move *mv)
+{
+  uint32_t i = 0, j;
+
+  if (tierset_read (e->ts, first, n, buf) == -1)
+    engine_read_salvage (e, page, n, first, buf);
+  while (i < n) {
+    if (pagemap_get (e->map, page + i) != first + i) {
+      mv->lost++;
+      i++;
+      continue;
+    }
+    for (j = i + 1; j < n && pagemap_get (e->map, page + j) == first + j; j++)
+      ;
+    if (engine_write_pages (e, page + i, j - i,
+                            buf + (size_t) i * PAGE_SIZE, false) == -1)
+      return -1;
+    mv->moved += j - i;
+    i = j;
+  }
+  return 0;
+}
+
+int
+engine_move (struct engine *e, uint64_t page, slot_t lo, slot_t hi,
+             struct engine_move *mv)
+{
+  uint64_t end;
+  uint32_t n = 0;
+  unsigned idx;
+  slot_t s;
+  int r = 0;
+
+  /* Looking without the lock is enough to find the pages: none comes to
+   * [lo, hi) while nothing allocates there.
+   */
+  for (; page < e->npages; page++) {
+    s = pagemap_get (e->map, page);
+    if (s >= lo && s < hi)
+      break;
+  }
+  if (page == e->npages)
+    return 0;
+
+  end = engine_unit_end (e, page, e->npages);
+  idx = rangelock_acquire (e->rl, page, end, true);
+  /* A request may have rewritten, trimmed or lost the page meanwhile. */
+  s = pagemap_get (e->map, page);
+  if (s >= lo && s < hi)
+    for (n = 1; page + n < end && s + n < hi &&
+           pagemap_get (e->map, page + n) == s + n; n++)
+      ;
+  *mv = (struct engine_move) { .next = page + (n > 0 ? n : 1) };
+  if (n > 0)
+    r = engine_move_run (e, page, n, s, engine_bounce (e, idx), mv);
+  rangelock_release (e->rl, idx);
+  return r == -1 ? -1 : 1;
 }

@@ -68,4 +68,35 @@ extern int engine_flush (struct engine *e);
 extern int engine_extents (struct engine *e, uint32_t count, uint64_t offset,
                            engine_extent_fn fn, void *opaque);
 
+/* Slots this engine needs free beyond its mapped pages:
+ * engine_min_spare of its stripe unit.
+ */
+extern uint64_t engine_spare (const struct engine *e);
+
+/* Wait until every request in progress has finished; requests that
+ * arrive meanwhile do not wait for this call.
+ */
+extern void engine_sync (struct engine *e);
+
+/* What one engine_move did. */
+struct engine_move {
+  uint64_t next;                       /* first page not examined */
+  uint32_t moved;                      /* pages copied to new slots */
+  uint32_t lost;                       /* pages whose slot failed to read */
+};
+
+/* Find the first page at or after page whose slot lies in [lo, hi), the
+ * slots of a backend that takes no new allocations, and move it, with
+ * the pages after it in its stripe unit whose slots follow its own, to
+ * new slots: read, write elsewhere, publish, free the old slots, as a
+ * rewrite does.  The range lock is held on those pages only, meanwhile,
+ * so no request sees a page half moved.  A page whose slot fails to
+ * read becomes LOST (its slot bad).  Returns 1 and fills *mv, 0 if no
+ * page from page on has a slot in [lo, hi), or -1 with errno set when no
+ * other backend could take them (the pages not moved yet stay where they
+ * were).
+ */
+extern int engine_move (struct engine *e, uint64_t page, slot_t lo,
+                        slot_t hi, struct engine_move *mv);
+
 #endif /* SWAPTIER_ENGINE_H */

@@ -24,6 +24,21 @@ log_stderr (const char *fmt, va_list args)
 static log_sink log_error_sink = log_stderr;
 static log_sink log_debug_sink = log_stderr;
 
+/* Where log_capture copies this thread's errors.  Initial-exec TLS, as in
+ * swapsafe.c: reading it never allocates, even in a dlopen'ed plugin.
+ */
+static __thread char *log_capture_buf
+  __attribute__ ((tls_model ("initial-exec")));
+static __thread size_t log_capture_len
+  __attribute__ ((tls_model ("initial-exec")));
+
+void
+log_capture (char *buf, size_t len)
+{
+  log_capture_buf = buf;
+  log_capture_len = len;
+}
+
 void
 log_set_sinks (log_sink error, log_sink debug)
 {
@@ -40,6 +55,12 @@ log_error (const char *fmt, ...)
   int saved_errno = errno;
   va_list args;
 
+  if (log_capture_buf) {
+    va_start (args, fmt);
+    vsnprintf (log_capture_buf, log_capture_len, fmt, args);
+    va_end (args);
+    errno = saved_errno;
+  }
   va_start (args, fmt);
   log_error_sink (fmt, args);
   va_end (args);

@@ -10,6 +10,7 @@
 #define SWAPTIER_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef void (*log_sink) (const char *fmt, va_list args);
 
@@ -26,6 +27,13 @@ extern void log_set_sinks (log_sink error, log_sink debug);
 /* Report an error.  The message names what failed and why. */
 extern void log_error (const char *fmt, ...)
   __attribute__ ((format (printf, 1, 2)));
+
+/* From now on, also copy each error that the calling thread reports into
+ * buf (len bytes, always NUL-terminated, the last error wins); NULL stops
+ * it.  For threads that must pass the reason on, such as the control
+ * server's.
+ */
+extern void log_capture (char *buf, size_t len);
 
 /* Report a debug message (callers test the relevant debug flag). */
 extern void log_debug (const char *fmt, ...)

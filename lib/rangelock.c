@@ -109,3 +109,27 @@ rangelock_release (struct rangelock *rl, unsigned idx)
   pthread_cond_broadcast (&rl->changed);
   pthread_mutex_unlock (&rl->lock);
 }
+
+/* Whether an entry older than ticket is in use (called with the lock). */
+static bool
+rangelock_older (const struct rangelock *rl, uint64_t ticket)
+{
+  unsigned i;
+
+  for (i = 0; i < rl->nentries; i++)
+    if (rl->entry[i].used && rl->entry[i].ticket < ticket)
+      return true;
+  return false;
+}
+
+void
+rangelock_sync (struct rangelock *rl)
+{
+  uint64_t ticket;
+
+  pthread_mutex_lock (&rl->lock);
+  ticket = rl->next_ticket;
+  while (rangelock_older (rl, ticket))
+    pthread_cond_wait (&rl->changed, &rl->lock);
+  pthread_mutex_unlock (&rl->lock);
+}

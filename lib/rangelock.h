@@ -31,4 +31,10 @@ extern unsigned rangelock_acquire (struct rangelock *rl, uint64_t start,
 /* Release the range held under entry idx. */
 extern void rangelock_release (struct rangelock *rl, unsigned idx);
 
+/* Wait until every range held or waited for when this is called has
+ * been released.  Ranges asked for later neither wait for this call nor
+ * delay it.
+ */
+extern void rangelock_sync (struct rangelock *rl);
+
 #endif /* SWAPTIER_RANGELOCK_H */

@@ -6,6 +6,9 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "blist.h"
 #include "log.h"
@@ -13,8 +16,12 @@
 
 struct tier {
   unsigned id;
-  int priority;
-  struct backend *be;
+  int priority;                        /* changed under the set's lock */
+  struct backend *be;                  /* NULL once removed */
+  char *target;                        /* kept after removal */
+  const char *kind;
+  bool local;                          /* a local file: dev, ino are set */
+  uint64_t dev, ino;
   slot_t first;                        /* global address of slot 0 */
   uint64_t nslots;
 
@@ -23,10 +30,14 @@ struct tier {
   uint64_t used, bad;
 
   /* Atomics. */
-  enum tier_state state;
-  unsigned consecutive_errors;
+  bool failed;                         /* too many errors: for good */
+  bool draining;                       /* no allocations: being emptied */
+  bool removed;                        /* set under the set's write lock */
+  unsigned flushing;                   /* flushes using be right now */
+  unsigned error_streak[2];             /* consecutive read, write errors */
   bool dirty;                          /* written since the last flush */
   uint64_t reads, writes, errors;
+  uint64_t read_slots, write_slots;
 };
 
 /* The backends of one priority, rotated through by allocation. */
@@ -39,9 +50,11 @@ struct tier_group {
 
 struct tierset {
   unsigned max_errors;
-  pthread_rwlock_t lock;               /* guards the groups and adding */
+  pthread_rwlock_t lock;               /* guards groups, priorities, adding,
+                                          removing */
   unsigned ntiers;                     /* atomic: published after tier[] */
-  struct tier *tier[TIERSET_MAX_TIERS];/* by id, so by increasing first */
+  unsigned nlive;                      /* not removed */
+  struct tier *tier[TIERSET_MAX_IDS];  /* by id, so by increasing first */
   unsigned ngroups;
   struct tier_group group[TIERSET_MAX_TIERS]; /* by decreasing priority */
   uint64_t next_first;                 /* first address after the last */
@@ -51,15 +64,34 @@ struct tierset *
 tierset_create (unsigned max_errors)
 {
   struct tierset *ts = calloc (1, sizeof *ts);
+  pthread_rwlockattr_t attr;
 
   if (ts == NULL) {
     log_error ("tier set: %m");
     return NULL;
   }
   ts->max_errors = max_errors > 0 ? max_errors : 1;
-  pthread_rwlock_init (&ts->lock, NULL);
+  /* Readers (allocations) never stop coming under load: let a writer
+   * (adding, removing, a new priority) in after the current ones.
+   */
+  pthread_rwlockattr_init (&attr);
+  pthread_rwlockattr_setkind_np (&attr,
+                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init (&ts->lock, &attr);
+  pthread_rwlockattr_destroy (&attr);
   ts->next_first = 1;
   return ts;
+}
+
+/* Free a tier: its allocator, its copy of the target and itself, not
+ * its backend.
+ */
+static void
+tier_free (struct tier *t)
+{
+  blist_destroy (t->blist);
+  free (t->target);
+  free (t);
 }
 
 void
@@ -73,16 +105,15 @@ tierset_destroy (struct tierset *ts)
     struct tier *t = ts->tier[i];
 
     backend_close (t->be);
-    blist_destroy (t->blist);
     pthread_mutex_destroy (&t->lock);
-    free (t);
+    tier_free (t);
   }
   pthread_rwlock_destroy (&ts->lock);
   free (ts);
 }
 
-/* Rebuild the priority groups from the tiers (with the write lock):
- * groups by decreasing priority, members by increasing id.
+/* Rebuild the priority groups from the tiers not removed (with the
+ * write lock): groups by decreasing priority, members by increasing id.
  */
 static void
 tierset_build_groups (struct tierset *ts)
@@ -93,6 +124,8 @@ tierset_build_groups (struct tierset *ts)
   for (i = 0; i < ts->ntiers; i++) {
     struct tier *t = ts->tier[i];
 
+    if (t->removed)
+      continue;
     for (g = 0; g < ts->ngroups; g++)
       if (ts->group[g].priority <= t->priority)
         break;
@@ -107,12 +140,39 @@ tierset_build_groups (struct tierset *ts)
   }
 }
 
+/* Whether the set can take backend be (called with the lock); if not,
+ * say why.
+ */
+static bool
+tierset_has_room (const struct tierset *ts, const struct backend *be)
+{
+  uint64_t left;
+
+  if (ts->nlive == TIERSET_MAX_TIERS) {
+    log_error ("%s: too many backends (at most %d)",
+               be->target, TIERSET_MAX_TIERS);
+    return false;
+  }
+  if (ts->ntiers == TIERSET_MAX_IDS) {
+    log_error ("%s: too many backends added since the start (at most %d)",
+               be->target, TIERSET_MAX_IDS);
+    return false;
+  }
+  left = ts->next_first <= SLOT_MAX ? SLOT_MAX - ts->next_first + 1 : 0;
+  if (be->nslots > left) {
+    log_error ("%s: %" PRIu64 " slots do not fit in the 32-bit slot address "
+               "space (%" PRIu64 " addresses left)",
+               be->target, be->nslots, left);
+    return false;
+  }
+  return true;
+}
+
 int
 tierset_add (struct tierset *ts, struct backend *be, int priority)
 {
   struct tier *t;
-  uint64_t left;
-  int id = -1;
+  bool room;
 
   if (priority < TIERSET_PRIORITY_MIN || priority > TIERSET_PRIORITY_MAX) {
     log_error ("%s: priority %d is out of range (%d to %d)",
@@ -120,42 +180,99 @@ tierset_add (struct tierset *ts, struct backend *be, int priority)
                TIERSET_PRIORITY_MIN, TIERSET_PRIORITY_MAX);
     return -1;
   }
+  pthread_rwlock_rdlock (&ts->lock);
+  room = tierset_has_room (ts, be);
+  pthread_rwlock_unlock (&ts->lock);
+  if (!room)
+    return -1;
 
-  pthread_rwlock_wrlock (&ts->lock);
-  if (ts->ntiers == TIERSET_MAX_TIERS) {
-    log_error ("%s: too many backends (at most %d)",
-               be->target, TIERSET_MAX_TIERS);
-    goto out;
-  }
-  left = ts->next_first <= SLOT_MAX ? SLOT_MAX - ts->next_first + 1 : 0;
-  if (be->nslots > left) {
-    log_error ("%s: %" PRIu64 " slots do not fit in the 32-bit slot address "
-               "space (%" PRIu64 " addresses left)",
-               be->target, be->nslots, left);
-    goto out;
-  }
+  /* The allocator of a large backend takes a while to build: not under
+   * the write lock, which stops every allocation.
+   */
   t = calloc (1, sizeof *t);
-  if (t == NULL || (t->blist = blist_create (be->nslots)) == NULL) {
+  if (t == NULL || (t->target = strdup (be->target)) == NULL ||
+      (t->blist = blist_create (be->nslots)) == NULL) {
     log_error ("%s: allocator for %" PRIu64 " slots: %m",
                be->target, be->nslots);
-    free (t);
-    goto out;
+    if (t)
+      tier_free (t);
+    return -1;
   }
-  t->id = ts->ntiers;
   t->priority = priority;
   t->be = be;
-  t->first = ts->next_first;
+  t->kind = be->ops->kind;
+  t->local = backend_file_identity (be, &t->dev, &t->ino);
   t->nslots = be->nslots;
-  t->state = TIER_ACTIVE;
   pthread_mutex_init (&t->lock, NULL);
 
+  /* Another backend may have been added meanwhile. */
+  pthread_rwlock_wrlock (&ts->lock);
+  if (!tierset_has_room (ts, be)) {
+    pthread_rwlock_unlock (&ts->lock);
+    pthread_mutex_destroy (&t->lock);
+    tier_free (t);
+    return -1;
+  }
+  t->id = ts->ntiers;
+  t->first = ts->next_first;
   ts->next_first += be->nslots + 1;
   ts->tier[t->id] = t;
+  ts->nlive++;
   __atomic_store_n (&ts->ntiers, t->id + 1, __ATOMIC_RELEASE);
   tierset_build_groups (ts);
-  id = t->id;
- out:
   pthread_rwlock_unlock (&ts->lock);
+  return t->id;
+}
+
+/* Refuse path if it is a file that a backend of the set uses already
+ * (before opening it: its lock would refuse it with a less helpful
+ * message).  A path that does not exist yet is left to the opening.
+ */
+static int
+tierset_check_file (struct tierset *ts, const char *path)
+{
+  struct stat st;
+  uint64_t dev, ino;
+  unsigned i;
+  int r = 0;
+
+  if (stat (path, &st) == -1)
+    return 0;
+  dev = S_ISBLK (st.st_mode) ? st.st_rdev : st.st_dev;
+  ino = S_ISBLK (st.st_mode) ? 0 : st.st_ino;
+  pthread_rwlock_rdlock (&ts->lock);
+  for (i = 0; i < ts->ntiers; i++) {
+    const struct tier *t = ts->tier[i];
+
+    if (!t->removed && t->local && t->dev == dev && t->ino == ino) {
+      log_error ("backend %s is the same file as backend %s",
+                 path, t->target);
+      r = -1;
+      break;
+    }
+  }
+  pthread_rwlock_unlock (&ts->lock);
+  return r;
+}
+
+int
+tierset_open (struct tierset *ts, const struct tier_spec *spec)
+{
+  struct backend *be;
+  int id;
+
+  if (backend_is_uri (spec->target))
+    be = backend_nbd_open (spec->target, spec->connections,
+                           spec->timeout_ms, spec->grace_ms);
+  else if (tierset_check_file (ts, spec->target) == -1)
+    return -1;
+  else
+    be = backend_file_open (spec->target, spec->capacity);
+  if (be == NULL)
+    return -1;
+  id = tierset_add (ts, be, spec->priority);
+  if (id == -1)
+    backend_close (be);
   return id;
 }
 
@@ -172,7 +289,8 @@ tierset_capacity (const struct tierset *ts)
   uint64_t sum = 0;
 
   for (i = 0; i < n; i++)
-    sum += ts->tier[i]->nslots;
+    if (!__atomic_load_n (&ts->tier[i]->removed, __ATOMIC_ACQUIRE))
+      sum += ts->tier[i]->nslots;
   return sum;
 }
 
@@ -194,32 +312,208 @@ tierset_lookup (const struct tierset *ts, slot_t slot)
   return ts->tier[lo];
 }
 
-void
+/* The state of a tier, as shown to users. */
+static enum tier_state
+tier_state (const struct tier *t)
+{
+  if (__atomic_load_n (&t->draining, __ATOMIC_RELAXED))
+    return TIER_DRAINING;
+  if (__atomic_load_n (&t->failed, __ATOMIC_RELAXED))
+    return TIER_FAILED;
+  return TIER_ACTIVE;
+}
+
+/* The tier of id, or NULL after log_error if there is none (called with
+ * the set's lock).
+ */
+static struct tier *
+tierset_live (struct tierset *ts, unsigned id)
+{
+  if (id >= ts->ntiers || ts->tier[id]->removed) {
+    log_error ("no backend %u", id);
+    return NULL;
+  }
+  return ts->tier[id];
+}
+
+bool
 tierset_stats (struct tierset *ts, unsigned id, struct tier_stats *st)
 {
-  struct tier *t = ts->tier[id];
+  struct tier *t;
 
+  if (id >= tierset_count (ts))
+    return false;
+  t = ts->tier[id];
+  /* The read lock keeps a removal from closing the backend and freeing
+   * the allocator meanwhile.
+   */
   pthread_rwlock_rdlock (&ts->lock);
+  if (t->removed) {
+    pthread_rwlock_unlock (&ts->lock);
+    return false;
+  }
   *st = (struct tier_stats) {
     .id = t->id,
-    .target = t->be->target,
-    .kind = t->be->ops->kind,
+    .target = t->target,
+    .kind = t->kind,
     .priority = t->priority,
-    .state = __atomic_load_n (&t->state, __ATOMIC_RELAXED),
+    .state = tier_state (t),
     .health = backend_health (t->be),
     .first = t->first,
     .capacity = t->nslots,
     .reads = __atomic_load_n (&t->reads, __ATOMIC_RELAXED),
     .writes = __atomic_load_n (&t->writes, __ATOMIC_RELAXED),
     .errors = __atomic_load_n (&t->errors, __ATOMIC_RELAXED),
+    .read_slots = __atomic_load_n (&t->read_slots, __ATOMIC_RELAXED),
+    .write_slots = __atomic_load_n (&t->write_slots, __ATOMIC_RELAXED),
   };
-  pthread_rwlock_unlock (&ts->lock);
-
   pthread_mutex_lock (&t->lock);
   st->used = t->used;
   st->free = blist_free_count (t->blist);
   st->bad = t->bad;
   pthread_mutex_unlock (&t->lock);
+  pthread_rwlock_unlock (&ts->lock);
+  return true;
+}
+
+int
+tierset_set_priority (struct tierset *ts, unsigned id, int priority)
+{
+  struct tier *t;
+
+  if (priority < TIERSET_PRIORITY_MIN || priority > TIERSET_PRIORITY_MAX) {
+    log_error ("backend %u: priority %d is out of range (%d to %d)",
+               id, priority, TIERSET_PRIORITY_MIN, TIERSET_PRIORITY_MAX);
+    return -1;
+  }
+  pthread_rwlock_wrlock (&ts->lock);
+  t = tierset_live (ts, id);
+  if (t) {
+    t->priority = priority;
+    tierset_build_groups (ts);
+  }
+  pthread_rwlock_unlock (&ts->lock);
+  return t ? 0 : -1;
+}
+
+/* Free slots of the tiers other than skip that take allocations (called
+ * with the set's lock); *n counts those tiers.
+ */
+static uint64_t
+tierset_room_elsewhere (struct tierset *ts, const struct tier *skip,
+                        unsigned *n)
+{
+  uint64_t room = 0;
+  unsigned i;
+
+  *n = 0;
+  for (i = 0; i < ts->ntiers; i++) {
+    struct tier *t = ts->tier[i];
+
+    if (t == skip || t->removed || tier_state (t) != TIER_ACTIVE ||
+        backend_health (t->be) != BACKEND_UP)
+      continue;
+    (*n)++;
+    pthread_mutex_lock (&t->lock);
+    room += blist_free_count (t->blist);
+    pthread_mutex_unlock (&t->lock);
+  }
+  return room;
+}
+
+int
+tierset_drain_begin (struct tierset *ts, unsigned id, uint64_t spare)
+{
+  struct tier *t;
+  uint64_t room, used;
+  unsigned others;
+  int r = -1;
+
+  /* With the write lock, no allocation is under way: none lands on the
+   * tier once the lock is released.
+   */
+  pthread_rwlock_wrlock (&ts->lock);
+  t = tierset_live (ts, id);
+  if (t == NULL)
+    goto out;
+  if (t->draining) {
+    log_error ("backend %u %s is being removed already", id, t->target);
+    goto out;
+  }
+  room = tierset_room_elsewhere (ts, t, &others);
+  pthread_mutex_lock (&t->lock);
+  used = t->used;
+  pthread_mutex_unlock (&t->lock);
+  if (others == 0) {
+    log_error ("backend %u %s cannot be removed: no other backend takes "
+               "new pages", id, t->target);
+    goto out;
+  }
+  if (room < spare + used) {
+    log_error ("backend %u %s cannot be removed: the other backends have "
+               "%" PRIu64 " free slots, %" PRIu64 " of them kept spare, "
+               "for its %" PRIu64 " pages", id, t->target, room, spare,
+               used);
+    goto out;
+  }
+  __atomic_store_n (&t->draining, true, __ATOMIC_RELAXED);
+  r = 0;
+ out:
+  pthread_rwlock_unlock (&ts->lock);
+  return r;
+}
+
+void
+tierset_drain_cancel (struct tierset *ts, unsigned id)
+{
+  __atomic_store_n (&ts->tier[id]->draining, false, __ATOMIC_RELAXED);
+}
+
+int
+tierset_remove (struct tierset *ts, unsigned id)
+{
+  struct tier *t;
+  struct backend *be;
+  uint64_t used = 0;
+
+  pthread_rwlock_wrlock (&ts->lock);
+  t = tierset_live (ts, id);
+  if (t) {
+    pthread_mutex_lock (&t->lock);
+    used = t->used;
+    pthread_mutex_unlock (&t->lock);
+    if (!t->draining) {
+      log_error ("backend %u %s cannot be closed: it is not being drained",
+                 id, t->target);
+      t = NULL;
+    }
+    else if (used > 0) {
+      log_error ("backend %u %s cannot be closed: %" PRIu64 " of its slots "
+                 "are in use", id, t->target, used);
+      t = NULL;
+    }
+  }
+  if (t) {
+    /* Paired with tierset_flush: it sees this, or this sees it. */
+    __atomic_store_n (&t->removed, true, __ATOMIC_SEQ_CST);
+    ts->nlive--;
+    tierset_build_groups (ts);
+  }
+  pthread_rwlock_unlock (&ts->lock);
+  if (t == NULL)
+    return -1;
+
+  /* No page maps to the tier and nothing allocates there, so only a
+   * flush that saw it before it was removed may still use it.
+   */
+  while (__atomic_load_n (&t->flushing, __ATOMIC_SEQ_CST) > 0)
+    nanosleep (&(struct timespec) { .tv_nsec = 1000000 }, NULL);
+  be = t->be;
+  t->be = NULL;
+  backend_close (be);
+  blist_destroy (t->blist);
+  t->blist = NULL;
+  return 0;
 }
 
 /* Allocate want .. max slots on one tier, if it takes allocations. */
@@ -228,8 +522,7 @@ tier_alloc (struct tier *t, uint32_t want, uint32_t max, uint32_t *len)
 {
   uint64_t s, n;
 
-  if (__atomic_load_n (&t->state, __ATOMIC_RELAXED) != TIER_ACTIVE ||
-      backend_health (t->be) != BACKEND_UP)
+  if (tier_state (t) != TIER_ACTIVE || backend_health (t->be) != BACKEND_UP)
     return SLOT_NONE;
   pthread_mutex_lock (&t->lock);
   s = blist_alloc (t->blist, want, max, &n);
@@ -341,36 +634,35 @@ tierset_mark_bad (struct tierset *ts, slot_t first, uint32_t n)
 static void
 tier_fail (struct tier *t, const char *why)
 {
-  if (__atomic_exchange_n (&t->state, TIER_FAILED, __ATOMIC_RELAXED)
-      != TIER_FAILED)
+  if (!__atomic_exchange_n (&t->failed, true, __ATOMIC_RELAXED))
     log_error ("backend %u %s: failed (%s); no new pages go there",
                t->id, t->be->target, why);
 }
 
-/* Count the outcome of one I/O request on a tier; fail the tier after
- * max_errors errors in a row, or when its backend gave up reaching its
- * server.  A lost connection (ENOTCONN) counts as an error but not
- * towards max_errors: the backend's own grace time decides about those.
+/* Count the outcome of one read or write (is_write) on a tier; fail the
+ * tier after max_errors errors in a row of one kind (reads that still
+ * work do not excuse writes that keep failing, nor the reverse), or when
+ * its backend gave up reaching its server.  A lost connection (ENOTCONN)
+ * counts as an error but not towards max_errors: the backend's own grace
+ * time decides about those.
  */
 static void
-tier_count_result (struct tierset *ts, struct tier *t, int r)
+tier_count_result (struct tierset *ts, struct tier *t, bool is_write, int r)
 {
+  unsigned *streak = &t->error_streak[is_write];
   int err = errno;
-  unsigned errors;
 
   if (r == 0) {
-    __atomic_store_n (&t->consecutive_errors, 0, __ATOMIC_RELAXED);
+    __atomic_store_n (streak, 0, __ATOMIC_RELAXED);
     return;
   }
   __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
   if (backend_health (t->be) == BACKEND_DEAD)
     tier_fail (t, "its server is gone");
-  else if (err != ENOTCONN) {
-    errors = __atomic_add_fetch (&t->consecutive_errors, 1,
-                                 __ATOMIC_RELAXED);
-    if (errors >= ts->max_errors)
-      tier_fail (t, "too many consecutive errors");
-  }
+  else if (err != ENOTCONN &&
+           __atomic_add_fetch (streak, 1, __ATOMIC_RELAXED) >= ts->max_errors)
+    tier_fail (t, is_write ? "too many consecutive write errors"
+               : "too many consecutive read errors");
   errno = err;
 }
 
@@ -385,7 +677,9 @@ tierset_read (struct tierset *ts, slot_t first, uint32_t n, void *buf)
                t->id, first - t->first, n);
   __atomic_fetch_add (&t->reads, 1, __ATOMIC_RELAXED);
   r = t->be->ops->read (t->be, buf, first - t->first, n);
-  tier_count_result (ts, t, r);
+  if (r == 0)
+    __atomic_fetch_add (&t->read_slots, n, __ATOMIC_RELAXED);
+  tier_count_result (ts, t, false, r);
   return r;
 }
 
@@ -405,7 +699,9 @@ tierset_write (struct tierset *ts, slot_t first, uint32_t n,
    * not cover this write, the next one will.
    */
   __atomic_store_n (&t->dirty, true, __ATOMIC_RELEASE);
-  tier_count_result (ts, t, r);
+  if (r == 0)
+    __atomic_fetch_add (&t->write_slots, n, __ATOMIC_RELAXED);
+  tier_count_result (ts, t, true, r);
   return r;
 }
 
@@ -418,15 +714,20 @@ tierset_flush (struct tierset *ts)
   for (i = 0; i < n; i++) {
     struct tier *t = ts->tier[i];
 
-    /* Clear first: a write completing after this is flushed next time. */
-    if (!__atomic_exchange_n (&t->dirty, false, __ATOMIC_ACQ_REL))
-      continue;
-    if (t->be->ops->flush (t->be) == -1) {
+    /* Keep tierset_remove from closing the backend meanwhile.  Clear the
+     * dirty flag first: a write completing after this is flushed next
+     * time.
+     */
+    __atomic_add_fetch (&t->flushing, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n (&t->removed, __ATOMIC_SEQ_CST) &&
+        __atomic_exchange_n (&t->dirty, false, __ATOMIC_ACQ_REL) &&
+        t->be->ops->flush (t->be) == -1) {
       saved_errno = errno;
       __atomic_store_n (&t->dirty, true, __ATOMIC_RELAXED);
       __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
       r = -1;
     }
+    __atomic_sub_fetch (&t->flushing, 1, __ATOMIC_RELEASE);
   }
   if (r == -1)
     errno = saved_errno;
@@ -438,6 +739,7 @@ tier_state_name (enum tier_state state)
 {
   switch (state) {
   case TIER_ACTIVE: return "active";
+  case TIER_DRAINING: return "draining";
   case TIER_FAILED: return "failed";
   }
   return "unknown";

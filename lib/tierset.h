@@ -11,6 +11,12 @@
  * the capacity whenever the counters are read (they are read and changed
  * under the backend's lock).
  *
+ * Backends can be added, given another priority and removed while the
+ * set serves I/O.  A backend is removed in two steps: tierset_drain_begin
+ * stops allocations on it, the caller moves its pages elsewhere (see
+ * drain.h), and tierset_remove closes it once none of its slots is in
+ * use.  A removed backend's id and slot addresses are never used again.
+ *
  * All functions are thread safe.
  */
 
@@ -23,12 +29,14 @@
 #include "backend.h"
 #include "page.h"
 
-#define TIERSET_MAX_TIERS 64
+#define TIERSET_MAX_TIERS 64             /* backends at once */
+#define TIERSET_MAX_IDS 1024             /* backends over the set's life */
 #define TIERSET_PRIORITY_MIN (-1)
 #define TIERSET_PRIORITY_MAX 32767
 
 enum tier_state {
   TIER_ACTIVE,                         /* takes new allocations */
+  TIER_DRAINING,                       /* being emptied, then removed */
   TIER_FAILED,                         /* too many errors: read only */
 };
 
@@ -42,6 +50,23 @@ struct tier_stats {
   slot_t first;                        /* global address of slot 0 */
   uint64_t capacity, used, free, bad;  /* slots */
   uint64_t reads, writes, errors;      /* requests */
+  uint64_t read_slots, write_slots;    /* slots of the successful ones */
+};
+
+/* Limits and defaults of the remote backends' settings. */
+#define TIER_CONNECTIONS_MAX 64
+#define TIER_SECONDS_MAX 86400
+#define TIER_CONNECTIONS_DEFAULT 4
+#define TIER_TIMEOUT_DEFAULT 30         /* seconds */
+#define TIER_GRACE_DEFAULT 60           /* seconds */
+
+/* How to open one backend (see backend.h). */
+struct tier_spec {
+  const char *target;                  /* path or NBD URI */
+  int priority;
+  uint64_t capacity;                   /* local: bytes, 0 for none */
+  unsigned connections;                /* remote: requests in flight */
+  unsigned timeout_ms, grace_ms;       /* remote */
 };
 
 struct tierset;
@@ -61,15 +86,53 @@ extern void tierset_destroy (struct tierset *ts);
  */
 extern int tierset_add (struct tierset *ts, struct backend *be, int priority);
 
-/* Number of backends added so far. */
+/* Open the backend that spec describes and add it.  A local file that a
+ * backend of the set already uses is refused before it is opened.
+ * Returns its id, or -1 after log_error.
+ */
+extern int tierset_open (struct tierset *ts, const struct tier_spec *spec);
+
+/* Number of backends added so far, removed ones included: ids are below
+ * it.
+ */
 extern unsigned tierset_count (const struct tierset *ts);
 
-/* Sum of the capacities of all backends, in slots. */
+/* Sum of the capacities of the backends not removed, in slots. */
 extern uint64_t tierset_capacity (const struct tierset *ts);
 
-/* Counters of backend id (id < tierset_count). */
-extern void tierset_stats (struct tierset *ts, unsigned id,
+/* Fill *st with the counters of backend id and return true, or return
+ * false if there is no such backend (removed, or id not below
+ * tierset_count).
+ */
+extern bool tierset_stats (struct tierset *ts, unsigned id,
                            struct tier_stats *st);
+
+/* Give backend id another priority, effective for the next allocation.
+ * Returns 0, or -1 after log_error (no such backend, out of range).
+ */
+extern int tierset_set_priority (struct tierset *ts, unsigned id,
+                                 int priority);
+
+/* Start draining backend id: no new allocations there from now on.
+ * Refused (-1 after log_error) if it is draining already, if no other
+ * backend takes allocations, or if the free slots of the other active
+ * backends, less spare, are fewer than the slots it uses.  The caller
+ * moves its pages elsewhere, then calls tierset_remove, or
+ * tierset_drain_cancel if that failed.
+ */
+extern int tierset_drain_begin (struct tierset *ts, unsigned id,
+                                uint64_t spare);
+
+/* Stop draining backend id (which tierset_drain_begin accepted): it
+ * takes allocations again, unless it failed before or meanwhile.
+ */
+extern void tierset_drain_cancel (struct tierset *ts, unsigned id);
+
+/* Remove backend id, which must be draining with no slot in use (bad
+ * slots do not count): close it and forget it.  Returns 0, or -1 after
+ * log_error.
+ */
+extern int tierset_remove (struct tierset *ts, unsigned id);
 
 /* Allocate one run of 1 .. max consecutive slots on one backend, following
  * the priority and rotation rules; inside a priority a backend that has a

@@ -51,7 +51,8 @@ static int
 options_remote (const char *key, const char *value)
 {
   struct backend_spec *spec = options_last_backend (key);
-  unsigned n, max = strcmp (key, "connections") == 0 ? 64 : 86400;
+  unsigned n, max = strcmp (key, "connections") == 0 ? TIER_CONNECTIONS_MAX
+                                                    : TIER_SECONDS_MAX;
 
   if (spec == NULL || nbdkit_parse_unsigned (key, value, &n) == -1)
     return -1;
@@ -172,9 +173,9 @@ options_config (const char *key, const char *value)
     *spec = (struct backend_spec) {
       .target = nbdkit_strdup_intern (value),
       .remote = backend_is_uri (value),
-      .connections = 4,
-      .timeout = 30,
-      .grace = 60,
+      .connections = TIER_CONNECTIONS_DEFAULT,
+      .timeout = TIER_TIMEOUT_DEFAULT,
+      .grace = TIER_GRACE_DEFAULT,
     };
     if (spec->target == NULL)
       return -1;
@@ -255,6 +256,21 @@ options_config (const char *key, const char *value)
       return -1;
     options.mlock = r;
     return 0;
+  }
+  if (strcmp (key, "control") == 0) {
+    char *path;
+
+    if (*value == '\0') {
+      nbdkit_error ("control= needs a path");
+      return -1;
+    }
+    /* Absolute: nbdkit changes directory before the socket is removed. */
+    path = nbdkit_absolute_path (value);
+    if (path == NULL)
+      return -1;
+    options.control = nbdkit_strdup_intern (path);
+    free (path);
+    return options.control ? 0 : -1;
   }
   if (strcmp (key, "config") == 0)
     return options_file (value);

@@ -28,6 +28,7 @@ struct options {
   int64_t reserve_bytes;
   unsigned max_errors;
   bool mlock;                          /* lock the process in memory */
+  const char *control;                 /* control socket, NULL if none */
 };
 
 extern struct options options;
@@ -50,6 +51,8 @@ extern struct options options;
   "max-errors=N               Fail a backend after N errors in a row\n" \
   "                           (default 8).\n" \
   "mlock=on|off               Lock the process in memory (default on).\n" \
+  "control=PATH               Serve swaptierctl on a Unix socket at PATH\n" \
+  "                           (mode 0600).\n" \
   "config=FILE                Read key=value lines from FILE."
 
 /* Handle one key=value, from the command line or a config= file. */

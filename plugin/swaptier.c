@@ -12,13 +12,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
 #include "backend.h"
 #include "blist.h"
+#include "control.h"
 #include "engine.h"
 #include "log.h"
 #include "options.h"
@@ -51,17 +51,21 @@ swaptier_load (void)
   log_set_sinks (swaptier_log_error, swaptier_log_debug);
 }
 
-/* Print one line per backend with its counters, for the admin's log. */
+/* Stop the control socket, and print one line per backend (removed ones
+ * are gone) with its counters, for the admin's log.
+ */
 static void
 swaptier_unload (void)
 {
   unsigned i;
 
+  control_close ();
   if (tiers) {
     for (i = 0; i < tierset_count (tiers); i++) {
       struct tier_stats st;
 
-      tierset_stats (tiers, i, &st);
+      if (!tierset_stats (tiers, i, &st))
+        continue;
       fprintf (stderr,
                "swaptier: backend %u %s priority %d: capacity %" PRIu64
                " used %" PRIu64 " free %" PRIu64 " bad %" PRIu64
@@ -84,45 +88,6 @@ swaptier_dump_plugin (void)
           (uint64_t) BLIST_MAX_SLOTS);
   printf ("swaptier_stripe_max=%d\n", ENGINE_STRIPE_MAX);
   printf ("swaptier_requests_in_flight=%d\n", ENGINE_REQUESTS);
-}
-
-/* Identity (device, inode) of the files of the backends opened so far. */
-static struct {
-  uint64_t dev, ino;
-} swaptier_opened[TIERSET_MAX_TIERS];
-
-/* Open backend i of the configuration, refusing a file that an earlier
- * backend already uses (before opening it: its lock would refuse it with
- * a less helpful message).
- */
-static struct backend *
-swaptier_open_backend (unsigned i)
-{
-  const struct backend_spec *spec = &options.backend[i];
-  struct backend *be;
-  struct stat st;
-  unsigned j;
-
-  if (spec->remote)
-    return backend_nbd_open (spec->target, spec->connections,
-                             spec->timeout * 1000, spec->grace * 1000);
-  if (stat (spec->target, &st) == 0) {
-    uint64_t dev = S_ISBLK (st.st_mode) ? st.st_rdev : st.st_dev;
-    uint64_t ino = S_ISBLK (st.st_mode) ? 0 : st.st_ino;
-
-    for (j = 0; j < i; j++) {
-      if (swaptier_opened[j].dev == dev && swaptier_opened[j].ino == ino) {
-        nbdkit_error ("backend %s is the same file as backend %s",
-                      spec->target, options.backend[j].target);
-        return NULL;
-      }
-    }
-  }
-  be = backend_file_open (spec->target, spec->capacity);
-  if (be)
-    backend_file_identity (be, &swaptier_opened[i].dev,
-                           &swaptier_opened[i].ino);
-  return be;
 }
 
 /* Slots kept out of the export: the configured reserve, and at least what
@@ -154,14 +119,18 @@ swaptier_config_complete (void)
   if (tiers == NULL)
     return -1;
   for (i = 0; i < options.nbackends; i++) {
-    struct backend *be = swaptier_open_backend (i);
+    const struct backend_spec *b = &options.backend[i];
+    struct tier_spec spec = {
+      .target = b->target,
+      .priority = b->priority,
+      .capacity = b->capacity,
+      .connections = b->connections,
+      .timeout_ms = b->timeout * 1000,
+      .grace_ms = b->grace * 1000,
+    };
 
-    if (be == NULL)
+    if (tierset_open (tiers, &spec) == -1)
       return -1;
-    if (tierset_add (tiers, be, options.backend[i].priority) == -1) {
-      backend_close (be);
-      return -1;
-    }
   }
 
   capacity = tierset_capacity (tiers);
@@ -187,6 +156,8 @@ swaptier_config_complete (void)
   engine = engine_create (tiers, export_pages, options.stripe);
   if (engine == NULL)
     return -1;
+  if (options.control && control_open (options.control) == -1)
+    return -1;
   nbdkit_debug ("exporting %" PRIu64 " pages over %u backends "
                 "(%" PRIu64 " slots, %" PRIu64 " spare)",
                 export_pages, tierset_count (tiers), capacity, spare);
@@ -194,7 +165,8 @@ swaptier_config_complete (void)
 }
 
 /* In the process that serves (after nbdkit's fork, which would drop
- * memory locks): small stacks, memory locked, I/O flusher.
+ * memory locks and threads): small stacks, memory locked, I/O flusher,
+ * then the control thread.
  */
 static int
 swaptier_after_fork (void)
@@ -203,7 +175,7 @@ swaptier_after_fork (void)
     return -1;
   if (options.mlock)
     engine_prefault (engine);
-  return 0;
+  return control_start (engine, tiers, export_pages);
 }
 
 static void *
@@ -356,6 +328,7 @@ static struct nbdkit_plugin plugin = {
   .config = options_config,
   .config_complete = swaptier_config_complete,
   .after_fork = swaptier_after_fork,
+  .cleanup = control_close,
   .config_help = OPTIONS_HELP,
   .magic_config_key = "backend",
   .open = swaptier_open,

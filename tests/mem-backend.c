@@ -23,7 +23,7 @@ struct mem_fail_range {
 
 struct mem_backend {
   struct backend be;                   /* must be first */
-  pthread_mutex_t lock;                /* guards the rest but yield */
+  pthread_mutex_t lock;                /* guards the rest but atomics */
   char *data;                          /* nslots slots; NULL: all zeroes */
   unsigned fail_kinds;                 /* kinds that always fail */
   unsigned nranges;
@@ -31,6 +31,7 @@ struct mem_backend {
   unsigned every;                      /* fail one request out of every */
   unsigned every_left;                 /* requests until the next failure */
   bool yield;                          /* atomic */
+  enum backend_health health;          /* atomic */
   struct mem_counters count;
 };
 
@@ -48,7 +49,8 @@ mem_backend (struct backend *be)
 }
 
 /* Abort unless [slot, slot+n) is a non-empty range of the backend and buf
- * is PAGE_SIZE aligned, as backend.h promises every backend.
+ * (NULL for a request without data) is PAGE_SIZE aligned, as backend.h
+ * promises every backend.
  */
 static void
 mem_check_request (const struct mem_backend *mb, const char *what,
@@ -63,23 +65,33 @@ mem_check_request (const struct mem_backend *mb, const char *what,
   }
 }
 
-/* Whether a request of kind on [slot, slot+n) fails now (with the lock).
- * Counts the request towards fail_every when it is a read or write.
+/* Whether a request of kind on [slot, slot+n) fails now (with the lock),
+ * and with which errno.  Counts the request towards fail_every when it is
+ * a read or write.
  */
 static bool
 mem_should_fail (struct mem_backend *mb, unsigned kind, uint64_t slot,
-                 uint64_t n)
+                 uint64_t n, int *err)
 {
-  bool fail = (mb->fail_kinds & kind) != 0;
+  enum backend_health health = __atomic_load_n (&mb->health,
+                                                __ATOMIC_RELAXED);
+  bool fail = (mb->fail_kinds & kind) != 0 || health == BACKEND_DEAD;
   unsigned i;
 
+  *err = EIO;
+  if (!fail && health == BACKEND_DOWN &&
+      (kind == MEM_FAIL_WRITE || kind == MEM_FAIL_TRIM)) {
+    *err = ENOTCONN;
+    fail = true;
+  }
   for (i = 0; i < mb->nranges; i++) {
     const struct mem_fail_range *r = &mb->range[i];
 
     if ((r->kinds & kind) && slot < r->slot + r->n && r->slot < slot + n)
       fail = true;
   }
-  if (kind != MEM_FAIL_FLUSH && mb->every > 0 && --mb->every_left == 0) {
+  if ((kind == MEM_FAIL_READ || kind == MEM_FAIL_WRITE) && mb->every > 0 &&
+      --mb->every_left == 0) {
     mb->every_left = mb->every;
     fail = true;
   }
@@ -89,16 +101,33 @@ mem_should_fail (struct mem_backend *mb, unsigned kind, uint64_t slot,
 }
 
 /* Report a failed request the way a real backend does: log_error, then
- * errno EIO.  Always returns -1.
+ * errno err.  Always returns -1.
  */
 static int
 mem_fail (const struct mem_backend *mb, const char *what, uint64_t slot,
-          uint64_t n)
+          uint64_t n, int err)
 {
+  errno = err;
   log_error ("%s: %s of %" PRIu64 " slots at slot %" PRIu64 ": "
-             "injected I/O error", mb->be.target, what, n, slot);
-  errno = EIO;
+             "injected error: %m", mb->be.target, what, n, slot);
   return -1;
+}
+
+/* The data of the backend, allocated (all zeroes) at the first call
+ * (with the lock).  Aborts if memory runs out.
+ */
+static char *
+mem_data (struct mem_backend *mb)
+{
+  if (mb->data == NULL) {
+    mb->data = calloc (mb->be.nslots, PAGE_SIZE);
+    if (mb->data == NULL) {
+      log_error ("%s: no memory for %" PRIu64 " slots", mb->be.target,
+                 mb->be.nslots);
+      abort ();
+    }
+  }
+  return mb->data;
 }
 
 /* Fill buf with the n slots from slot, or fail as told. */
@@ -106,15 +135,15 @@ static int
 mem_read (struct backend *be, void *buf, uint64_t slot, uint64_t n)
 {
   struct mem_backend *mb = mem_backend (be);
-  int r = 0;
+  int r = 0, err;
 
   mem_check_request (mb, "read", buf, slot, n);
   if (__atomic_load_n (&mb->yield, __ATOMIC_RELAXED))
     sched_yield ();
   pthread_mutex_lock (&mb->lock);
   mb->count.reads++;
-  if (mem_should_fail (mb, MEM_FAIL_READ, slot, n))
-    r = mem_fail (mb, "read", slot, n);
+  if (mem_should_fail (mb, MEM_FAIL_READ, slot, n, &err))
+    r = mem_fail (mb, "read", slot, n, err);
   else {
     if (mb->data)
       memcpy (buf, mb->data + slot * PAGE_SIZE, n * PAGE_SIZE);
@@ -132,7 +161,7 @@ mem_write (struct backend *be, const void *buf, uint64_t slot, uint64_t n,
            bool fua)
 {
   struct mem_backend *mb = mem_backend (be);
-  int r = 0;
+  int r = 0, err;
 
   mem_check_request (mb, "write", buf, slot, n);
   if (__atomic_load_n (&mb->yield, __ATOMIC_RELAXED))
@@ -141,18 +170,10 @@ mem_write (struct backend *be, const void *buf, uint64_t slot, uint64_t n,
   mb->count.writes++;
   if (fua)
     mb->count.fua_writes++;
-  if (mem_should_fail (mb, MEM_FAIL_WRITE, slot, n))
-    r = mem_fail (mb, "write", slot, n);
+  if (mem_should_fail (mb, MEM_FAIL_WRITE, slot, n, &err))
+    r = mem_fail (mb, "write", slot, n, err);
   else {
-    if (mb->data == NULL) {
-      mb->data = calloc (be->nslots, PAGE_SIZE);
-      if (mb->data == NULL) {
-        log_error ("%s: no memory for %" PRIu64 " slots", be->target,
-                   be->nslots);
-        abort ();
-      }
-    }
-    memcpy (mb->data + slot * PAGE_SIZE, buf, n * PAGE_SIZE);
+    memcpy (mem_data (mb) + slot * PAGE_SIZE, buf, n * PAGE_SIZE);
     mb->count.write_slots += n;
   }
   pthread_mutex_unlock (&mb->lock);
@@ -164,14 +185,45 @@ static int
 mem_flush (struct backend *be)
 {
   struct mem_backend *mb = mem_backend (be);
-  int r = 0;
+  int r = 0, err;
 
   pthread_mutex_lock (&mb->lock);
   mb->count.flushes++;
-  if (mem_should_fail (mb, MEM_FAIL_FLUSH, 0, be->nslots))
-    r = mem_fail (mb, "flush", 0, be->nslots);
+  if (mem_should_fail (mb, MEM_FAIL_FLUSH, 0, be->nslots, &err))
+    r = mem_fail (mb, "flush", 0, be->nslots, err);
   pthread_mutex_unlock (&mb->lock);
   return r;
+}
+
+/* Fill the n slots from slot with MEM_POISON, or fail as told and change
+ * nothing.
+ */
+static int
+mem_trim (struct backend *be, uint64_t slot, uint64_t n)
+{
+  struct mem_backend *mb = mem_backend (be);
+  int r = 0, err;
+
+  mem_check_request (mb, "trim", NULL, slot, n);
+  pthread_mutex_lock (&mb->lock);
+  mb->count.trims++;
+  if (mem_should_fail (mb, MEM_FAIL_TRIM, slot, n, &err))
+    r = mem_fail (mb, "trim", slot, n, err);
+  else {
+    memset (mem_data (mb) + slot * PAGE_SIZE, MEM_POISON, n * PAGE_SIZE);
+    mb->count.trim_slots += n;
+  }
+  pthread_mutex_unlock (&mb->lock);
+  return r;
+}
+
+/* The health set by mem_backend_set_health. */
+static enum backend_health
+mem_health (struct backend *be)
+{
+  struct mem_backend *mb = mem_backend (be);
+
+  return __atomic_load_n (&mb->health, __ATOMIC_RELAXED);
 }
 
 /* Free the backend and its data. */
@@ -191,6 +243,8 @@ static const struct backend_ops mem_ops = {
   .read = mem_read,
   .write = mem_write,
   .flush = mem_flush,
+  .trim = mem_trim,
+  .health = mem_health,
   .close = mem_close,
 };
 
@@ -209,6 +263,7 @@ mem_backend_create (const char *target, uint64_t nslots)
   }
   mb->be.ops = &mem_ops;
   mb->be.nslots = nslots;
+  mb->health = BACKEND_UP;
   pthread_mutex_init (&mb->lock, NULL);
   return &mb->be;
 }
@@ -261,7 +316,16 @@ mem_backend_heal (struct backend *be)
   mb->fail_kinds = 0;
   mb->nranges = 0;
   mb->every = 0;
+  __atomic_store_n (&mb->health, BACKEND_UP, __ATOMIC_RELAXED);
   pthread_mutex_unlock (&mb->lock);
+}
+
+void
+mem_backend_set_health (struct backend *be, enum backend_health health)
+{
+  struct mem_backend *mb = mem_backend (be);
+
+  __atomic_store_n (&mb->health, health, __ATOMIC_RELAXED);
 }
 
 void

@@ -3,14 +3,21 @@
  * A struct backend whose slots live in memory, for unit tests only.  It
  * can be told to fail: every request of some kinds (a dead device),
  * requests that touch given slots, or one request out of n.  A failing
- * request reports its cause through log_error, sets errno to EIO and
- * changes no slot, as a real backend does.  A request that breaks the
- * contract of backend.h (no slots, slots past the end, a buffer not
- * PAGE_SIZE aligned) is a bug of the caller, not an I/O error: it aborts.
+ * request reports its cause through log_error, sets errno (EIO, or
+ * ENOTCONN as said below) and changes no slot, as a real backend does.
+ * A request that breaks the contract of backend.h (no slots, slots past
+ * the end, a buffer not PAGE_SIZE aligned) is a bug of the caller, not an
+ * I/O error: it aborts.
+ *
+ * Its health can be set as a remote backend's changes: while DOWN, writes
+ * and trims fail with ENOTCONN (reads and flushes are served, as if the
+ * connection came back in time); once DEAD, every request fails with EIO.
  *
  * The backend counts the requests it receives.  Slots never written read
- * as zeroes, and the memory for the data is allocated at the first write,
- * so a backend that is never written may be very large.
+ * as zeroes; trimmed slots read as MEM_POISON bytes, so that data read
+ * from a slot after it was given up shows.  The memory for the data is
+ * allocated at the first write or trim, so a backend that is never
+ * written may be very large.
  *
  * All functions are thread safe.
  */
@@ -27,14 +34,19 @@
 #define MEM_FAIL_READ 1u
 #define MEM_FAIL_WRITE 2u
 #define MEM_FAIL_FLUSH 4u
-#define MEM_FAIL_ALL (MEM_FAIL_READ | MEM_FAIL_WRITE | MEM_FAIL_FLUSH)
+#define MEM_FAIL_TRIM 8u
+#define MEM_FAIL_ALL \
+  (MEM_FAIL_READ | MEM_FAIL_WRITE | MEM_FAIL_FLUSH | MEM_FAIL_TRIM)
+
+/* Every byte of a trimmed slot. */
+#define MEM_POISON 0xdb
 
 /* The most failing slot ranges one backend holds at once. */
 #define MEM_FAIL_RANGES 16
 
 struct mem_counters {
-  uint64_t reads, writes, flushes;     /* requests, failed ones included */
-  uint64_t read_slots, write_slots;    /* slots of the successful ones */
+  uint64_t reads, writes, flushes, trims; /* requests, failed included */
+  uint64_t read_slots, write_slots, trim_slots; /* of the successful ones */
   uint64_t fua_writes;                 /* writes asking for FUA */
   uint64_t failures;                   /* requests that failed */
 };
@@ -61,10 +73,14 @@ extern void mem_backend_fail_slots (struct backend *be, uint64_t slot,
  */
 extern void mem_backend_fail_every (struct backend *be, unsigned n);
 
-/* Forget every failure set above: the backend works again, with the data
- * its successful writes left.
+/* Forget every failure set above, health included: the backend works
+ * again, with the data its successful writes and trims left.
  */
 extern void mem_backend_heal (struct backend *be);
+
+/* Set the health the backend reports and acts by. */
+extern void mem_backend_set_health (struct backend *be,
+                                    enum backend_health health);
 
 /* With yield, every read and write first gives up the CPU (sched_yield),
  * which widens the windows in which concurrent requests interleave.

@@ -56,13 +56,18 @@
 #define TEST_RANDOM_OPS 1500
 #define TEST_RANDOM_MAX_PAGES 12
 
-/* The concurrency test: threads, requests per thread, device size, and
- * the most pages one request touches.
+/* The concurrency test: device size, the most pages one request
+ * touches, and its runs: a few threads with many requests each, then
+ * more threads than the engine serves at once (ENGINE_REQUESTS), so that
+ * some wait for a request slot.
  */
-#define TEST_THREADS 6
-#define TEST_THREAD_OPS 1500
 #define TEST_CONC_PAGES 256
 #define TEST_CONC_MAX_PAGES 8
+#define TEST_MAX_THREADS 40
+static const struct { unsigned threads, ops; } test_conc_runs[] = {
+  { 6, 1500 }, { TEST_MAX_THREADS, 250 },
+};
+#define TEST_NCONC (sizeof test_conc_runs / sizeof test_conc_runs[0])
 
 /* Seed of the randomized tests (ENGINE_TEST_SEED overrides it). */
 static uint64_t test_seed = UINT64_C (0xe1161e);
@@ -246,7 +251,8 @@ test_dev_stats (struct test_dev *d, unsigned id)
 {
   struct tier_stats st;
 
-  tierset_stats (d->ts, id, &st);
+  TEST_REQUIRE (tierset_stats (d->ts, id, &st), "backend %u has no stats",
+                id);
   return st;
 }
 
@@ -376,27 +382,40 @@ test_dev_write (struct test_dev *d, const void *src, uint32_t count,
     d->mapped[page] = true;
 }
 
-/* Trim or zero count bytes at offset, which must succeed, and apply it
- * to the model: whole pages are unmapped and read as zeroes; zero also
- * zeroes the parts of the end pages it covers, which keep their slot if
- * they had one.
+/* Requests that clear a range. */
+enum test_clear {
+  TEST_TRIM,                           /* engine_trim */
+  TEST_ZERO,                           /* engine_zero, may unmap */
+  TEST_ZERO_KEEP,                      /* engine_zero, keeping the space */
+};
+
+/* Clear count bytes at offset as told, which must succeed, and apply it
+ * to the model.  Trim and zero unmap the whole pages they cover, which
+ * read as zeroes; zero also zeroes the parts of the end pages it covers,
+ * which keep their slot if they had one.  Zero keeping the space writes
+ * zeroes, so every page it touches is mapped.
  */
 static void
-test_dev_discard (struct test_dev *d, bool zero, uint32_t count,
-                  uint64_t offset, const char *where)
+test_dev_clear (struct test_dev *d, enum test_clear how, uint32_t count,
+                uint64_t offset, const char *where)
 {
   uint64_t page, end = offset + count;
+  int r;
 
-  if (zero)
-    TEST_REQUIRE (engine_zero (d->e, count, offset, false) == 0,
-                  "%s: zero of %" PRIu32 " bytes at %" PRIu64 ": %s",
-                  where, count, offset, strerror (errno));
+  if (how == TEST_TRIM)
+    r = engine_trim (d->e, count, offset, false);
   else
-    TEST_REQUIRE (engine_trim (d->e, count, offset, false) == 0,
-                  "%s: trim of %" PRIu32 " bytes at %" PRIu64 ": %s",
-                  where, count, offset, strerror (errno));
-  if (zero)
+    r = engine_zero (d->e, count, offset, false, how == TEST_ZERO);
+  TEST_REQUIRE (r == 0, "%s: %s of %" PRIu32 " bytes at %" PRIu64 ": %s",
+                where, how == TEST_TRIM ? "trim" : "zero", count, offset,
+                strerror (errno));
+  if (how != TEST_TRIM)
     memset (d->model + offset, 0, count);
+  if (how == TEST_ZERO_KEEP) {
+    for (page = offset / PAGE_SIZE; page * PAGE_SIZE < end; page++)
+      d->mapped[page] = true;
+    return;
+  }
   for (page = (offset + PAGE_SIZE - 1) / PAGE_SIZE;
        (page + 1) * PAGE_SIZE <= end; page++) {
     memset (d->model + page * PAGE_SIZE, 0, PAGE_SIZE);
@@ -575,7 +594,8 @@ START_TEST (test_random)
     else if (dice < 7)
       test_dev_read (&d, src + misalign, count, offset, where);
     else
-      test_dev_discard (&d, dice == 9, count, offset, where);
+      test_dev_clear (&d, (enum test_clear) (dice - 7), count, offset,
+                      where);
     test_dev_check (&d, where);
   }
   ck_assert_uint_eq (test_errors, 0);
@@ -639,7 +659,10 @@ START_TEST (test_out_of_range)
     e = test_errors;
     test_refused (engine_trim (d.e, c, o, false), EINVAL, "trim", e);
     e = test_errors;
-    test_refused (engine_zero (d.e, c, o, false), ENOSPC, "zero", e);
+    test_refused (engine_zero (d.e, c, o, false, true), ENOSPC, "zero", e);
+    e = test_errors;
+    test_refused (engine_zero (d.e, c, o, false, false), ENOSPC,
+                  "zero keeping the space", e);
     e = test_errors;
     test_refused (engine_extents (d.e, c, o, test_extent_fn, &x), EINVAL,
                   "extents", e);
@@ -650,7 +673,8 @@ START_TEST (test_out_of_range)
   ck_assert_int_eq (engine_read (d.e, d.buf, 0, d.size), 0);
   ck_assert_int_eq (engine_write (d.e, src, 0, d.size, false), 0);
   ck_assert_int_eq (engine_trim (d.e, 0, d.size, false), 0);
-  ck_assert_int_eq (engine_zero (d.e, 0, d.size, false), 0);
+  ck_assert_int_eq (engine_zero (d.e, 0, d.size, false, true), 0);
+  ck_assert_int_eq (engine_zero (d.e, 0, d.size, false, false), 0);
   test_dev_check (&d, "after empty requests");
   free (src);
   test_dev_destroy (&d);
@@ -658,7 +682,8 @@ START_TEST (test_out_of_range)
 END_TEST
 
 /* Trim frees the slots of the whole pages it covers, which then read as
- * zeroes; pages it covers in part keep their data.
+ * zeroes, and trims them on the backend, whose failure to trim changes
+ * nothing; pages it covers in part keep their data.
  */
 START_TEST (test_trim)
 {
@@ -675,20 +700,28 @@ START_TEST (test_trim)
   test_dev_check (&d, "write 8 pages");
   ck_assert_uint_eq (test_dev_used (&d, "write"), 8);
 
-  test_dev_discard (&d, false, 8 * PAGE_SIZE, 0, "trim 8 pages");
+  test_dev_clear (&d, TEST_TRIM, 8 * PAGE_SIZE, 0, "trim 8 pages");
   test_dev_check (&d, "trim 8 pages");
   ck_assert_uint_eq (test_dev_used (&d, "trim"), 0);
+  ck_assert_uint_eq (test_dev_counters (&d, 0).trim_slots, 8);
+
+  mem_backend_fail_all (d.be[0], MEM_FAIL_TRIM);
+  test_dev_write (&d, src, PAGE_SIZE, 0, "write 1 page");
+  test_dev_clear (&d, TEST_TRIM, PAGE_SIZE, 0, "failed backend trim");
+  test_dev_check (&d, "failed backend trim");
+  ck_assert_int_eq (test_dev_stats (&d, 0).state, TIER_ACTIVE);
+  mem_backend_heal (d.be[0]);
 
   test_dev_write (&d, src, 3 * PAGE_SIZE, 0, "write 3 pages");
-  test_dev_discard (&d, false, 2 * PAGE_SIZE, 100, "partial trim");
+  test_dev_clear (&d, TEST_TRIM, 2 * PAGE_SIZE, 100, "partial trim");
   test_dev_check (&d, "partial trim");
   ck_assert_uint_eq (test_dev_used (&d, "partial trim"), 2);
   ck_assert (d.mapped[0] && !d.mapped[1] && d.mapped[2]);
   ck_assert_int_eq (memcmp (d.model, src, 100), 0);
 
   /* Trimming inside one page, or what is already unmapped, does nothing. */
-  test_dev_discard (&d, false, 10, 5, "trim inside a page");
-  test_dev_discard (&d, false, 4 * PAGE_SIZE, 8 * PAGE_SIZE, "trim holes");
+  test_dev_clear (&d, TEST_TRIM, 10, 5, "trim inside a page");
+  test_dev_clear (&d, TEST_TRIM, 4 * PAGE_SIZE, 8 * PAGE_SIZE, "trim holes");
   test_dev_check (&d, "small trims");
   ck_assert_uint_eq (test_dev_used (&d, "small trims"), 2);
   free (src);
@@ -698,7 +731,8 @@ END_TEST
 
 /* Zero unmaps the whole pages it covers and zeroes the covered part of
  * the pages at either end, which keep one slot each; on an unmapped page
- * a partial zero writes nothing and leaves it unmapped.
+ * a partial zero writes nothing and leaves it unmapped.  Zero keeping the
+ * space writes zeroes instead, and maps every page it touches.
  */
 START_TEST (test_zero)
 {
@@ -714,23 +748,36 @@ START_TEST (test_zero)
   test_fill_random (&rng, src, 4 * PAGE_SIZE);
   test_dev_write (&d, src, 4 * PAGE_SIZE, 0, "write 4 pages");
 
-  test_dev_discard (&d, true, 2 * PAGE_SIZE, 100, "zero across 3 pages");
+  test_dev_clear (&d, TEST_ZERO, 2 * PAGE_SIZE, 100, "zero across 3 pages");
   test_dev_check (&d, "zero across 3 pages");
   ck_assert (d.mapped[0] && !d.mapped[1] && d.mapped[2] && d.mapped[3]);
   ck_assert_uint_eq (test_dev_used (&d, "zero"), 3);
 
-  test_dev_discard (&d, true, 10, 3 * PAGE_SIZE + 5, "zero inside a page");
-  test_dev_discard (&d, true, PAGE_SIZE - 1, PAGE_SIZE * 2 + 1,
-                    "zero to a page end");
-  test_dev_discard (&d, true, PAGE_SIZE + 1, 0, "zero one page and a byte");
+  test_dev_clear (&d, TEST_ZERO, 10, 3 * PAGE_SIZE + 5,
+                  "zero inside a page");
+  test_dev_clear (&d, TEST_ZERO, PAGE_SIZE - 1, PAGE_SIZE * 2 + 1,
+                  "zero to a page end");
+  test_dev_clear (&d, TEST_ZERO, PAGE_SIZE + 1, 0,
+                  "zero one page and a byte");
   test_dev_check (&d, "small zeroes");
   ck_assert_uint_eq (test_dev_used (&d, "small zeroes"), 2);
 
   writes = test_dev_counters (&d, 0).writes;
-  test_dev_discard (&d, true, 100, 8 * PAGE_SIZE + 10, "zero in a hole");
+  test_dev_clear (&d, TEST_ZERO, 100, 8 * PAGE_SIZE + 10, "zero in a hole");
   test_dev_check (&d, "zero in a hole");
   ck_assert (!d.mapped[8]);
   ck_assert_uint_eq (test_dev_counters (&d, 0).writes, writes);
+
+  /* Keeping the space, zeroes are written: the pages touched are mapped,
+   * holes and data alike.
+   */
+  test_dev_clear (&d, TEST_ZERO_KEEP, 2 * PAGE_SIZE, 8 * PAGE_SIZE,
+                  "keep in a hole");
+  test_dev_clear (&d, TEST_ZERO_KEEP, PAGE_SIZE + 10, 2 * PAGE_SIZE - 5,
+                  "keep over data");
+  test_dev_check (&d, "zeroes kept");
+  ck_assert (d.mapped[1] && d.mapped[2] && d.mapped[3] && d.mapped[8] &&
+             d.mapped[9]);
   free (src);
   test_dev_destroy (&d);
 }
@@ -919,6 +966,44 @@ START_TEST (test_split_run)
 }
 END_TEST
 
+/* While a backend is down, writes go to the others without trying it,
+ * and its pages are still read; once up, it takes writes again.
+ */
+START_TEST (test_backend_down)
+{
+  static const uint64_t nslots[] = { 16, 16 };
+  static const int priority[] = { 1, 0 };
+  uint64_t rng = test_seed + 11;
+  struct mem_counters before;
+  struct test_dev d;
+  char *src;
+
+  test_dev_create (&d, 8, 4, 3, 2, nslots, priority);
+  src = test_alloc (4 * PAGE_SIZE);
+  test_fill_random (&rng, src, 4 * PAGE_SIZE);
+  test_dev_write (&d, src, 4 * PAGE_SIZE, 0, "pages 0-3");
+  ck_assert_uint_eq (test_dev_stats (&d, 0).used, 4);
+
+  mem_backend_set_health (d.be[0], BACKEND_DOWN);
+  before = test_dev_counters (&d, 0);
+  test_fill_random (&rng, src, 4 * PAGE_SIZE);
+  test_dev_write (&d, src, 4 * PAGE_SIZE, 4 * PAGE_SIZE, "pages 4-7");
+  test_dev_write (&d, src, PAGE_SIZE, 0, "page 0 again");
+  test_dev_check (&d, "backend 0 down");
+  ck_assert_uint_eq (test_dev_counters (&d, 0).writes, before.writes);
+  ck_assert_uint_eq (test_dev_stats (&d, 0).used, 3);
+  ck_assert_uint_eq (test_dev_stats (&d, 1).used, 5);
+  ck_assert_uint_eq (test_dev_stats (&d, 0).errors, 0);
+
+  mem_backend_set_health (d.be[0], BACKEND_UP);
+  test_dev_write (&d, src, PAGE_SIZE, 5 * PAGE_SIZE, "page 5 again");
+  ck_assert_uint_eq (test_dev_stats (&d, 0).used, 4);
+  test_dev_check (&d, "backend 0 up");
+  free (src);
+  test_dev_destroy (&d);
+}
+END_TEST
+
 /* A failed write marks its run bad and the data goes to another backend;
  * the request succeeds and reads back, also once the first backend is
  * dead (invariant 4).  The bad slots are never written again, however
@@ -980,9 +1065,10 @@ START_TEST (test_write_error)
 }
 END_TEST
 
-/* When no backend can take a write, it fails with ENOSPC or EIO, and the
- * page still reads as before the write; backends are failed after
- * max_errors errors and then not tried any more.
+/* When no backend can take a write, it fails with EIO, and the page
+ * still reads as before the write; backends are failed after max_errors
+ * write errors in a row (reads that work in between do not reset that)
+ * and then not tried any more.
  */
 START_TEST (test_write_nowhere)
 {
@@ -1011,18 +1097,17 @@ START_TEST (test_write_nowhere)
   test_fill_random (&rng, src, PAGE_SIZE);
   errno = 0;
   ck_assert_int_eq (engine_write (d.e, src, PAGE_SIZE, 0, false), -1);
-  ck_assert_msg (errno == ENOSPC || errno == EIO, "errno %d (%s)",
-                 errno, strerror (errno));
+  ck_assert_msg (errno == EIO, "errno %d (%s)", errno, strerror (errno));
   test_dev_check (&d, "no backend");
-  /* Backend 0 failed a write for page 1, then the reads of the device
-   * check succeeded, which ended its run of errors; three more were
-   * needed.  Each failed write marked its slot bad.
+  /* Backend 0 failed a write for page 1; the reads of the device check
+   * in between succeeded but do not end its run of write errors, so two
+   * more failed it.  Each failed write marked its slot bad.
    */
   for (i = 0; i < 2; i++) {
     struct tier_stats st = test_dev_stats (&d, i);
 
     ck_assert_int_eq (st.state, TIER_FAILED);
-    ck_assert_uint_eq (st.errors, i == 0 ? 4 : 3);
+    ck_assert_uint_eq (st.errors, 3);
     ck_assert_uint_eq (st.bad, st.errors);
   }
 
@@ -1080,7 +1165,10 @@ START_TEST (test_read_error)
   test_dev_read (&d, d.buf, 2 * PAGE_SIZE, 0, "pages 0-1");
   test_dev_read (&d, d.buf, PAGE_SIZE, 3 * PAGE_SIZE, "page 3");
 
-  /* Lost pages are not read from the backend again, even healed. */
+  /* Lost pages are not read from the backend again, even healed: the
+   * backend sees at most the reads of pages 0-1 before page 2 in the last
+   * two requests.
+   */
   mem_backend_heal (d.be[0]);
   reads = test_dev_counters (&d, 0).reads;
   test_read_fails (&d, PAGE_SIZE, 2 * PAGE_SIZE, "page 2");
@@ -1109,8 +1197,8 @@ START_TEST (test_read_error)
   test_read_fails (&d, PAGE_SIZE, PAGE_SIZE, "page 1");
   test_read_fails (&d, PAGE_SIZE, 3 * PAGE_SIZE, "page 3");
   mem_backend_heal (d.be[0]);
-  test_dev_discard (&d, false, PAGE_SIZE, PAGE_SIZE, "trim page 1");
-  test_dev_discard (&d, true, PAGE_SIZE, 3 * PAGE_SIZE, "zero page 3");
+  test_dev_clear (&d, TEST_TRIM, PAGE_SIZE, PAGE_SIZE, "trim page 1");
+  test_dev_clear (&d, TEST_ZERO, PAGE_SIZE, 3 * PAGE_SIZE, "zero page 3");
   test_dev_check (&d, "after trim and zero");
   st = test_dev_stats (&d, 0);
   ck_assert_uint_eq (st.bad, 3);
@@ -1210,7 +1298,7 @@ START_TEST (test_fua_flush)
   ck_assert_int_eq (engine_trim (d.e, PAGE_SIZE, 0, true), 0);
   ck_assert_uint_eq (test_dev_counters (&d, 0).flushes, 2);
   ck_assert_int_eq (engine_write (d.e, src, 100, 0, false), 0);
-  ck_assert_int_eq (engine_zero (d.e, 10, 0, true), 0);
+  ck_assert_int_eq (engine_zero (d.e, 10, 0, true, true), 0);
   ck_assert_uint_eq (test_dev_counters (&d, 0).flushes, 3);
   ck_assert_uint_eq (test_dev_counters (&d, 1).flushes, 0);
   free (src);
@@ -1248,6 +1336,7 @@ END_TEST
 /* State shared by the threads of the concurrency test. */
 struct test_conc {
   struct test_dev *d;
+  unsigned ops;                        /* requests per worker */
   uint64_t last_version;               /* atomic: last version handed out */
   bool done;                           /* atomic: the workers finished */
 };
@@ -1310,7 +1399,7 @@ test_worker_run (void *arg)
   struct test_dev *d = w->c->d;
   unsigned op;
 
-  for (op = 0; op < TEST_THREAD_OPS && w->failure[0] == '\0'; op++) {
+  for (op = 0; op < w->c->ops && w->failure[0] == '\0'; op++) {
     uint64_t page = test_below (&w->rng, d->npages);
     uint64_t n = 1 + test_below (&w->rng, TEST_CONC_MAX_PAGES);
     unsigned dice = test_below (&w->rng, 20);
@@ -1340,7 +1429,8 @@ test_worker_run (void *arg)
       if (engine_trim (d->e, count, page * PAGE_SIZE, false) == -1)
         test_worker_fail (w, "trim: %s", strerror (errno));
     }
-    else if (engine_zero (d->e, count, page * PAGE_SIZE, false) == -1)
+    else if (engine_zero (d->e, count, page * PAGE_SIZE, false,
+                          true) == -1)
       test_worker_fail (w, "zero: %s", strerror (errno));
   }
   return NULL;
@@ -1360,9 +1450,11 @@ test_stats_run (void *arg)
     unsigned i;
 
     for (i = 0; i < d->n; i++) {
-      struct tier_stats st = test_dev_stats (d, i);
+      struct tier_stats st;
 
-      if (st.used + st.free + st.bad != st.capacity)
+      if (!tierset_stats (d->ts, i, &st))
+        test_worker_fail (w, "backend %u has no stats", i);
+      else if (st.used + st.free + st.bad != st.capacity)
         test_worker_fail (w, "backend %u: used %" PRIu64 " + free %" PRIu64
                           " + bad %" PRIu64 " != capacity %" PRIu64,
                           i, st.used, st.free, st.bad, st.capacity);
@@ -1383,8 +1475,9 @@ START_TEST (test_concurrency)
 {
   static const uint64_t nslots[] = { 256, 256 };
   static const int priority[] = { 0, 0 };
-  static struct test_worker w[TEST_THREADS + 1];
-  struct test_conc c = { 0 };
+  static struct test_worker w[TEST_MAX_THREADS + 1];
+  const unsigned nthreads = test_conc_runs[_i].threads;
+  struct test_conc c = { .ops = test_conc_runs[_i].ops };
   struct test_dev d;
   uint64_t page, stamped = 0;
   unsigned i;
@@ -1394,20 +1487,20 @@ START_TEST (test_concurrency)
   for (i = 0; i < d.n; i++)
     mem_backend_set_yield (d.be[i], true);
   c.d = &d;
-  for (i = 0; i <= TEST_THREADS; i++) {
+  for (i = 0; i <= nthreads; i++) {
     memset (&w[i], 0, sizeof w[i]);
     w[i].c = &c;
     w[i].rng = test_seed + 100 + i;
     w[i].buf = test_alloc ((TEST_CONC_MAX_PAGES + 1) * PAGE_SIZE);
     ck_assert_int_eq (pthread_create (&w[i].tid, NULL,
-                                      i < TEST_THREADS ? test_worker_run
+                                      i < nthreads ? test_worker_run
                                       : test_stats_run, &w[i]), 0);
   }
-  for (i = 0; i < TEST_THREADS; i++)
+  for (i = 0; i < nthreads; i++)
     ck_assert_int_eq (pthread_join (w[i].tid, NULL), 0);
   __atomic_store_n (&c.done, true, __ATOMIC_RELEASE);
-  ck_assert_int_eq (pthread_join (w[TEST_THREADS].tid, NULL), 0);
-  for (i = 0; i <= TEST_THREADS; i++) {
+  ck_assert_int_eq (pthread_join (w[nthreads].tid, NULL), 0);
+  for (i = 0; i <= nthreads; i++) {
     ck_assert_msg (w[i].failure[0] == '\0', "thread %u: %s", i,
                    w[i].failure);
     free (w[i].buf);
@@ -1467,12 +1560,13 @@ test_suite (void)
   tcase_add_test (tc, test_write_nowhere);
   tcase_add_test (tc, test_read_error);
   tcase_add_test (tc, test_transient_read_error);
+  tcase_add_test (tc, test_backend_down);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("concurrency");
   tcase_set_timeout (tc, 120);
   tcase_add_checked_fixture (tc, test_setup, NULL);
-  tcase_add_test (tc, test_concurrency);
+  tcase_add_loop_test (tc, test_concurrency, 0, TEST_NCONC);
   suite_add_tcase (s, tc);
 
   return s;

@@ -14,6 +14,7 @@ swt_setup
 swt_require qemu-system-x86_64 busybox nbd-client
 vm_kernel_version >/dev/null
 plugin=$(readlink -f "$swt_plugin")
+WORKLOAD_MEMORY_MAX=${WORKLOAD_MEMORY_MAX:-224M}
 nbdkit=$(command -v nbdkit)
 nbdclient=$(command -v nbd-client)
 
@@ -32,7 +33,13 @@ mkswap /dev/nbd0 || exit 1
 swapon -d /dev/nbd0 || swapon /dev/nbd0 || exit 1
 cat /proc/swaps
 grep -E 'VmLck|VmRSS' /proc/\$(cat /run/nbdkit.pid)/status
-swap-workload 768 3
+# The workload runs in a memory cgroup that leaves the rest of the
+# machine's memory to the kernel and nbdkit (see the header).
+mount -t cgroup2 none /sys/fs/cgroup || exit 1
+echo +memory > /sys/fs/cgroup/cgroup.subtree_control
+mkdir /sys/fs/cgroup/workload
+echo ${WORKLOAD_MEMORY_MAX} > /sys/fs/cgroup/workload/memory.max
+sh -c 'echo \$\$ > /sys/fs/cgroup/workload/cgroup.procs && exec swap-workload 768 3'
 r=\$?
 swapoff /dev/nbd0
 $nbdclient -d /dev/nbd0
@@ -46,6 +53,7 @@ vm_build_initramfs "$swt_tmpdir/initrd.gz" "$swt_tmpdir/guest.sh" \
 
 truncate -s 128M "$swt_tmpdir/fast.img"
 truncate -s 1G "$swt_tmpdir/slow.img"
+vm_watch_hang
 vm_run "$swt_tmpdir/initrd.gz" 384 \
   -drive "file=$swt_tmpdir/fast.img,format=raw,if=virtio,cache=none" \
   -drive "file=$swt_tmpdir/slow.img,format=raw,if=virtio,cache=none"

@@ -3,7 +3,8 @@
  * They check the contract written in pagemap.h: a new map reads as
  * SLOT_NONE everywhere, set/get/replace behave as one atomic entry each,
  * the LOST marker is an entry like any other, a huge map only reserves
- * address space, and impossible sizes are refused with an error.
+ * address space until it is prefaulted, and impossible sizes are refused
+ * with an error.
  */
 
 #include <config.h>
@@ -205,6 +206,37 @@ START_TEST (test_sparse)
 }
 END_TEST
 
+/* pagemap_prefault makes the whole map resident and changes no entry. */
+START_TEST (test_prefault)
+{
+  const uint64_t npages = UINT64_C (1) << 20;
+  struct pagemap *map = pagemap_create (npages);
+  uint64_t before, after, page;
+
+  ck_assert_ptr_nonnull (map);
+  pagemap_set (map, 0, 11);
+  pagemap_set (map, npages / 2, SLOT_LOST);
+  pagemap_set (map, npages - 1, SLOT_MAX);
+  before = test_resident_bytes ();
+  pagemap_prefault (map);
+  after = test_resident_bytes ();
+  /* 4 MiB of map; all but the pages touched above were not resident. */
+  ck_assert_msg (after >= before + pagemap_memory (map) - 4 * 4096,
+                 "resident size grew from %" PRIu64 " to %" PRIu64
+                 " bytes for a map of %zu bytes", before, after,
+                 pagemap_memory (map));
+  for (page = 0; page < npages; page++) {
+    slot_t expect = page == 0 ? 11 : page == npages / 2 ? SLOT_LOST
+      : page == npages - 1 ? SLOT_MAX : SLOT_NONE;
+
+    TEST_REQUIRE (pagemap_get (map, page) == expect, "page %" PRIu64
+                  " is %" PRIu32 " after prefault, expected %" PRIu32,
+                  page, pagemap_get (map, page), expect);
+  }
+  pagemap_destroy (map);
+}
+END_TEST
+
 /* Sizes that cannot be mapped fail with NULL after logging an error:
  * no pages, more bytes than size_t holds, and a size that passes that
  * check but exceeds any address space.
@@ -308,6 +340,7 @@ test_suite (void)
   tc = tcase_create ("sizes");
   tcase_add_checked_fixture (tc, test_setup, NULL);
   tcase_add_test (tc, test_sparse);
+  tcase_add_test (tc, test_prefault);
   tcase_add_test (tc, test_bad_npages);
   suite_add_tcase (s, tc);
 

@@ -6,8 +6,9 @@
  * priority first, round robin inside a priority, preference for a backend
  * with a full run, the avoid argument, used + free + bad = capacity after
  * every operation (invariant 5), bad slots never handed out again
- * (invariant 2), failing a backend after max_errors consecutive errors,
- * and flushing only what was written.
+ * (invariant 2), failing a backend after max_errors consecutive errors or
+ * when it is dead, no allocations on a backend that is not up, trims
+ * reaching the backend, and flushing only what was written.
  *
  * The randomized test replays its operations on a model (the state of
  * every slot) and uses a fixed seed; set TIERSET_TEST_SEED to another
@@ -125,6 +126,16 @@ test_set_create (struct test_set *set, unsigned max_errors, unsigned n,
   ck_assert_uint_eq (tierset_count (set->ts), n);
 }
 
+/* The stats of backend id, which must exist. */
+static struct tier_stats
+test_raw_stats (struct tierset *ts, unsigned id)
+{
+  struct tier_stats st;
+
+  TEST_REQUIRE (tierset_stats (ts, id, &st), "backend %u has no stats", id);
+  return st;
+}
+
 /* Check invariant 5 on every backend of ts. */
 static void
 test_check_counts (struct tierset *ts, const char *where)
@@ -132,9 +143,8 @@ test_check_counts (struct tierset *ts, const char *where)
   unsigned i, n = tierset_count (ts);
 
   for (i = 0; i < n; i++) {
-    struct tier_stats st;
+    struct tier_stats st = test_raw_stats (ts, i);
 
-    tierset_stats (ts, i, &st);
     TEST_REQUIRE (st.used + st.free + st.bad == st.capacity,
                   "%s: backend %u: used %" PRIu64 " + free %" PRIu64
                   " + bad %" PRIu64 " != capacity %" PRIu64,
@@ -146,11 +156,8 @@ test_check_counts (struct tierset *ts, const char *where)
 static struct tier_stats
 test_stats (struct tierset *ts, unsigned id)
 {
-  struct tier_stats st;
-
   test_check_counts (ts, "stats");
-  tierset_stats (ts, id, &st);
-  return st;
+  return test_raw_stats (ts, id);
 }
 
 /* The id of the backend owning global address s; fails the test if no
@@ -162,9 +169,8 @@ test_owner (struct tierset *ts, slot_t s)
   unsigned i, n = tierset_count (ts);
 
   for (i = 0; i < n; i++) {
-    struct tier_stats st;
+    struct tier_stats st = test_raw_stats (ts, i);
 
-    tierset_stats (ts, i, &st);
     if (s >= st.first && s - st.first < st.capacity)
       return i;
   }
@@ -190,7 +196,7 @@ test_alloc (struct tierset *ts, uint32_t max, slot_t avoid, slot_t *first,
   TEST_REQUIRE (*len >= 1 && *len <= max, "alloc of up to %" PRIu32
                 " slots returned %" PRIu32, max, *len);
   owner = test_owner (ts, *first);
-  tierset_stats (ts, owner, &st);
+  st = test_raw_stats (ts, owner);
   TEST_REQUIRE (*first - st.first + *len <= st.capacity,
                 "run %" PRIu32 "+%" PRIu32 " crosses the end of backend %u",
                 *first, *len, owner);
@@ -279,8 +285,8 @@ START_TEST (test_io_routing)
   struct tier_stats st;
   struct mem_counters c;
   char *buf, *peek;
-  slot_t s;
-  unsigned owner;
+  slot_t s = SLOT_NONE;
+  unsigned taken = 0;
 
   test_set_create (&set, 3, 2, nslots, priority);
   buf = aligned_alloc (PAGE_SIZE, 2 * PAGE_SIZE);
@@ -288,18 +294,15 @@ START_TEST (test_io_routing)
   ck_assert_ptr_nonnull (buf);
   ck_assert_ptr_nonnull (peek);
 
-  /* Take a slot of backend 0, then two of backend 1, the second of which
-   * is slot 1 there.
-   */
-  do
-    owner = test_alloc_one (set.ts, &s);
-  while (owner != 0);
-  do
-    owner = test_alloc_one (set.ts, &s);
-  while (owner != 1);
-  test_alloc_one (set.ts, &s);
-  test_alloc_one (set.ts, &s);
-  ck_assert_uint_eq (test_owner (set.ts, s), 1);
+  /* Allocate until backend 1 hands out its second slot, its slot 1. */
+  while (taken < 2) {
+    slot_t t;
+
+    if (test_alloc_one (set.ts, &t) == 1) {
+      s = t;
+      taken++;
+    }
+  }
   st = test_stats (set.ts, 1);
   ck_assert_uint_eq (s - st.first, 1);
 
@@ -320,6 +323,8 @@ START_TEST (test_io_routing)
   st = test_stats (set.ts, 1);
   ck_assert_uint_eq (st.reads, 1);
   ck_assert_uint_eq (st.writes, 1);
+  ck_assert_uint_eq (st.read_slots, 1);
+  ck_assert_uint_eq (st.write_slots, 1);
   ck_assert_uint_eq (st.errors, 0);
   st = test_stats (set.ts, 0);
   ck_assert_uint_eq (st.reads + st.writes, 0);
@@ -665,9 +670,8 @@ model_check_stats (struct model *m)
 
   test_check_counts (m->set.ts, m->where);
   for (i = 0; i < TEST_RANDOM_TIERS; i++) {
-    struct tier_stats st;
+    struct tier_stats st = test_raw_stats (m->set.ts, i);
 
-    tierset_stats (m->set.ts, i, &st);
     TEST_REQUIRE (st.used == m->used[i] && st.bad == m->bad[i] &&
                   st.free == model_free (m, i),
                   "%s: backend %u: used %" PRIu64 " free %" PRIu64
@@ -834,10 +838,10 @@ START_TEST (test_random)
 }
 END_TEST
 
-/* A backend fails after max_errors consecutive I/O errors, reads and
- * writes alike, and a success in between starts the count again.  A
- * failed backend gets no new allocations, even with free slots, but still
- * serves reads.
+/* A backend fails after max_errors consecutive errors of one kind, reads
+ * or writes; a success of the same kind starts the count again, one of
+ * the other kind does not.  A failed backend gets no new allocations,
+ * even with free slots, but still serves reads.
  */
 START_TEST (test_failing)
 {
@@ -871,6 +875,8 @@ START_TEST (test_failing)
   mem_backend_fail_all (set.be[0], MEM_FAIL_WRITE);
   for (i = 0; i < 2; i++)
     ck_assert_int_eq (tierset_write (set.ts, s0, 1, data, false), -1);
+  /* A read that works does not excuse the writes that keep failing. */
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf), 0);
   st = test_stats (set.ts, 0);
   ck_assert_int_eq (st.state, TIER_ACTIVE);
   ck_assert_str_eq (tier_state_name (st.state), "active");
@@ -896,7 +902,7 @@ START_TEST (test_failing)
   ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf), 0);
   ck_assert_mem_eq (buf, data, PAGE_SIZE);
   st = test_stats (set.ts, 0);
-  ck_assert_uint_eq (st.reads, 1);
+  ck_assert_uint_eq (st.reads, 2);
   ck_assert_int_eq (st.state, TIER_FAILED);
   tierset_destroy (set.ts);
 
@@ -980,6 +986,105 @@ START_TEST (test_flush)
   }
   tierset_destroy (set.ts);
   free (data);
+}
+END_TEST
+
+/* tierset_trim reaches the owning backend at its own slot numbers; a
+ * trim that fails is counted as an error and otherwise ignored: it does
+ * not fail the backend, however many fail in a row.
+ */
+START_TEST (test_trim)
+{
+  static const uint64_t nslots[] = { 8, 8 };
+  static const int priority[] = { 0, 0 };
+  struct test_set set;
+  struct mem_counters c;
+  struct tier_stats st;
+  unsigned char *peek;
+  slot_t s;
+  uint32_t len;
+  unsigned i;
+
+  peek = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  ck_assert_ptr_nonnull (peek);
+  test_set_create (&set, 2, 2, nslots, priority);
+  do
+    ck_assert_int_ge (test_alloc (set.ts, 4, SLOT_NONE, &s, &len), 0);
+  while (test_owner (set.ts, s) != 1);
+  ck_assert_uint_eq (len, 4);
+
+  tierset_trim (set.ts, s + 1, 2);
+  mem_backend_counters (set.be[1], &c);
+  ck_assert_uint_eq (c.trims, 1);
+  ck_assert_uint_eq (c.trim_slots, 2);
+  mem_backend_peek (set.be[1], s + 1 - test_stats (set.ts, 1).first, peek);
+  ck_assert_uint_eq (peek[0], MEM_POISON);
+  mem_backend_counters (set.be[0], &c);
+  ck_assert_uint_eq (c.trims, 0);
+
+  mem_backend_fail_all (set.be[1], MEM_FAIL_TRIM);
+  for (i = 0; i < 5; i++)
+    tierset_trim (set.ts, s, 1);
+  st = test_stats (set.ts, 1);
+  ck_assert_uint_eq (st.errors, 5);
+  ck_assert_int_eq (st.state, TIER_ACTIVE);
+  ck_assert_uint_eq (st.used, 4);
+  free (peek);
+  tierset_destroy (set.ts);
+}
+END_TEST
+
+/* The health of a backend: while it is not up it gets no allocations;
+ * errors of a lost connection (ENOTCONN) are counted but do not fail it,
+ * the backend deciding that itself; once it is dead, its next error fails
+ * it whatever max_errors says.
+ */
+START_TEST (test_health)
+{
+  static const uint64_t nslots[] = { 8, 8 };
+  static const int priority[] = { 1, 0 };
+  struct test_set set;
+  struct tier_stats st;
+  slot_t s, s0;
+  char *data;
+  unsigned i;
+
+  data = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  ck_assert_ptr_nonnull (data);
+  memset (data, 'h', PAGE_SIZE);
+  test_set_create (&set, 3, 2, nslots, priority);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s0), 0);
+  ck_assert_int_eq (test_stats (set.ts, 0).health, BACKEND_UP);
+
+  mem_backend_set_health (set.be[0], BACKEND_DOWN);
+  ck_assert_int_eq (test_stats (set.ts, 0).health, BACKEND_DOWN);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s), 1);
+  for (i = 0; i < 5; i++) {
+    errno = 0;
+    ck_assert_int_eq (tierset_write (set.ts, s0, 1, data, false), -1);
+    ck_assert_int_eq (errno, ENOTCONN);
+  }
+  st = test_stats (set.ts, 0);
+  ck_assert_uint_eq (st.errors, 5);
+  ck_assert_int_eq (st.state, TIER_ACTIVE);
+
+  /* Up again: allocations come back to the higher priority. */
+  mem_backend_set_health (set.be[0], BACKEND_UP);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s), 0);
+  ck_assert_int_eq (tierset_write (set.ts, s0, 1, data, false), 0);
+
+  /* Dead: no allocations, and the first error fails the backend. */
+  mem_backend_set_health (set.be[0], BACKEND_DEAD);
+  ck_assert_uint_eq (test_alloc_one (set.ts, &s), 1);
+  errno = 0;
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, data), -1);
+  ck_assert_int_eq (errno, EIO);
+  st = test_stats (set.ts, 0);
+  ck_assert_int_eq (st.state, TIER_FAILED);
+  ck_assert_int_eq (st.health, BACKEND_DEAD);
+  ck_assert_uint_eq (st.errors, 6);
+  free (data);
+  tierset_destroy (set.ts);
 }
 END_TEST
 
@@ -1092,6 +1197,8 @@ test_suite (void)
   tcase_add_checked_fixture (tc, test_setup, NULL);
   tcase_add_test (tc, test_failing);
   tcase_add_test (tc, test_flush);
+  tcase_add_test (tc, test_trim);
+  tcase_add_test (tc, test_health);
   tcase_add_test (tc, test_bad_priority);
   tcase_add_test (tc, test_too_many);
   tcase_add_test (tc, test_address_space);

@@ -62,6 +62,7 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev \
 done
 insmod /modules/nbd.ko* nbds_max=2 || echo "VM: insmod nbd failed"
 echo 20 > /proc/sys/kernel/hung_task_timeout_secs
+echo 1 > /proc/sys/kernel/sysrq
 echo "VM: booted with $(grep MemTotal /proc/meminfo)"
 if sh /test.sh; then echo "VM-RESULT: PASS"; else echo "VM-RESULT: FAIL"; fi
 grep -E '^(pswpin|pswpout) ' /proc/vmstat | sed 's/^/VM-VMSTAT: /'
@@ -86,8 +87,9 @@ vm_run () {
   timeout "${VM_TIMEOUT:-1200}" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -smp 2 -m "$mem" \
     -kernel "/boot/vmlinuz-$ver" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 oops=panic loglevel=4 rootfstype=ramfs" \
+    -append "console=ttyS0 panic=-1 oops=panic loglevel=8 rootfstype=ramfs" \
     -nographic -no-reboot -nodefaults -serial stdio \
+    -monitor "unix:$swt_tmpdir/monitor.sock,server,nowait" \
     "$@" </dev/null | tee "$swt_tmpdir/vm.log" || r=$?
   if [ "$r" -ne 0 ]; then
     echo "$0: FAIL: the guest did not finish (status $r; 124 is a timeout)"
@@ -97,6 +99,37 @@ vm_run () {
     echo "$0: FAIL: the guest's test failed"
     exit 1
   fi
+}
+
+# Send the QEMU monitor command $1 to the running guest (e.g.
+# "sendkey alt-sysrq-w" to have its kernel list blocked tasks).
+vm_monitor () {
+  /usr/bin/python3 - "$swt_tmpdir/monitor.sock" "$1" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+time.sleep(0.5)
+s.close()
+PY
+}
+
+# In the background: once the guest's kernel reports a task blocked for
+# long, have it dump what every blocked task is waiting on, the memory
+# state and all task stacks (sysrq w, m, t), once.  Evidence for a hang.
+vm_watch_hang () {
+  (
+    while sleep 5; do
+      if grep -q 'blocked for more than' "$swt_tmpdir/vm.log" 2>/dev/null; then
+        for key in w m t; do
+          vm_monitor "sendkey alt-sysrq-$key" || true
+          sleep 5
+        done
+        break
+      fi
+    done
+  ) &
+  swt_on_exit "kill $! 2>/dev/null"
 }
 
 # The guest's swap counter $1 (pswpin or pswpout) from the last run.

@@ -1,0 +1,845 @@
+/* swaptierctl: control the tiers of a running swaptier plugin, as
+ * swapctl(8) does the swap devices of a BSD kernel.
+ *
+ * It connects to the plugin's control socket (control=PATH), sends one
+ * command line and formats the reply (lib/ctlproto.h has the protocol):
+ * aligned columns with human-readable sizes, raw numbers, or JSON.  A
+ * removal is followed with a progress bar on a terminal.
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctlproto.h"
+
+#define SCTL_DEFAULT_SOCKET "/run/swaptier.sock"
+#define SCTL_REPLY_TIMEOUT 120         /* seconds: add may connect afar */
+#define SCTL_POLL_MS 200               /* progress polling period */
+#define SCTL_BAR_WIDTH 30
+
+/* Exit codes. */
+#define SCTL_EXIT_FAILED 1             /* refused, or it failed */
+#define SCTL_EXIT_USAGE 2
+
+static const char *sctl_socket;
+static bool sctl_json, sctl_bytes, sctl_wait;
+
+/* A connection to the control socket, a stream each way. */
+struct sctl_conn {
+  FILE *in, *out;
+};
+
+/* The reply to one command: its data lines and its status line. */
+struct sctl_reply {
+  char **line;
+  size_t n;
+  char *status;                        /* "ok ..." or "error ..." */
+};
+
+/* The type of a field of a record, for the output. */
+enum sctl_type {
+  SCTL_TEXT,
+  SCTL_NUMBER,
+  SCTL_SLOTS,                          /* a count of slots: shown as bytes */
+};
+
+/* A field of a record and its type. */
+struct sctl_field {
+  const char *key;
+  enum sctl_type type;
+};
+
+/* The fields of each record, in output order. */
+static const struct sctl_field sctl_backend_fields[] = {
+  { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "kind", SCTL_TEXT },
+  { "priority", SCTL_NUMBER }, { "state", SCTL_TEXT },
+  { "health", SCTL_TEXT }, { "capacity", SCTL_SLOTS },
+  { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
+  { "reads", SCTL_NUMBER }, { "writes", SCTL_NUMBER },
+  { "errors", SCTL_NUMBER }, { NULL },
+};
+static const struct sctl_field sctl_total_fields[] = {
+  { "backends", SCTL_NUMBER }, { "pages", SCTL_NUMBER },
+  { "spare", SCTL_NUMBER }, { "capacity", SCTL_SLOTS },
+  { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
+  { "reads", SCTL_NUMBER }, { "writes", SCTL_NUMBER },
+  { "errors", SCTL_NUMBER }, { NULL },
+};
+static const struct sctl_field sctl_drain_fields[] = {
+  { "id", SCTL_NUMBER }, { "state", SCTL_TEXT }, { "total", SCTL_NUMBER },
+  { "remaining", SCTL_NUMBER }, { "moved", SCTL_NUMBER },
+  { "lost", SCTL_NUMBER }, { "error", SCTL_TEXT }, { NULL },
+};
+static const struct sctl_field sctl_stats_fields[] = {
+  { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "reads", SCTL_NUMBER },
+  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
+  { "read_bytes", SCTL_NUMBER }, { "write_bytes", SCTL_NUMBER },
+  { "reads_per_s", SCTL_NUMBER }, { "writes_per_s", SCTL_NUMBER },
+  { "read_bytes_per_s", SCTL_NUMBER }, { "write_bytes_per_s", SCTL_NUMBER },
+  { NULL },
+};
+
+/* Print a message on stderr, prefixed with the program's name. */
+static void __attribute__ ((format (printf, 1, 2)))
+sctl_message (const char *fmt, ...)
+{
+  va_list args;
+
+  fputs ("swaptierctl: ", stderr);
+  va_start (args, fmt);
+  vfprintf (stderr, fmt, args);
+  va_end (args);
+  fputc ('\n', stderr);
+}
+
+/* Allocation checks: exit when memory runs out. */
+static void *
+sctl_check (void *p)
+{
+  if (p == NULL) {
+    sctl_message ("out of memory");
+    exit (SCTL_EXIT_FAILED);
+  }
+  return p;
+}
+
+/* strdup that exits when memory runs out. */
+static char *
+sctl_strdup (const char *s)
+{
+  return sctl_check (strdup (s));
+}
+
+/* Print the usage summary on fp. */
+static void
+sctl_usage (FILE *fp)
+{
+  fprintf (fp,
+"Usage: swaptierctl [OPTIONS] COMMAND [ARGUMENTS]\n"
+"Control the backends of a running swaptier plugin (nbdkit control=PATH).\n"
+"\n"
+"Commands:\n"
+"  list                         one row per backend, and the totals\n"
+"  stats                        I/O counters and rates\n"
+"  add TARGET [priority=N] [capacity=SIZE]\n"
+"      [connections=N] [timeout=SECONDS] [grace=SECONDS]\n"
+"                               put a new backend in service\n"
+"  priority ID N                change the priority of backend ID\n"
+"  remove ID                    move the pages of backend ID elsewhere,\n"
+"                               then close it\n"
+"  drain                        where the last removal is\n"
+"\n"
+"Options:\n"
+"  -s, --socket=PATH  the control socket (default: $SWAPTIER_SOCKET,\n"
+"                     else " SCTL_DEFAULT_SOCKET ")\n"
+"  -j, --json         list, stats, drain: print JSON (sizes in bytes)\n"
+"  -b, --bytes        list: sizes in bytes, not human-readable\n"
+"  -w, --wait         remove, drain: wait until the removal ends\n"
+"  -h, --help         print this help\n"
+"  -V, --version      print the version\n");
+}
+
+/* Connect to the control socket; false after a message on failure. */
+static bool
+sctl_connect (struct sctl_conn *c)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  struct timeval tv = { .tv_sec = SCTL_REPLY_TIMEOUT };
+  int fd, fd2;
+
+  if (strlen (sctl_socket) >= sizeof addr.sun_path) {
+    sctl_message ("%s: the socket path is too long", sctl_socket);
+    return false;
+  }
+  strcpy (addr.sun_path, sctl_socket);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1 ||
+      connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
+    sctl_message ("%s: %m (is nbdkit swaptier running with control=%s?)",
+                  sctl_socket, sctl_socket);
+    if (fd >= 0)
+      close (fd);
+    return false;
+  }
+  setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  fd2 = dup (fd);
+  c->in = fdopen (fd, "r");
+  c->out = fd2 >= 0 ? fdopen (fd2, "w") : NULL;
+  if (c->in == NULL || c->out == NULL) {
+    sctl_message ("%m");
+    exit (SCTL_EXIT_FAILED);
+  }
+  return true;
+}
+
+/* Free a reply's lines and empty it. */
+static void
+sctl_reply_free (struct sctl_reply *r)
+{
+  size_t i;
+
+  for (i = 0; i < r->n; i++)
+    free (r->line[i]);
+  free (r->line);
+  free (r->status);
+  *r = (struct sctl_reply) { 0 };
+}
+
+/* Send the command made of verb and the n words of arg, each escaped,
+ * and read the whole reply into *r.  Returns 0 on "ok", 1 on "error"
+ * (after printing its message), -1 after a message if the exchange
+ * failed.
+ */
+static int
+sctl_request (struct sctl_conn *c, const char *verb, char **arg, int n,
+              struct sctl_reply *r)
+{
+  char escaped[3 * CTL_LINE_MAX];
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t len;
+  int i;
+
+  sctl_reply_free (r);
+  fputs (verb, c->out);
+  for (i = 0; i < n; i++)
+    fprintf (c->out, " %s", ctl_escape (arg[i], escaped, sizeof escaped));
+  fputc ('\n', c->out);
+  if (fflush (c->out) == EOF) {
+    sctl_message ("%s: sending the command: %m", sctl_socket);
+    return -1;
+  }
+  while ((len = getline (&line, &cap, c->in)) > 0) {
+    if (line[len - 1] == '\n')
+      line[--len] = '\0';
+    if (strncmp (line, "ok", 2) == 0 &&
+        (line[2] == '\0' || line[2] == ' ')) {
+      r->status = line;
+      return 0;
+    }
+    if (strncmp (line, "error ", 6) == 0) {
+      sctl_message ("%s", line + 6);
+      r->status = line;
+      return 1;
+    }
+    r->line = sctl_check (realloc (r->line, (r->n + 1) * sizeof *r->line));
+    r->line[r->n++] = sctl_strdup (line);
+  }
+  free (line);
+  /* An NBD server (nbdkit -U) drops a client that is not one. */
+  if (ferror (c->in) && errno == EAGAIN)
+    sctl_message ("%s: no reply in %d seconds", sctl_socket,
+                  SCTL_REPLY_TIMEOUT);
+  else
+    sctl_message ("%s: %s (is it the socket of the plugin's control=?)",
+                  sctl_socket, ferror (c->in) ? strerror (errno)
+                  : "the server closed the connection");
+  return -1;
+}
+
+/* Whether line is a record of the given kind. */
+static bool
+sctl_is (const char *line, const char *record)
+{
+  size_t len = strlen (record);
+
+  return strncmp (line, record, len) == 0 && line[len] == ' ';
+}
+
+/* The value of a field, unescaped and allocated ("" if it is missing). */
+static char *
+sctl_value (const char *line, const char *key)
+{
+  size_t len = strlen (line) + 1;
+  char *value = sctl_check (malloc (len));
+
+  if (!ctl_field (line, key, value, len))
+    value[0] = '\0';
+  return value;
+}
+
+/* The value of a numeric field (0 if it is missing). */
+static uint64_t
+sctl_number (const char *line, const char *key)
+{
+  char *value = sctl_value (line, key);
+  uint64_t n = strtoull (value, NULL, 10);
+
+  free (value);
+  return n;
+}
+
+/* The page size the server reports in its status line. */
+static uint64_t
+sctl_page_size (const struct sctl_reply *r)
+{
+  uint64_t size = sctl_number (r->status, "page_size");
+
+  return size ? size : 4096;
+}
+
+/* A size, allocated: bytes with --bytes, else as swapon(8) shows them
+ * (512B, 1.5K, 16M, 2.3G, ...).
+ */
+static char *
+sctl_size (uint64_t bytes)
+{
+  static const char units[] = "KMGTPE";
+  char buf[32];
+  double v = bytes;
+  int u = -1;
+
+  while (!sctl_bytes && v >= 1024 && u < 5) {
+    v /= 1024;
+    u++;
+  }
+  if (u == -1)
+    snprintf (buf, sizeof buf, "%" PRIu64 "%s", bytes, sctl_bytes ? "" : "B");
+  else if (v < 10 && (uint64_t) (v * 10 + 0.5) % 10 != 0)
+    snprintf (buf, sizeof buf, "%.1f%c", v, units[u]);
+  else
+    snprintf (buf, sizeof buf, "%.0f%c", v, units[u]);
+  return sctl_strdup (buf);
+}
+
+/* Print s as a JSON string. */
+static void
+sctl_json_string (const char *s)
+{
+  putchar ('"');
+  for (; *s; s++) {
+    unsigned char c = *s;
+
+    if (c == '"' || c == '\\')
+      printf ("\\%c", c);
+    else if (c < ' ' || c == 0x7f)
+      printf ("\\u%04x", c);
+    else
+      putchar (c);
+  }
+  putchar ('"');
+}
+
+/* Print a record as a JSON object of its fields, sizes in bytes. */
+static void
+sctl_json_record (const char *line, const struct sctl_field *f,
+                  uint64_t page_size)
+{
+  const char *sep = "";
+
+  putchar ('{');
+  for (; f->key; f++) {
+    char *value = sctl_value (line, f->key);
+
+    if (value[0]) {
+      printf ("%s\"%s\": ", sep, f->key);
+      sep = ", ";
+      if (f->type == SCTL_TEXT)
+        sctl_json_string (value);
+      else if (f->type == SCTL_SLOTS)
+        printf ("%" PRIu64,
+                (uint64_t) strtoull (value, NULL, 10) * page_size);
+      /* A number from the server, checked so that the output stays JSON. */
+      else if (strspn (value, "-0123456789.") == strlen (value))
+        fputs (value, stdout);
+      else
+        fputs ("null", stdout);
+    }
+    free (value);
+  }
+  putchar ('}');
+}
+
+/* Print the reply as one JSON object: the "backend" records under
+ * "backends", the "total" record (with total_fields) under "total",
+ * and with with_drain, the "drain" record under "drain"; null for an
+ * absent record.
+ */
+static void
+sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
+                 const struct sctl_field *total_fields, bool with_drain)
+{
+  uint64_t page_size = sctl_page_size (r);
+  const char *sep = "";
+  size_t i, total = r->n, drain = r->n;
+
+  fputs ("{\"backends\": [", stdout);
+  for (i = 0; i < r->n; i++) {
+    if (sctl_is (r->line[i], "total"))
+      total = i;
+    else if (sctl_is (r->line[i], "drain"))
+      drain = i;
+    else if (sctl_is (r->line[i], "backend")) {
+      fputs (sep, stdout);
+      sep = ", ";
+      sctl_json_record (r->line[i], fields, page_size);
+    }
+  }
+  fputs ("], \"total\": ", stdout);
+  if (total < r->n)
+    sctl_json_record (r->line[total], total_fields, page_size);
+  else
+    fputs ("null", stdout);
+  if (with_drain) {
+    fputs (", \"drain\": ", stdout);
+    if (drain < r->n)
+      sctl_json_record (r->line[drain], sctl_drain_fields, page_size);
+    else
+      fputs ("null", stdout);
+  }
+  puts ("}");
+}
+
+/* A table of text cells, printed with aligned columns. */
+struct sctl_table {
+  unsigned ncols, nrows;
+  const char *const *head;
+  const char *align;                   /* 'l' or 'r' per column */
+  char **cell;                         /* nrows x ncols, owned */
+};
+
+/* Append a row of ncols allocated cells, which the table takes. */
+static void
+sctl_table_row (struct sctl_table *t, char **cells)
+{
+  t->cell = sctl_check (realloc (t->cell, (size_t) (t->nrows + 1) * t->ncols
+                                 * sizeof *t->cell));
+  memcpy (&t->cell[t->nrows * t->ncols], cells, t->ncols * sizeof *cells);
+  t->nrows++;
+}
+
+/* Print the table, its header first, and free its cells.  The last
+ * column, left-aligned, is not padded.
+ */
+static void
+sctl_table_print (struct sctl_table *t)
+{
+  size_t *width = sctl_check (calloc (t->ncols, sizeof *width)), len;
+  unsigned r, c;
+
+  for (c = 0; c < t->ncols; c++)
+    width[c] = strlen (t->head[c]);
+  for (r = 0; r < t->nrows * t->ncols; r++)
+    if ((len = strlen (t->cell[r])) > width[r % t->ncols])
+      width[r % t->ncols] = len;
+  for (r = 0; r <= t->nrows; r++) {
+    for (c = 0; c < t->ncols; c++) {
+      const char *s = r == 0 ? t->head[c] : t->cell[(r - 1) * t->ncols + c];
+      int w = c + 1 == t->ncols && t->align[c] == 'l' ? 0 : (int) width[c];
+
+      printf ("%s%*s", c ? "  " : "", t->align[c] == 'l' ? -w : w, s);
+    }
+    putchar ('\n');
+  }
+  for (r = 0; r < t->nrows * t->ncols; r++)
+    free (t->cell[r]);
+  free (t->cell);
+  free (width);
+}
+
+/* Print where the removal of a "drain" record is, as a sentence. */
+static void
+sctl_drain_sentence (const char *line)
+{
+  uint64_t total = sctl_number (line, "total");
+  uint64_t remaining = sctl_number (line, "remaining");
+  char *state = sctl_value (line, "state");
+
+  printf ("backend %" PRIu64 ": removal %s, %" PRIu64 " of %" PRIu64
+          " pages moved off it, %" PRIu64 " lost", sctl_number (line, "id"),
+          state, remaining < total ? total - remaining : 0, total,
+          sctl_number (line, "lost"));
+  if (strcmp (state, "failed") == 0) {
+    char *error = sctl_value (line, "error");
+
+    printf (": %s", error);
+    free (error);
+  }
+  putchar ('\n');
+  free (state);
+}
+
+/* The "drain" record of a reply, or NULL. */
+static const char *
+sctl_drain_record (const struct sctl_reply *r)
+{
+  size_t i;
+
+  for (i = 0; i < r->n; i++)
+    if (sctl_is (r->line[i], "drain"))
+      return r->line[i];
+  return NULL;
+}
+
+/* list: one row per backend, the totals, the last removal. */
+static void
+sctl_list (const struct sctl_reply *r)
+{
+  static const char *const head[] = {
+    "ID", "TARGET", "KIND", "PRIO", "STATE", "SIZE", "USED", "FREE", "BAD",
+    "READS", "WRITES", "ERRORS",
+  };
+  struct sctl_table t = {
+    .ncols = 12, .head = head, .align = "rllrlrrrrrrr",
+  };
+  uint64_t page_size = sctl_page_size (r);
+  const char *drain;
+  size_t i;
+
+  if (sctl_json) {
+    sctl_json_reply (r, sctl_backend_fields, sctl_total_fields, true);
+    return;
+  }
+  for (i = 0; i < r->n; i++) {
+    const char *l = r->line[i];
+    bool total = sctl_is (l, "total");
+    char *state, *health, *cells[12];
+
+    if (!total && !sctl_is (l, "backend"))
+      continue;
+    state = sctl_value (l, "state");
+    health = sctl_value (l, "health");
+    /* A remote backend that cannot be reached says so. */
+    if (health[0] && strcmp (health, "up") != 0) {
+      state = sctl_check (realloc (state, strlen (state) +
+                                   strlen (health) + 2));
+      strcat (strcat (state, "/"), health);
+    }
+    free (health);
+    cells[0] = sctl_value (l, "id");
+    cells[1] = total ? sctl_strdup ("total") : sctl_value (l, "target");
+    cells[2] = sctl_value (l, "kind");
+    cells[3] = sctl_value (l, "priority");
+    cells[4] = state;
+    cells[5] = sctl_size (sctl_number (l, "capacity") * page_size);
+    cells[6] = sctl_size (sctl_number (l, "used") * page_size);
+    cells[7] = sctl_size (sctl_number (l, "free") * page_size);
+    cells[8] = sctl_size (sctl_number (l, "bad") * page_size);
+    cells[9] = sctl_value (l, "reads");
+    cells[10] = sctl_value (l, "writes");
+    cells[11] = sctl_value (l, "errors");
+    sctl_table_row (&t, cells);
+  }
+  sctl_table_print (&t);
+  drain = sctl_drain_record (r);
+  if (drain)
+    sctl_drain_sentence (drain);
+}
+
+/* A rate, allocated: a count per second, or bytes per second. */
+static char *
+sctl_rate (const char *line, const char *key, bool bytes)
+{
+  char *value = sctl_value (line, key), *s;
+
+  if (!bytes)
+    return value;
+  s = sctl_size (strtoull (value, NULL, 10));
+  free (value);
+  s = sctl_check (realloc (s, strlen (s) + 3));
+  strcat (s, "/s");
+  return s;
+}
+
+/* stats: I/O counters and rates per backend, and their totals. */
+static void
+sctl_stats (const struct sctl_reply *r)
+{
+  static const char *const head[] = {
+    "ID", "TARGET", "READS", "WRITES", "ERRORS", "READ", "WRITTEN",
+    "READS/S", "WRITES/S", "READ/S", "WRITTEN/S",
+  };
+  struct sctl_table t = {
+    .ncols = 11, .head = head, .align = "rlrrrrrrrrr",
+  };
+  size_t i;
+
+  if (sctl_json) {
+    sctl_json_reply (r, sctl_stats_fields, sctl_stats_fields, false);
+    return;
+  }
+  for (i = 0; i < r->n; i++) {
+    const char *l = r->line[i];
+    bool total = sctl_is (l, "total");
+    char *cells[11];
+
+    if (!total && !sctl_is (l, "backend"))
+      continue;
+    cells[0] = sctl_value (l, "id");
+    cells[1] = total ? sctl_strdup ("total") : sctl_value (l, "target");
+    cells[2] = sctl_value (l, "reads");
+    cells[3] = sctl_value (l, "writes");
+    cells[4] = sctl_value (l, "errors");
+    cells[5] = sctl_size (sctl_number (l, "read_bytes"));
+    cells[6] = sctl_size (sctl_number (l, "write_bytes"));
+    cells[7] = sctl_rate (l, "reads_per_s", false);
+    cells[8] = sctl_rate (l, "writes_per_s", false);
+    cells[9] = sctl_rate (l, "read_bytes_per_s", true);
+    cells[10] = sctl_rate (l, "write_bytes_per_s", true);
+    sctl_table_row (&t, cells);
+  }
+  sctl_table_print (&t);
+}
+
+/* Show the progress of a removal on a terminal: a bar redrawn in place. */
+static void
+sctl_bar (unsigned id, uint64_t done, uint64_t total)
+{
+  unsigned percent = total ? done * 100 / total : 100;
+  unsigned fill = total ? done * SCTL_BAR_WIDTH / total : SCTL_BAR_WIDTH;
+  char bar[SCTL_BAR_WIDTH + 1];
+
+  memset (bar, '#', fill);
+  memset (bar + fill, '-', SCTL_BAR_WIDTH - fill);
+  bar[SCTL_BAR_WIDTH] = '\0';
+  printf ("\rremoving backend %u [%s] %3u%% %" PRIu64 "/%" PRIu64 " pages",
+          id, bar, percent, done, total);
+  fflush (stdout);
+}
+
+/* Follow the removal of backend id until it ends, with a bar on a
+ * terminal or a line per second otherwise.  Returns the exit code.
+ */
+static int
+sctl_follow (struct sctl_conn *c, unsigned id)
+{
+  bool tty = isatty (STDOUT_FILENO);
+  struct sctl_reply r = { 0 };
+  uint64_t last_done = UINT64_MAX;
+  time_t last_line = 0;
+  int code = SCTL_EXIT_FAILED;
+
+  for (;;) {
+    const char *d;
+    uint64_t total, remaining, done;
+    char *state;
+
+    if (sctl_request (c, "drain", NULL, 0, &r) != 0)
+      break;
+    d = sctl_drain_record (&r);
+    if (d == NULL || sctl_number (d, "id") != id) {
+      sctl_message ("backend %u: no removal of it is known", id);
+      break;
+    }
+    total = sctl_number (d, "total");
+    remaining = sctl_number (d, "remaining");
+    done = remaining < total ? total - remaining : 0;
+    state = sctl_value (d, "state");
+    if (strcmp (state, "running") == 0) {
+      if (tty)
+        sctl_bar (id, done, total);
+      else if (done != last_done && time (NULL) != last_line) {
+        printf ("removing backend %u: %" PRIu64 " of %" PRIu64 " pages "
+                "moved\n", id, done, total);
+        fflush (stdout);
+        last_line = time (NULL);
+      }
+      last_done = done;
+      free (state);
+      nanosleep (&(struct timespec) { .tv_nsec = SCTL_POLL_MS * 1000000L },
+                 NULL);
+      continue;
+    }
+    if (tty)
+      putchar ('\n');
+    if (strcmp (state, "done") == 0) {
+      printf ("backend %u removed: %" PRIu64 " pages moved, %" PRIu64
+              " lost\n", id, sctl_number (d, "moved"),
+              sctl_number (d, "lost"));
+      code = 0;
+    }
+    else {
+      char *error = sctl_value (d, "error");
+
+      sctl_message ("removing backend %u %s%s%s", id, state,
+                    error[0] ? ": " : "", error);
+      free (error);
+    }
+    free (state);
+    break;
+  }
+  sctl_reply_free (&r);
+  return code;
+}
+
+/* Print the "warning" records of a reply on stderr. */
+static void
+sctl_warnings (const struct sctl_reply *r)
+{
+  size_t i;
+
+  for (i = 0; i < r->n; i++) {
+    if (sctl_is (r->line[i], "warning")) {
+      char *text = sctl_value (r->line[i], "text");
+
+      sctl_message ("warning: %s", text);
+      free (text);
+    }
+  }
+}
+
+/* Print the data lines of a reply as they are ("help" and commands this
+ * program does not know), without the record word of help lines.
+ */
+static void
+sctl_raw (const struct sctl_reply *r)
+{
+  size_t i;
+
+  for (i = 0; i < r->n; i++)
+    puts (sctl_is (r->line[i], "help") ? r->line[i] + 5 : r->line[i]);
+}
+
+/* Run the command verb with its n arguments; returns the exit code. */
+static int
+sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
+{
+  struct sctl_reply r = { 0 };
+  int code = 0;
+  const char *d;
+
+  switch (sctl_request (c, verb, arg, n, &r)) {
+  case -1:
+  case 1:
+    sctl_reply_free (&r);
+    return SCTL_EXIT_FAILED;
+  }
+  if (strcmp (verb, "list") == 0)
+    sctl_list (&r);
+  else if (strcmp (verb, "stats") == 0)
+    sctl_stats (&r);
+  else if (strcmp (verb, "add") == 0)
+    printf ("backend %" PRIu64 " added: %s\n", sctl_number (r.status, "id"),
+            arg[0]);
+  else if (strcmp (verb, "priority") == 0) {
+    char *priority = sctl_value (r.status, "priority");
+
+    printf ("backend %" PRIu64 ": priority %s\n",
+            sctl_number (r.status, "id"), priority);
+    free (priority);
+  }
+  else if (strcmp (verb, "remove") == 0) {
+    unsigned id = sctl_number (r.status, "id");
+
+    sctl_warnings (&r);
+    if (sctl_wait || isatty (STDOUT_FILENO))
+      code = sctl_follow (c, id);
+    else
+      printf ("removing backend %u: %" PRIu64 " pages to move (follow with "
+              "swaptierctl drain --wait)\n", id,
+              sctl_number (r.status, "total"));
+  }
+  else if (strcmp (verb, "drain") == 0) {
+    d = sctl_drain_record (&r);
+    if (sctl_json) {
+      if (d)
+        sctl_json_record (d, sctl_drain_fields, sctl_page_size (&r));
+      else
+        fputs ("null", stdout);
+      putchar ('\n');
+    }
+    else if (d == NULL)
+      puts ("no backend has been removed");
+    else if (sctl_wait && strstr (d, " state=running"))
+      code = sctl_follow (c, sctl_number (d, "id"));
+    else {
+      sctl_drain_sentence (d);
+      /* Waiting for one that ended: whether it removed the backend. */
+      if (sctl_wait && !strstr (d, " state=done"))
+        code = SCTL_EXIT_FAILED;
+    }
+  }
+  else
+    sctl_raw (&r);
+  sctl_reply_free (&r);
+  return code;
+}
+
+int
+main (int argc, char *argv[])
+{
+  static const struct option long_options[] = {
+    { "socket", required_argument, NULL, 's' },
+    { "json", no_argument, NULL, 'j' },
+    { "bytes", no_argument, NULL, 'b' },
+    { "wait", no_argument, NULL, 'w' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL },
+  };
+  struct sctl_conn conn;
+  char **arg;
+  int c, i, n = 0, code;
+
+  /* Options stop at the command ("+"): a priority may be negative. */
+  while ((c = getopt_long (argc, argv, "+s:jbwhV", long_options,
+                           NULL)) != -1) {
+    switch (c) {
+    case 's': sctl_socket = optarg; break;
+    case 'j': sctl_json = true; break;
+    case 'b': sctl_bytes = true; break;
+    case 'w': sctl_wait = true; break;
+    case 'h': sctl_usage (stdout); return 0;
+    case 'V': printf ("swaptierctl %s\n", PACKAGE_VERSION); return 0;
+    default: sctl_usage (stderr); return SCTL_EXIT_USAGE;
+    }
+  }
+  if (optind == argc) {
+    sctl_usage (stderr);
+    return SCTL_EXIT_USAGE;
+  }
+  /* The same flags after the command, so "remove 2 --wait" works too. */
+  arg = sctl_check (calloc (argc, sizeof *arg));
+  for (i = optind + 1; i < argc; i++) {
+    const char *a = argv[i];
+
+    if (strcmp (a, "-j") == 0 || strcmp (a, "--json") == 0)
+      sctl_json = true;
+    else if (strcmp (a, "-b") == 0 || strcmp (a, "--bytes") == 0)
+      sctl_bytes = true;
+    else if (strcmp (a, "-w") == 0 || strcmp (a, "--wait") == 0)
+      sctl_wait = true;
+    else if (a[0] == '-' && (a[1] < '0' || a[1] > '9')) {
+      sctl_message ("unknown option %s", a);
+      sctl_usage (stderr);
+      free (arg);
+      return SCTL_EXIT_USAGE;
+    }
+    else
+      arg[n++] = argv[i];
+  }
+  if (sctl_socket == NULL)
+    sctl_socket = getenv ("SWAPTIER_SOCKET");
+  if (sctl_socket == NULL || *sctl_socket == '\0')
+    sctl_socket = SCTL_DEFAULT_SOCKET;
+
+  /* A server gone mid-command is reported, not a silent death. */
+  signal (SIGPIPE, SIG_IGN);
+  if (!sctl_connect (&conn))
+    code = SCTL_EXIT_FAILED;
+  else {
+    code = sctl_run (&conn, argv[optind], arg, n);
+    fclose (conn.in);
+    fclose (conn.out);
+  }
+  free (arg);
+  if (fflush (stdout) == EOF) {
+    sctl_message ("writing the output: %m");
+    code = SCTL_EXIT_FAILED;
+  }
+  return code;
+}

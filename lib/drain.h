@@ -1,0 +1,59 @@
+/* swaptier: removing a backend while the device is in use.
+ *
+ * A drain empties one backend, then removes it.  tierset_drain_begin
+ * stops allocations there, refusing when the other backends lack room
+ * for its pages.  A thread then waits for the requests that may have
+ * allocated there before (engine_sync), moves every page off it with
+ * engine_move, one stripe unit at most at a time, flushes, and closes
+ * it with tierset_remove.  Client requests go on meanwhile: a request
+ * waits at most for one move of its own pages.  A page whose slot fails
+ * to read becomes LOST, as on any read; bad slots stay behind and vanish
+ * with the backend.
+ *
+ * All functions are thread safe.
+ */
+
+#ifndef SWAPTIER_DRAIN_H
+#define SWAPTIER_DRAIN_H
+
+#include <stdint.h>
+
+#include "engine.h"
+#include "tierset.h"
+
+enum drain_state {
+  DRAIN_RUNNING,
+  DRAIN_DONE,                          /* backend removed */
+  DRAIN_FAILED,                        /* backend back in service */
+  DRAIN_STOPPED,                       /* by drain_destroy: likewise */
+};
+
+struct drain_status {
+  unsigned id;                         /* the backend */
+  enum drain_state state;
+  uint64_t total;                      /* its slots in use at the start */
+  uint64_t remaining;                  /* its slots in use now */
+  uint64_t moved, lost;                /* pages moved, pages lost */
+  char error[256];                     /* DRAIN_FAILED: why */
+};
+
+struct drain;
+
+/* Start draining backend id of ts, the tier set under engine e.  NULL
+ * after log_error if it is refused (see tierset_drain_begin).
+ */
+extern struct drain *drain_start (struct engine *e, struct tierset *ts,
+                                  unsigned id);
+
+/* Where the drain is. */
+extern void drain_status (struct drain *d, struct drain_status *st);
+
+/* Stop the drain if it is still running, wait for its thread and free
+ * it.  NULL is accepted.
+ */
+extern void drain_destroy (struct drain *d);
+
+/* Name of a state, as shown to users. */
+extern const char *drain_state_name (enum drain_state state);
+
+#endif /* SWAPTIER_DRAIN_H */
