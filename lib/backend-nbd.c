@@ -114,6 +114,22 @@ remote_connection_error (struct nbd_handle *h, int err)
   }
 }
 
+/* Report libnbd's error for a command that failed on h, and classify it:
+ * REMOTE_LOST for the connection, else REMOTE_FAILED with errno set to
+ * the server's error.
+ */
+static enum remote_result
+remote_command_failed (struct remote_backend *rb, struct nbd_handle *h)
+{
+  int err = nbd_get_errno ();
+
+  log_error ("%s: %s", rb->be.target, nbd_get_error ());
+  if (remote_connection_error (h, err))
+    return REMOTE_LOST;
+  errno = err ? err : EIO;
+  return REMOTE_FAILED;
+}
+
 /* Issue one command on handle h and wait for it until the deadline.
  * REMOTE_FAILED leaves errno as the server's error.
  */
@@ -140,15 +156,8 @@ remote_run (struct remote_backend *rb, struct nbd_handle *h, enum remote_op op,
     cookie = nbd_aio_trim (h, count, offset, NBD_NULL_COMPLETION, 0);
     break;
   }
-  if (cookie == -1) {
-    int err = nbd_get_errno ();
-
-    log_error ("%s: %s", rb->be.target, nbd_get_error ());
-    if (remote_connection_error (h, err))
-      return REMOTE_LOST;
-    errno = err ? err : EIO;
-    return REMOTE_FAILED;
-  }
+  if (cookie == -1)
+    return remote_command_failed (rb, h);
 
   for (;;) {
     uint64_t now;
@@ -156,15 +165,8 @@ remote_run (struct remote_backend *rb, struct nbd_handle *h, enum remote_op op,
 
     if (r == 1)
       return REMOTE_OK;
-    if (r == -1) {
-      int err = nbd_get_errno ();
-
-      log_error ("%s: %s", rb->be.target, nbd_get_error ());
-      if (remote_connection_error (h, err))
-        return REMOTE_LOST;
-      errno = err ? err : EIO;
-      return REMOTE_FAILED;
-    }
+    if (r == -1)
+      return remote_command_failed (rb, h);
     now = remote_now_ms ();
     if (now >= deadline) {
       log_error ("%s: no reply within %u ms", rb->be.target, rb->timeout_ms);

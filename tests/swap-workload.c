@@ -93,6 +93,10 @@ main (int argc, char *argv[])
     for (w = 0; w < WORKLOAD_WORDS; w++)
       page[w] = workload_word (p, w, 1);
     order[p] = p;
+    if ((p + 1) % (npages / 4) == 0) {
+      printf ("swap-workload: filled %" PRIu64 " pages\n", p + 1);
+      fflush (stdout);
+    }
   }
 
   for (pass = 1; pass <= passes; pass++) {

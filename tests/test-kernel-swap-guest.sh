@@ -14,7 +14,7 @@ swt_setup
 swt_require qemu-system-x86_64 busybox nbd-client
 vm_kernel_version >/dev/null
 plugin=$(readlink -f "$swt_plugin")
-WORKLOAD_MEMORY_MAX=${WORKLOAD_MEMORY_MAX:-224M}
+WORKLOAD_MEMORY_MAX=${WORKLOAD_MEMORY_MAX:-160M}
 nbdkit=$(command -v nbdkit)
 nbdclient=$(command -v nbd-client)
 

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The systemd units: systemd-analyze verify accepts them (keys, and the
+# commands they run exist), swaptier-swap.service is bound to and ordered
+# after swaptier.service (so it stops first), and every command line they
+# run is shown, word for word, in swaptier-guide(7).
+set -euo pipefail
+source "$(dirname "$0")/functions.sh"
+
+swt_setup
+# verify checks that the first command of each Exec*= kind exists.
+swt_require systemd-analyze modprobe swapoff timeout
+d=$swt_tmpdir
+units="swaptier.service swaptier-swap.service"
+config_src=${srcdir:-$(dirname "$0")}/../config
+guide=${srcdir:-$(dirname "$0")}/../docs/swaptier-guide.pod
+
+# --- systemd-analyze verify -----------------------------------------------
+# On copies in a directory of their own, where each finds the other.  It
+# only warns (exit 0) about unknown keys, so any message about the units
+# fails the test too.
+for u in $units; do
+    cp "$top_builddir/config/$u" "$d/$u"
+done
+rc=0
+(cd "$d" && systemd-analyze verify --man=no $units) >"$d/verify.log" 2>&1 ||
+    rc=$?
+if [[ $rc -ne 0 ]] || grep -q 'swaptier' "$d/verify.log"; then
+    cat "$d/verify.log" >&2
+    swt_fail "systemd-analyze verify: exit status $rc"
+fi
+echo "ok: systemd-analyze verify $units"
+
+# --- Lifetime -------------------------------------------------------------
+# The swap must be off before nbdkit goes, and nothing restarts nbdkit.
+for dep in BindsTo PartOf After; do
+    grep -qx "$dep=swaptier.service" "$d/swaptier-swap.service" ||
+        swt_fail "swaptier-swap.service lacks $dep=swaptier.service"
+done
+grep -qx 'Restart=no' "$d/swaptier.service" ||
+    swt_fail "swaptier.service does not say Restart=no"
+echo "ok: swaptier-swap.service is bound to swaptier.service"
+
+# --- The commands are those of the guide ----------------------------------
+# Lines continued with a backslash are joined and blanks squeezed, in the
+# guide and in the units, which the guide shows for --sysconfdir=/etc.
+normalize ()
+{
+    sed -e ':a' -e '/\\$/{N;s/\\\n//;ba' -e '}' "$1" |
+        sed -e 's/^[[:blank:]]*//' -e 's/[[:blank:]]\{1,\}/ /g'
+}
+normalize "$guide" > "$d/guide.txt"
+n=0
+for u in $units; do
+    while IFS= read -r cmd; do
+        grep -qxF -- "$cmd" "$d/guide.txt" ||
+            swt_fail "$u runs '$cmd', which swaptier-guide.pod does not show"
+        n=$((n + 1))
+    done < <(normalize "$config_src/$u.in" |
+             sed -n -e 's|@sysconfdir@|/etc|g' \
+                    -e 's/^Exec[A-Za-z]*=[-@:+!]*//p')
+done
+[[ $n -ge 8 ]] || swt_fail "only $n command lines found in the units"
+echo "ok: the $n command lines of the units are in the guide"
+
+echo "PASS"
