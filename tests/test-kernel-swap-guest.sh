@@ -3,9 +3,22 @@
 # kernel under QEMU (TCG, 384 MiB), nbdkit with swaptier has two tiers on
 # virtio disks (128 MiB priority 10, 1 GiB priority 5), nbd-client -swap
 # attaches it as /dev/nbd0 over a Unix socket, and the guest swaps on it.
-# The same workload as test-kernel-swap-host.sh must finish and verify
-# every page; a hang fails the test by timeout.  The guest's root file
-# system is ramfs, as a real root disk would be: never swapped itself.
+# The workload of test-kernel-swap-host.sh (768 MiB, twice the guest's
+# memory) must finish and verify every page, in two random passes rather
+# than three: nbdkit itself runs emulated here, so each swap-in costs
+# several times more.  A hang fails the test by timeout; the guest's
+# kernel then also dumps its blocked tasks (vm_watch_hang).  The guest's
+# root file system is ramfs, as a real root disk would be: never swapped.
+#
+# The workload runs in a memory cgroup (memory.max WORKLOAD_MEMORY_MAX,
+# default 160M, as a systemd slice with MemoryMax= would place it), so
+# that its reclaim swaps its own pages while the machine as a whole keeps
+# free memory.  Without that limit the guest stalls as soon as memory is
+# exhausted: nbdkit's reply to the kernel's NBD client must allocate a
+# socket buffer, that allocation waits in reclaim, and reclaim waits for
+# the swap writes waiting for the reply (kswapd and the workload blocked
+# in mempool_alloc under __swap_writepage, nbdkit in direct reclaim under
+# unix_stream_sendmsg).  Run with WORKLOAD_MEMORY_MAX=max to see it.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
@@ -39,7 +52,7 @@ mount -t cgroup2 none /sys/fs/cgroup || exit 1
 echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 mkdir /sys/fs/cgroup/workload
 echo ${WORKLOAD_MEMORY_MAX} > /sys/fs/cgroup/workload/memory.max
-sh -c 'echo \$\$ > /sys/fs/cgroup/workload/cgroup.procs && exec swap-workload 768 3'
+sh -c 'echo \$\$ > /sys/fs/cgroup/workload/cgroup.procs && exec swap-workload 768 2'
 r=\$?
 swapoff /dev/nbd0
 $nbdclient -d /dev/nbd0
@@ -54,6 +67,7 @@ vm_build_initramfs "$swt_tmpdir/initrd.gz" "$swt_tmpdir/guest.sh" \
 truncate -s 128M "$swt_tmpdir/fast.img"
 truncate -s 1G "$swt_tmpdir/slow.img"
 vm_watch_hang
+VM_TIMEOUT=${VM_TIMEOUT:-2700}
 vm_run "$swt_tmpdir/initrd.gz" 384 \
   -drive "file=$swt_tmpdir/fast.img,format=raw,if=virtio,cache=none" \
   -drive "file=$swt_tmpdir/slow.img,format=raw,if=virtio,cache=none"
