@@ -52,7 +52,7 @@ mount -t cgroup2 none /sys/fs/cgroup || exit 1
 echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 mkdir /sys/fs/cgroup/workload
 echo ${WORKLOAD_MEMORY_MAX} > /sys/fs/cgroup/workload/memory.max
-sh -c 'echo \$\$ > /sys/fs/cgroup/workload/cgroup.procs && exec swap-workload 768 2'
+sh -c 'echo \$\$ > /sys/fs/cgroup/workload/cgroup.procs && exec swap-workload 768 2 4'
 r=\$?
 swapoff /dev/nbd0
 $nbdclient -d /dev/nbd0

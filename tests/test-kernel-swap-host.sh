@@ -17,7 +17,7 @@ cat > "$swt_tmpdir/guest.sh" <<'GUEST'
 mkswap /dev/vda || exit 1
 swapon -d /dev/vda || swapon /dev/vda || exit 1
 cat /proc/swaps
-swap-workload 768 3
+swap-workload 768 3 4
 GUEST
 vm_build_initramfs "$swt_tmpdir/initrd.gz" "$swt_tmpdir/guest.sh"
 
