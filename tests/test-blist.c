@@ -22,16 +22,7 @@
 #include <check.h>
 
 #include "blist.h"
-
-/* Like ck_assert_msg, but silent while cond holds.  A passing ck_assert
- * records a checkpoint through a write to libcheck's log file, and the
- * tests below check millions of results.
- */
-#define TEST_REQUIRE(cond, ...)                 \
-  do {                                          \
-    if (!(cond))                                \
-      ck_abort_msg (__VA_ARGS__);               \
-  } while (0)
+#include "test-common.h"
 
 /* Seed of the randomized test (BLIST_TEST_SEED overrides it). */
 static uint64_t test_seed = UINT64_C (0x5741b11575eed);
@@ -935,24 +926,6 @@ struct test_diff {
   char where[128];
 };
 
-/* Return the next number of the test's splitmix64 sequence in *state. */
-static uint64_t
-test_rand (uint64_t *state)
-{
-  uint64_t z = (*state += UINT64_C (0x9e3779b97f4a7c15));
-
-  z = (z ^ (z >> 30)) * UINT64_C (0xbf58476d1ce4e5b9);
-  z = (z ^ (z >> 27)) * UINT64_C (0x94d049bb133111eb);
-  return z ^ (z >> 31);
-}
-
-/* Return a pseudo-random number in [0, n), n >= 1. */
-static uint64_t
-test_below (uint64_t *state, uint64_t n)
-{
-  return test_rand (state) % n;
-}
-
 /* Remember [start, start+len) as used, replacing a random entry when the
  * pool is full (its slots stay used until a sweep frees them).
  */
@@ -964,7 +937,7 @@ diff_pool_add (struct test_diff *d, uint64_t start, uint64_t len)
   if (d->npool < TEST_POOL_MAX)
     d->pool[d->npool++] = run;
   else
-    d->pool[test_below (&d->rng, TEST_POOL_MAX)] = run;
+    d->pool[test_common_below (&d->rng, TEST_POOL_MAX)] = run;
 }
 
 /* Allocate with random min and max (min == max == 1, min == max, or a
@@ -975,17 +948,17 @@ diff_alloc (struct test_diff *d)
 {
   uint64_t min, max, start, len;
 
-  switch (test_below (&d->rng, 4)) {
+  switch (test_common_below (&d->rng, 4)) {
   case 0:
     min = max = 1;
     break;
   case 1:
-    min = max = 1 + test_below (&d->rng, 200);
+    min = max = 1 + test_common_below (&d->rng, 200);
     break;
   default:
-    min = 1 + test_below (&d->rng, 200);
-    max = min + test_below (&d->rng, 301 - min);
-    if (test_below (&d->rng, 100) == 0)
+    min = 1 + test_common_below (&d->rng, 200);
+    max = min + test_common_below (&d->rng, 301 - min);
+    if (test_common_below (&d->rng, 100) == 0)
       max = UINT64_MAX;
   }
   start = test_same_alloc (d->bl, &d->m, min, max, &len, d->where);
@@ -999,13 +972,13 @@ diff_bad_alloc (struct test_diff *d)
 {
   uint64_t min, max, len;
 
-  if (test_below (&d->rng, 2) == 0) {
+  if (test_common_below (&d->rng, 2) == 0) {
     min = 0;
-    max = test_below (&d->rng, 300);
+    max = test_common_below (&d->rng, 300);
   }
   else {
-    min = 2 + test_below (&d->rng, 200);
-    max = test_below (&d->rng, min);
+    min = 2 + test_common_below (&d->rng, 200);
+    max = test_common_below (&d->rng, min);
   }
   test_same_alloc (d->bl, &d->m, min, max, &len, d->where);
 }
@@ -1024,15 +997,15 @@ diff_free_pool (struct test_diff *d)
     diff_alloc (d);
     return;
   }
-  k = test_below (&d->rng, d->npool);
+  k = test_common_below (&d->rng, d->npool);
   run = d->pool[k];
   d->pool[k] = d->pool[--d->npool];
 
   a = 0;
   b = run.len;
-  if (test_below (&d->rng, 2) == 0) {
-    a = test_below (&d->rng, run.len);
-    b = a + 1 + test_below (&d->rng, run.len - a);
+  if (test_common_below (&d->rng, 2) == 0) {
+    a = test_common_below (&d->rng, run.len);
+    b = a + 1 + test_common_below (&d->rng, run.len - a);
   }
   if (test_same_free (d->bl, &d->m, run.start + a, b - a, d->where) == 0) {
     if (a > 0)
@@ -1051,12 +1024,12 @@ diff_free_bad (struct test_diff *d)
 
   if (d->m.nfree == 0)
     return;
-  p = test_below (&d->rng, nslots);
+  p = test_common_below (&d->rng, nslots);
   while (!d->m.free[p])
     p = p + 1 == nslots ? 0 : p + 1;
-  start = p - test_below (&d->rng, (p < 64 ? p : 64) + 1);
-  end = p + 1 + test_below (&d->rng, (nslots - p - 1 < 64
-                                      ? nslots - p - 1 : 64) + 1);
+  start = p - test_common_below (&d->rng, (p < 64 ? p : 64) + 1);
+  end = p + 1 + test_common_below (&d->rng, (nslots - p - 1 < 64
+                                             ? nslots - p - 1 : 64) + 1);
   TEST_REQUIRE (test_same_free (d->bl, &d->m, start, end - start,
                                 d->where) == -1,
                 "%s: a range with a free slot was freed", d->where);
@@ -1068,8 +1041,8 @@ diff_free_random (struct test_diff *d)
 {
   uint64_t start, n;
 
-  start = test_below (&d->rng, d->m.nslots + 16);
-  n = test_below (&d->rng, 300);
+  start = test_common_below (&d->rng, d->m.nslots + 16);
+  n = test_common_below (&d->rng, 300);
   test_same_free (d->bl, &d->m, start, n, d->where);
 }
 
@@ -1082,11 +1055,11 @@ diff_fill (struct test_diff *d)
 {
   uint64_t start, n;
 
-  start = test_below (&d->rng, d->m.nslots);
-  if (test_below (&d->rng, 4) == 0)
-    n = 1 + test_below (&d->rng, d->m.nslots / 16 + 1);
+  start = test_common_below (&d->rng, d->m.nslots);
+  if (test_common_below (&d->rng, 4) == 0)
+    n = 1 + test_common_below (&d->rng, d->m.nslots / 16 + 1);
   else
-    n = 1 + test_below (&d->rng, 300);
+    n = 1 + test_common_below (&d->rng, 300);
   if (test_same_fill (d->bl, &d->m, start, n, d->where) >= 0)
     diff_pool_add (d, start, n);
 }
@@ -1100,8 +1073,8 @@ diff_sweep (struct test_diff *d)
 {
   uint64_t i, start, end;
 
-  i = test_below (&d->rng, d->m.nslots);
-  end = i + 1 + test_below (&d->rng, 2048);
+  i = test_common_below (&d->rng, d->m.nslots);
+  end = i + 1 + test_common_below (&d->rng, 2048);
   if (end > d->m.nslots)
     end = d->m.nslots;
   while (i < end) {
@@ -1127,7 +1100,7 @@ diff_step (struct test_diff *d, const struct test_phase *phase)
   const uint64_t used = d->m.nslots - d->m.nfree;
   const uint64_t grow =
     used * 100 < d->m.nslots * phase->target ? phase->grow : 300;
-  const uint64_t r = test_below (&d->rng, 1000);
+  const uint64_t r = test_common_below (&d->rng, 1000);
 
   if (r < 3)
     test_check_model (d->bl, &d->m, d->where);
@@ -1137,14 +1110,14 @@ diff_step (struct test_diff *d, const struct test_phase *phase)
     diff_free_bad (d);
   else if (r < 100)
     diff_free_random (d);
-  else if (test_below (&d->rng, 1000) < grow) {
-    if (test_below (&d->rng, 5) != 0)
+  else if (test_common_below (&d->rng, 1000) < grow) {
+    if (test_common_below (&d->rng, 5) != 0)
       diff_alloc (d);
     else
       diff_fill (d);
   }
   else {
-    if (test_below (&d->rng, 5) != 0)
+    if (test_common_below (&d->rng, 5) != 0)
       diff_free_pool (d);
     else
       diff_sweep (d);
@@ -1168,7 +1141,7 @@ START_TEST (test_random_diff)
 
   for (d->op = 0; d->op < TEST_RANDOM_OPS; d->op++) {
     if (d->op % TEST_PHASE_OPS == 0)
-      phase = &test_phases[test_below (&d->rng, TEST_NPHASES)];
+      phase = &test_phases[test_common_below (&d->rng, TEST_NPHASES)];
     snprintf (d->where, sizeof d->where,
               "seed %" PRIu64 " nslots %" PRIu64 " step %" PRIu64,
               test_seed, d->m.nslots, d->op);
@@ -1234,27 +1207,6 @@ test_suite (void)
 int
 main (void)
 {
-  const char *env = getenv ("BLIST_TEST_SEED");
-  SRunner *sr;
-  int nfailed;
-
-  if (env != NULL) {
-    char *end;
-
-    errno = 0;
-    test_seed = strtoull (env, &end, 0);
-    if (errno != 0 || end == env || *end != '\0') {
-      fprintf (stderr, "test-blist: cannot parse BLIST_TEST_SEED=%s\n", env);
-      return EXIT_FAILURE;
-    }
-  }
-
-  sr = srunner_create (test_suite ());
-  srunner_run_all (sr, CK_NORMAL);
-  nfailed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  if (nfailed > 0)
-    fprintf (stderr, "test-blist: %d test(s) failed; random seed %" PRIu64
-             " (set BLIST_TEST_SEED to replay)\n", nfailed, test_seed);
-  return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_common_main ("test-blist", test_suite, "BLIST_TEST_SEED",
+                           &test_seed);
 }

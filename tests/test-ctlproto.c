@@ -11,12 +11,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
 
 #include "ctlproto.h"
+#include "test-common.h"
 #include "tierset.h"
 
 /* The last parse: its command and error message. */
@@ -278,11 +278,5 @@ test_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (test_suite ());
-  int nfailed;
-
-  srunner_run_all (sr, CK_NORMAL);
-  nfailed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_common_main ("test-ctlproto", test_suite, NULL, NULL);
 }

@@ -34,14 +34,8 @@
 #include "log.h"
 #include "mem-backend.h"
 #include "page.h"
+#include "test-common.h"
 #include "tierset.h"
-
-/* Like ck_assert_msg, but silent while cond holds. */
-#define TEST_REQUIRE(cond, ...)                 \
-  do {                                          \
-    if (!(cond))                                \
-      ck_abort_msg (__VA_ARGS__);               \
-  } while (0)
 
 #define TEST_MAX_BACKENDS 4
 #define TEST_STRIPE 4                  /* pages: spare is 32 x 4 slots */
@@ -141,7 +135,7 @@ test_stamp (uint64_t *buf, uint64_t page, uint64_t version)
 static void
 test_write (struct test_dev *d, uint64_t page, uint64_t version)
 {
-  uint64_t *buf = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  uint64_t *buf = test_common_alloc (PAGE_SIZE);
 
   test_stamp (buf, page, version);
   TEST_REQUIRE (engine_write (d->e, buf, PAGE_SIZE, page * PAGE_SIZE,
@@ -156,8 +150,8 @@ test_write (struct test_dev *d, uint64_t page, uint64_t version)
 static void
 test_check (struct test_dev *d, uint64_t page, uint64_t version)
 {
-  uint64_t *buf = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
-  uint64_t *want = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  uint64_t *buf = test_common_alloc (PAGE_SIZE);
+  uint64_t *want = test_common_alloc (PAGE_SIZE);
   int r = engine_read (d->e, buf, PAGE_SIZE, page * PAGE_SIZE);
 
   if (version == UINT64_MAX)
@@ -481,7 +475,7 @@ START_TEST (test_set_priority)
   /* Equal priorities share the writes. */
   ck_assert_int_eq (tierset_set_priority (d.ts, 0, 5), 0);
   for (page = 30; page < 30 + 8 * TEST_STRIPE; page += TEST_STRIPE) {
-    uint64_t *buf = aligned_alloc (PAGE_SIZE, TEST_STRIPE * PAGE_SIZE);
+    uint64_t *buf = test_common_alloc (TEST_STRIPE * PAGE_SIZE);
 
     memset (buf, 0, TEST_STRIPE * PAGE_SIZE);
     ck_assert_int_eq (engine_write (d.e, buf, TEST_STRIPE * PAGE_SIZE,
@@ -522,8 +516,8 @@ static void *
 test_worker_run (void *arg)
 {
   struct test_worker *w = arg;
-  uint64_t *buf = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
-  uint64_t *want = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  uint64_t *buf = test_common_alloc (PAGE_SIZE);
+  uint64_t *want = test_common_alloc (PAGE_SIZE);
   uint64_t n = 1;
 
   while (!__atomic_load_n (w->stop, __ATOMIC_RELAXED)) {
@@ -722,7 +716,7 @@ static void *
 test_prober_run (void *arg)
 {
   struct test_prober *p = arg;
-  char *buf = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
+  char *buf = test_common_alloc (PAGE_SIZE);
 
   while (!__atomic_load_n (p->stop, __ATOMIC_RELAXED)) {
     uint64_t page = (p->seed = p->seed * 6364136223846793005u + 1) >> 33;
@@ -763,7 +757,7 @@ START_TEST (test_drain_latency)
   d.e = engine_create (d.ts, npages, TEST_STRIPE);
   ck_assert_ptr_nonnull (d.e);
   for (page = 0; page < npages; page += TEST_STRIPE) {
-    char *buf = aligned_alloc (PAGE_SIZE, TEST_STRIPE * PAGE_SIZE);
+    char *buf = test_common_alloc (TEST_STRIPE * PAGE_SIZE);
 
     memset (buf, 0x5a, TEST_STRIPE * PAGE_SIZE);
     ck_assert_int_eq (engine_write (d.e, buf, TEST_STRIPE * PAGE_SIZE,
@@ -824,11 +818,5 @@ test_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (test_suite ());
-  int nfailed;
-
-  srunner_run_all (sr, CK_NORMAL);
-  nfailed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_common_main ("test-drain", test_suite, NULL, NULL);
 }

@@ -30,19 +30,10 @@
 #include <check.h>
 
 #include "engine.h"
-#include "log.h"
 #include "mem-backend.h"
 #include "page.h"
+#include "test-common.h"
 #include "tierset.h"
-
-/* Like ck_assert_msg, but silent while cond holds (a passing ck_assert
- * writes a checkpoint, and the tests below check many facts).
- */
-#define TEST_REQUIRE(cond, ...)                 \
-  do {                                          \
-    if (!(cond))                                \
-      ck_abort_msg (__VA_ARGS__);               \
-  } while (0)
 
 /* The most backends one test device has. */
 #define TEST_MAX_BACKENDS 4
@@ -72,45 +63,6 @@ static const struct { unsigned threads, ops; } test_conc_runs[] = {
 /* Seed of the randomized tests (ENGINE_TEST_SEED overrides it). */
 static uint64_t test_seed = UINT64_C (0xe1161e);
 
-/* Errors logged by the library since the start of the test. */
-static unsigned test_errors;
-
-/* Error sink: count the message and show it. */
-static void
-test_error_sink (const char *fmt, va_list args)
-{
-  __atomic_fetch_add (&test_errors, 1, __ATOMIC_RELAXED);
-  fprintf (stderr, "test-engine: library error: ");
-  vfprintf (stderr, fmt, args);
-  fputc ('\n', stderr);
-}
-
-/* Route library errors to the counting sink and reset the count. */
-static void
-test_setup (void)
-{
-  log_set_sinks (test_error_sink, NULL);
-  test_errors = 0;
-}
-
-/* splitmix64: the next pseudo-random number of the sequence *state. */
-static uint64_t
-test_rand (uint64_t *state)
-{
-  uint64_t z = (*state += UINT64_C (0x9e3779b97f4a7c15));
-
-  z = (z ^ (z >> 30)) * UINT64_C (0xbf58476d1ce4e5b9);
-  z = (z ^ (z >> 27)) * UINT64_C (0x94d049bb133111eb);
-  return z ^ (z >> 31);
-}
-
-/* A pseudo-random number in [0, n), n >= 1. */
-static uint64_t
-test_below (uint64_t *state, uint64_t n)
-{
-  return test_rand (state) % n;
-}
-
 /* Fill len bytes of buf with pseudo-random bytes. */
 static void
 test_fill_random (uint64_t *state, void *buf, size_t len)
@@ -119,7 +71,7 @@ test_fill_random (uint64_t *state, void *buf, size_t len)
   size_t i;
 
   for (i = 0; i < len; i++)
-    p[i] = test_rand (state);
+    p[i] = test_common_rand (state);
 }
 
 /* Word i of the stamp of version version of page page.  A stamp fills a
@@ -174,19 +126,6 @@ test_stamp_version (const void *buf, uint64_t page)
   return version;
 }
 
-/* Allocate len bytes (rounded up to whole pages) aligned to PAGE_SIZE,
- * failing the test if there is no memory.
- */
-static char *
-test_alloc (size_t len)
-{
-  size_t rounded = (len + PAGE_SIZE - 1) & ~(size_t) (PAGE_SIZE - 1);
-  char *p = aligned_alloc (PAGE_SIZE, rounded);
-
-  ck_assert_ptr_nonnull (p);
-  return p;
-}
-
 /* A device under test: the engine, its tier set and backends, and the
  * model of what the device must hold.
  */
@@ -231,7 +170,7 @@ test_dev_create (struct test_dev *d, uint64_t npages, uint32_t stripe,
   d->mapped = calloc (npages, sizeof *d->mapped);
   ck_assert_ptr_nonnull (d->model);
   ck_assert_ptr_nonnull (d->mapped);
-  d->buf = test_alloc (d->size + 2 * PAGE_SIZE);
+  d->buf = test_common_alloc (d->size + 2 * PAGE_SIZE);
 }
 
 /* Free the device and everything it holds. */
@@ -455,7 +394,7 @@ static void
 test_dev_locate (struct test_dev *d, uint64_t page, uint64_t version,
                  unsigned *backend, uint64_t *slot)
 {
-  char *p = test_alloc (PAGE_SIZE);
+  char *p = test_common_alloc (PAGE_SIZE);
   unsigned i, found = 0;
   uint64_t s;
 
@@ -488,7 +427,7 @@ START_TEST (test_unmapped)
   test_dev_read (&d, d.buf + 1, 5000, 3, "unaligned read");
   test_dev_read (&d, d.buf, 1, d.size - 1, "last byte");
   ck_assert_uint_eq (test_dev_counters (&d, 0).reads, 0);
-  ck_assert_uint_eq (test_errors, 0);
+  ck_assert_uint_eq (test_common_errors, 0);
   test_dev_destroy (&d);
 }
 END_TEST
@@ -521,7 +460,7 @@ START_TEST (test_round_trip)
   size_t i;
 
   test_dev_create (&d, 40, 4, 3, 2, nslots, priority);
-  src = test_alloc (d.size + PAGE_SIZE);
+  src = test_common_alloc (d.size + PAGE_SIZE);
   for (i = 0; i < sizeof req / sizeof req[0]; i++) {
     char where[64];
     char *p = src + _i;
@@ -532,7 +471,7 @@ START_TEST (test_round_trip)
     test_dev_check (&d, where);
     test_dev_read (&d, d.buf + _i, req[i].count, req[i].offset, where);
   }
-  ck_assert_uint_eq (test_errors, 0);
+  ck_assert_uint_eq (test_common_errors, 0);
   free (src);
   test_dev_destroy (&d);
 }
@@ -545,17 +484,17 @@ static void
 test_random_range (uint64_t *rng, const struct test_dev *d,
                    uint64_t *offset, uint32_t *count)
 {
-  uint64_t page = test_below (rng, d->npages);
+  uint64_t page = test_common_below (rng, d->npages);
   uint64_t start = page * PAGE_SIZE;
-  uint64_t end = (page + 1 + test_below (rng, TEST_RANDOM_MAX_PAGES)) *
+  uint64_t end = (page + 1 + test_common_below (rng, TEST_RANDOM_MAX_PAGES)) *
     PAGE_SIZE;
 
-  if (test_below (rng, 3) == 0)
-    start += test_below (rng, PAGE_SIZE);
+  if (test_common_below (rng, 3) == 0)
+    start += test_common_below (rng, PAGE_SIZE);
   if (end > d->size)
     end = d->size;
-  if (test_below (rng, 3) == 0)
-    end -= test_below (rng, PAGE_SIZE);
+  if (test_common_below (rng, 3) == 0)
+    end -= test_common_below (rng, PAGE_SIZE);
   if (end <= start)
     end = start + 1;
   *offset = start;
@@ -577,10 +516,11 @@ START_TEST (test_random)
   unsigned op;
 
   test_dev_create (&d, 96, 4, 3, 3, nslots, priority);
-  src = test_alloc (d.size + 2 * PAGE_SIZE);
+  src = test_common_alloc (d.size + 2 * PAGE_SIZE);
   for (op = 0; op < TEST_RANDOM_OPS; op++) {
-    unsigned dice = test_below (&rng, 10);
-    size_t misalign = test_below (&rng, 2) ? 1 + test_below (&rng, 64) : 0;
+    unsigned dice = test_common_below (&rng, 10);
+    size_t misalign =
+      test_common_below (&rng, 2) ? 1 + test_common_below (&rng, 64) : 0;
     uint64_t offset;
     uint32_t count;
     char where[64];
@@ -598,7 +538,7 @@ START_TEST (test_random)
                       where);
     test_dev_check (&d, where);
   }
-  ck_assert_uint_eq (test_errors, 0);
+  ck_assert_uint_eq (test_common_errors, 0);
   free (src);
   test_dev_destroy (&d);
 }
@@ -616,7 +556,7 @@ test_refused (int r, int err, const char *what, unsigned errors)
   ck_assert_msg (saved_errno == err, "%s: errno %d (%s), expected %d (%s)",
                  what, saved_errno, strerror (saved_errno), err,
                  strerror (err));
-  ck_assert_msg (test_errors > errors, "%s failed silently", what);
+  ck_assert_msg (test_common_errors > errors, "%s failed silently", what);
 }
 
 /* Requests reaching past the end of the device fail: reads, trims and
@@ -644,7 +584,7 @@ START_TEST (test_out_of_range)
   size_t i;
 
   test_dev_create (&d, 16, 4, 3, 1, nslots, priority);
-  src = test_alloc (17 * PAGE_SIZE);
+  src = test_common_alloc (17 * PAGE_SIZE);
   memset (src, 'x', 17 * PAGE_SIZE);
   test_dev_write (&d, src, 16 * PAGE_SIZE, 0, "fill");
   for (i = 0; i < sizeof req / sizeof req[0]; i++) {
@@ -652,18 +592,18 @@ START_TEST (test_out_of_range)
     uint32_t c = req[i].count;
     unsigned e;
 
-    e = test_errors;
+    e = test_common_errors;
     test_refused (engine_read (d.e, d.buf, c, o), EINVAL, "read", e);
-    e = test_errors;
+    e = test_common_errors;
     test_refused (engine_write (d.e, src, c, o, false), ENOSPC, "write", e);
-    e = test_errors;
+    e = test_common_errors;
     test_refused (engine_trim (d.e, c, o, false), EINVAL, "trim", e);
-    e = test_errors;
+    e = test_common_errors;
     test_refused (engine_zero (d.e, c, o, false, true), ENOSPC, "zero", e);
-    e = test_errors;
+    e = test_common_errors;
     test_refused (engine_zero (d.e, c, o, false, false), ENOSPC,
                   "zero keeping the space", e);
-    e = test_errors;
+    e = test_common_errors;
     test_refused (engine_extents (d.e, c, o, test_extent_fn, &x), EINVAL,
                   "extents", e);
     test_dev_check (&d, "after a refused request");
@@ -694,7 +634,7 @@ START_TEST (test_trim)
   char *src;
 
   test_dev_create (&d, 16, 4, 3, 1, nslots, priority);
-  src = test_alloc (8 * PAGE_SIZE);
+  src = test_common_alloc (8 * PAGE_SIZE);
   test_fill_random (&rng, src, 8 * PAGE_SIZE);
   test_dev_write (&d, src, 8 * PAGE_SIZE, 0, "write 8 pages");
   test_dev_check (&d, "write 8 pages");
@@ -744,7 +684,7 @@ START_TEST (test_zero)
   char *src;
 
   test_dev_create (&d, 16, 4, 3, 1, nslots, priority);
-  src = test_alloc (4 * PAGE_SIZE);
+  src = test_common_alloc (4 * PAGE_SIZE);
   test_fill_random (&rng, src, 4 * PAGE_SIZE);
   test_dev_write (&d, src, 4 * PAGE_SIZE, 0, "write 4 pages");
 
@@ -796,7 +736,7 @@ START_TEST (test_extents)
   char *src;
 
   test_dev_create (&d, 10, 4, 3, 1, nslots, priority);
-  src = test_alloc (2 * PAGE_SIZE);
+  src = test_common_alloc (2 * PAGE_SIZE);
   memset (src, 'e', 2 * PAGE_SIZE);
   test_dev_write (&d, src, 2 * PAGE_SIZE, 2 * PAGE_SIZE, "pages 2-3");
   test_dev_write (&d, src, 1, 7 * PAGE_SIZE + 100, "page 7");
@@ -850,7 +790,7 @@ START_TEST (test_clustering)
   char *src;
 
   test_dev_create (&d, 48, 16, 3, 1, nslots, priority);
-  src = test_alloc (16 * PAGE_SIZE);
+  src = test_common_alloc (16 * PAGE_SIZE);
   test_fill_random (&rng, src, 16 * PAGE_SIZE);
 
   before = test_dev_counters (&d, 0);
@@ -896,7 +836,7 @@ START_TEST (test_striping)
   char *src;
 
   test_dev_create (&d, 64, 4, 3, 2, nslots, priority);
-  src = test_alloc (32 * PAGE_SIZE);
+  src = test_common_alloc (32 * PAGE_SIZE);
   for (i = 0; i < 32; i++)
     test_stamp (src + i * PAGE_SIZE, i, 1);
   test_dev_write (&d, src, 32 * PAGE_SIZE, 0, "32 pages");
@@ -944,7 +884,7 @@ START_TEST (test_split_run)
   char *src;
 
   test_dev_create (&d, 8, 8, 3, 2, nslots, priority);
-  src = test_alloc (8 * PAGE_SIZE);
+  src = test_common_alloc (8 * PAGE_SIZE);
   test_fill_random (&rng, src, 8 * PAGE_SIZE);
   test_dev_write (&d, src, 8 * PAGE_SIZE, 0, "8 pages");
   for (i = 0; i < 2; i++) {
@@ -979,7 +919,7 @@ START_TEST (test_backend_down)
   char *src;
 
   test_dev_create (&d, 8, 4, 3, 2, nslots, priority);
-  src = test_alloc (4 * PAGE_SIZE);
+  src = test_common_alloc (4 * PAGE_SIZE);
   test_fill_random (&rng, src, 4 * PAGE_SIZE);
   test_dev_write (&d, src, 4 * PAGE_SIZE, 0, "pages 0-3");
   ck_assert_uint_eq (test_dev_stats (&d, 0).used, 4);
@@ -1021,8 +961,8 @@ START_TEST (test_write_error)
   char *src, *peek;
 
   test_dev_create (&d, 16, 4, 3, 2, nslots, priority);
-  src = test_alloc (16 * PAGE_SIZE);
-  peek = test_alloc (PAGE_SIZE);
+  src = test_common_alloc (16 * PAGE_SIZE);
+  peek = test_common_alloc (PAGE_SIZE);
 
   /* The first run goes to slots 0-3 of backend 0; slot 2 fails. */
   mem_backend_fail_slots (d.be[0], 2, 1, MEM_FAIL_WRITE);
@@ -1081,7 +1021,7 @@ START_TEST (test_write_nowhere)
   char *src;
 
   test_dev_create (&d, 4, 4, 3, 2, nslots, priority);
-  src = test_alloc (PAGE_SIZE);
+  src = test_common_alloc (PAGE_SIZE);
   test_fill_random (&rng, src, PAGE_SIZE);
   test_dev_write (&d, src, PAGE_SIZE, 0, "page 0");
 
@@ -1151,7 +1091,7 @@ START_TEST (test_read_error)
   char *src;
 
   test_dev_create (&d, 8, 4, 10, 1, nslots, priority);
-  src = test_alloc (4 * PAGE_SIZE);
+  src = test_common_alloc (4 * PAGE_SIZE);
   test_fill_random (&rng, src, 4 * PAGE_SIZE);
   test_dev_write (&d, src, 4 * PAGE_SIZE, 0, "4 pages");
 
@@ -1221,7 +1161,7 @@ START_TEST (test_transient_read_error)
   char *src;
 
   test_dev_create (&d, 8, 4, 10, 1, nslots, priority);
-  src = test_alloc (4 * PAGE_SIZE);
+  src = test_common_alloc (4 * PAGE_SIZE);
   test_fill_random (&rng, src, 4 * PAGE_SIZE);
   test_dev_write (&d, src, 4 * PAGE_SIZE, 0, "4 pages");
   mem_backend_fail_every (d.be[0], 100);
@@ -1250,7 +1190,7 @@ START_TEST (test_rewrite)
   char *src;
 
   test_dev_create (&d, 16, 4, 3, 2, nslots, priority);
-  src = test_alloc (17 * PAGE_SIZE);
+  src = test_common_alloc (17 * PAGE_SIZE);
   test_fill_random (&rng, src, 16 * PAGE_SIZE);
   test_dev_write (&d, src, 16 * PAGE_SIZE, 0, "all pages");
   for (i = 0; i < 300; i++) {
@@ -1281,7 +1221,7 @@ START_TEST (test_fua_flush)
   char *src;
 
   test_dev_create (&d, 8, 4, 3, 2, nslots, priority);
-  src = test_alloc (PAGE_SIZE);
+  src = test_common_alloc (PAGE_SIZE);
   memset (src, 'f', PAGE_SIZE);
   ck_assert_int_eq (engine_write (d.e, src, PAGE_SIZE, 0, true), 0);
   ck_assert_uint_eq (test_dev_counters (&d, 0).fua_writes, 1);
@@ -1317,15 +1257,15 @@ START_TEST (test_create_errors)
 
   ck_assert_ptr_nonnull (ts);
   ck_assert_int_eq (tierset_add (ts, mem_backend_create ("mem", 16), 0), 0);
-  errors = test_errors;
+  errors = test_common_errors;
   ck_assert_ptr_null (engine_create (ts, 8, 0));
-  ck_assert_uint_gt (test_errors, errors);
-  errors = test_errors;
+  ck_assert_uint_gt (test_common_errors, errors);
+  errors = test_common_errors;
   ck_assert_ptr_null (engine_create (ts, 8, ENGINE_STRIPE_MAX + 1));
-  ck_assert_uint_gt (test_errors, errors);
-  errors = test_errors;
+  ck_assert_uint_gt (test_common_errors, errors);
+  errors = test_common_errors;
   ck_assert_ptr_null (engine_create (ts, 0, 4));
-  ck_assert_uint_gt (test_errors, errors);
+  ck_assert_uint_gt (test_common_errors, errors);
   e = engine_create (ts, 8, ENGINE_STRIPE_MAX);
   ck_assert_ptr_nonnull (e);
   engine_destroy (e);
@@ -1400,10 +1340,10 @@ test_worker_run (void *arg)
   unsigned op;
 
   for (op = 0; op < w->c->ops && w->failure[0] == '\0'; op++) {
-    uint64_t page = test_below (&w->rng, d->npages);
-    uint64_t n = 1 + test_below (&w->rng, TEST_CONC_MAX_PAGES);
-    unsigned dice = test_below (&w->rng, 20);
-    char *p = w->buf + (test_below (&w->rng, 2) ? 0 : 8);
+    uint64_t page = test_common_below (&w->rng, d->npages);
+    uint64_t n = 1 + test_common_below (&w->rng, TEST_CONC_MAX_PAGES);
+    unsigned dice = test_common_below (&w->rng, 20);
+    char *p = w->buf + (test_common_below (&w->rng, 2) ? 0 : 8);
     uint32_t count;
     uint64_t i;
 
@@ -1491,7 +1431,7 @@ START_TEST (test_concurrency)
     memset (&w[i], 0, sizeof w[i]);
     w[i].c = &c;
     w[i].rng = test_seed + 100 + i;
-    w[i].buf = test_alloc ((TEST_CONC_MAX_PAGES + 1) * PAGE_SIZE);
+    w[i].buf = test_common_alloc ((TEST_CONC_MAX_PAGES + 1) * PAGE_SIZE);
     ck_assert_int_eq (pthread_create (&w[i].tid, NULL,
                                       i < nthreads ? test_worker_run
                                       : test_stats_run, &w[i]), 0);
@@ -1519,7 +1459,7 @@ START_TEST (test_concurrency)
   memcpy (d.model, d.buf, d.size);
   test_dev_check (&d, "after the threads");
   ck_assert_uint_eq (test_dev_used (&d, "end"), stamped);
-  ck_assert_uint_eq (test_errors, 0);
+  ck_assert_uint_eq (test_common_errors, 0);
   test_dev_destroy (&d);
 }
 END_TEST
@@ -1533,7 +1473,7 @@ test_suite (void)
 
   tc = tcase_create ("data");
   tcase_set_timeout (tc, 60);
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_unmapped);
   tcase_add_loop_test (tc, test_round_trip, 0, 2);
   tcase_add_test (tc, test_random);
@@ -1547,7 +1487,7 @@ test_suite (void)
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("placement");
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_clustering);
   tcase_add_test (tc, test_striping);
   tcase_add_test (tc, test_split_run);
@@ -1555,7 +1495,7 @@ test_suite (void)
 
   tc = tcase_create ("errors");
   tcase_set_timeout (tc, 60);
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_write_error);
   tcase_add_test (tc, test_write_nowhere);
   tcase_add_test (tc, test_read_error);
@@ -1565,7 +1505,7 @@ test_suite (void)
 
   tc = tcase_create ("concurrency");
   tcase_set_timeout (tc, 120);
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_loop_test (tc, test_concurrency, 0, TEST_NCONC);
   suite_add_tcase (s, tc);
 
@@ -1575,28 +1515,6 @@ test_suite (void)
 int
 main (void)
 {
-  const char *env = getenv ("ENGINE_TEST_SEED");
-  SRunner *sr;
-  int nfailed;
-
-  if (env != NULL) {
-    char *end;
-
-    errno = 0;
-    test_seed = strtoull (env, &end, 0);
-    if (errno != 0 || end == env || *end != '\0') {
-      fprintf (stderr, "test-engine: cannot parse ENGINE_TEST_SEED=%s\n",
-               env);
-      return EXIT_FAILURE;
-    }
-  }
-
-  sr = srunner_create (test_suite ());
-  srunner_run_all (sr, CK_NORMAL);
-  nfailed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  if (nfailed > 0)
-    fprintf (stderr, "test-engine: %d test(s) failed; random seed %" PRIu64
-             " (set ENGINE_TEST_SEED to replay)\n", nfailed, test_seed);
-  return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_common_main ("test-engine", test_suite, "ENGINE_TEST_SEED",
+                           &test_seed);
 }

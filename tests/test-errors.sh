@@ -24,14 +24,10 @@
 #      lost, the backend is not declared to have lost its data.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/remote-functions.sh"
 
 swt_setup
-swt_require fio python3
-swt_require_python_nbd
-fio --enghelp 2>/dev/null | grep -qw nbd || {
-    echo "SKIP: fio has no nbd engine" >&2
-    exit 77
-}
+rmt_setup
 nbdkit --filter=error null --dump-plugin >/dev/null 2>&1 || {
     echo "SKIP: nbdkit has no error filter" >&2
     exit 77
@@ -44,112 +40,14 @@ section ()
     echo "=== $* (at ${SECONDS} s)"
 }
 
-# --- Remote servers (as in test-remote.sh) ------------------------------------
-# Each is an nbdkit started by this test on $d/NAME.sock, logging to
-# $d/NAME.log; rs_pid maps NAME to its pid while it runs.
-declare -A rs_pid=()
-
-rs_uri ()
-{
-    echo "nbd+unix:///?socket=$d/$1.sock"
-}
-
-# Start server NAME: rs_start NAME [nbdkit options] PLUGIN [params...]
-rs_start ()
-{
-    local name=$1 sock=$d/$1.sock pidfile=$d/$1.pid i
-    shift
-    [[ -z ${rs_pid[$name]:-} ]] || swt_fail "rs_start: $name is running"
-    rm -f "$pidfile"
-    nbdkit -f --exit-with-parent -U "$sock" -P "$pidfile" "$@" \
-        2>>"$d/$name.log" &
-    rs_pid[$name]=$!
-    for ((i = 0; i < 100; i++)); do
-        [[ -s $pidfile && -S $sock ]] && return 0
-        if ! kill -0 "${rs_pid[$name]}" 2>/dev/null; then
-            cat "$d/$name.log" >&2
-            swt_fail "remote server $name did not start: nbdkit $*"
-        fi
-        sleep 0.1
-    done
-    swt_fail "remote server $name: no socket within 10 s"
-}
-
-# Stop server NAME.
-rs_stop ()
-{
-    local pid=${rs_pid[$1]}
-    kill -TERM "$pid"
-    swt_wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
-    { wait "$pid"; } 2>/dev/null || true
-    unset "rs_pid[$1]"
-}
-
-# At exit (after swaptier is stopped): stop the servers still running.
-rs_cleanup ()
-{
-    local name
-    for name in "${!rs_pid[@]}"; do
-        rs_stop "$name"
-    done
-}
-swt_on_exit rs_cleanup
-
 # Errors the error filter of server NAME injected into requests of kind
 # $2 (pread, pwrite).
-rs_injected ()
+injected_eio ()
 {
     grep -c "injecting EIO error into $2" "$d/$1.log" || true
 }
 
-# --- fio and counter helpers -------------------------------------------------
-
-# fio over swaptier with verify=crc32c (writes, then reads everything
-# back): fio_cmd OUT fio-args...; the caller checks its status.
-fio_cmd ()
-{
-    local out=$1
-    shift
-    fio --output-format=json --output="$out" --ioengine=nbd --uri="$swt_uri" \
-        --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 \
-        --randrepeat=0 "$@"
-}
-
-# Check the JSON of a fio run: no job error, at least $2 bytes written in
-# all, and every job read back (verify) at least what it wrote.
-fio_check ()
-{
-    python3 - "$1" "$2" <<'EOF' || { cat "$1" >&2; swt_fail "fio result $1"; }
-import json, sys
-jobs = json.load(open(sys.argv[1]))["jobs"]
-total = 0
-for j in jobs:
-    name, err = j["jobname"], j["error"]
-    written, read = j["write"]["io_bytes"], j["read"]["io_bytes"]
-    print("fio %s: error %d, wrote %d bytes, verified %d bytes" % (
-        name, err, written, read))
-    assert err == 0, "%s: error %d" % (name, err)
-    assert read >= written, "%s: verify read back less than was written" % name
-    total += written
-assert total >= int(sys.argv[2]), "wrote only %d bytes" % total
-EOF
-}
-
-# Fail unless used + free + bad == capacity for every backend of the last
-# run (invariant 5; errors and bad slots allowed).
-check_invariant5 ()
-{
-    local n id cap used free bad
-    n=$(swt_nbackends)
-    for ((id = 0; id < n; id++)); do
-        cap=$(swt_stat "$id" capacity)
-        used=$(swt_stat "$id" used)
-        free=$(swt_stat "$id" free)
-        bad=$(swt_stat "$id" bad)
-        ((used + free + bad == cap)) ||
-            swt_fail "backend $id: used $used + free $free + bad $bad != capacity $cap"
-    done
-}
+# --- Counter helpers ---------------------------------------------------------
 
 # Fail unless backend $1 of the last run had no error and no bad slot.
 check_clean ()
@@ -170,21 +68,21 @@ is_failed ()
 section "1: 5% of the writes to one remote backend fail"
 # The errors start once swaptier is up (error-file): the token swaptier
 # writes to slot 0 at start must get through.
-rs_start w1 --filter=error memory 512M error-pwrite-rate=5% error=EIO \
+rmt_start w1 --filter=error memory 512M error-pwrite-rate=5% error=EIO \
     error-file="$d/w1.on"
-rs_start h1 memory 512M
-swt_start backend="$(rs_uri w1)" backend="$(rs_uri h1)"
+rmt_start h1 memory 512M
+swt_start backend="$(rmt_uri w1)" backend="$(rmt_uri h1)"
 touch "$d/w1.on"
 rc=0
-fio_cmd "$d/fio1.json" --name=rand4k --rw=randwrite --bs=4k --iodepth=32 \
+rmt_fio_cmd "$d/fio1.json" --name=rand4k --rw=randwrite --bs=4k --iodepth=32 \
     --size=256M || rc=$?
 (( rc == 0 )) || { cat "$d/fio1.json" >&2; swt_fail "fio failed (status $rc)"; }
-fio_check "$d/fio1.json" $(( 256 << 20 ))
+rmt_fio_check "$d/fio1.json" $(( 256 << 20 ))
 swt_stop
 swt_show_counters
-check_invariant5
+rmt_check_invariant5
 check_clean 1
-injected=$(rs_injected w1 pwrite)
+injected=$(injected_eio w1 pwrite)
 errors=$(swt_stat 0 errors)
 bad=$(swt_stat 0 bad)
 echo "w1: $injected write errors injected, $errors counted, $bad bad slots"
@@ -200,16 +98,16 @@ fi
     swt_fail "$(( $(swt_stat 0 used) + $(swt_stat 1 used) )) slots in use for 65536 pages"
 (( $(swt_stat 0 used) > 65536 / 4 )) ||
     swt_fail "w1 holds only $(swt_stat 0 used) pages: it should still take writes"
-rs_stop w1
-rs_stop h1
+rmt_stop w1
+rmt_stop h1
 
 # =============================================================================
 section "2: reads start failing on a backend: its pages read are LOST"
 # r2 holds 1 MiB, 255 slots after the token: pages 0..254, written first at
 # the higher priority, fill it exactly; pages 255..510 go to the local file.
-rs_start r2 --filter=error memory 1M error-pread-rate=100% \
+rmt_start r2 --filter=error memory 1M error-pread-rate=100% \
     error-file="$d/r2.on"
-swt_start backend="$(rs_uri r2)" priority=10 \
+swt_start backend="$(rmt_uri r2)" priority=10 \
           backend="$d/l2" capacity=32M priority=1
 URI=$swt_uri ON=$d/r2.on "$swt_python" - <<'EOF'
 import errno
@@ -274,7 +172,7 @@ print("ok: a rewritten lost page reads its new data, a trimmed one zeroes")
 EOF
 swt_stop
 swt_show_counters
-check_invariant5
+rmt_check_invariant5
 check_clean 1
 (( $(swt_stat 0 bad) == 32 )) ||
     swt_fail "r2: $(swt_stat 0 bad) bad slots, expected the 32 lost pages"
@@ -282,26 +180,26 @@ check_clean 1
     swt_fail "r2: $(swt_stat 0 used) slots in use, expected $(( 255 - 32 ))"
 (( $(swt_stat 1 used) == 256 + 1 )) ||
     swt_fail "local: $(swt_stat 1 used) slots in use, expected 257"
-injected=$(rs_injected r2 pread)
+injected=$(injected_eio r2 pread)
 (( $(swt_stat 0 errors) == injected )) ||
     swt_fail "r2: $(swt_stat 0 errors) errors counted, $injected injected"
 grep -F "page 0 is lost" "$swt_log" >/dev/null || swt_fail "no 'page 0 is lost'"
 is_failed 0 || swt_fail "r2 was not failed after its errors"
 grep -F "failed (too many consecutive" "$swt_log" >/dev/null ||
     swt_fail "r2 was failed, but not for its consecutive errors"
-rs_stop r2
+rmt_stop r2
 rm -f "$d/l2"
 
 # =============================================================================
 section "3: every write to one backend fails from the middle of a fio run"
-rs_start w3 --filter=error memory 256M error-pwrite-rate=100% \
+rmt_start w3 --filter=error memory 256M error-pwrite-rate=100% \
     error-file="$d/w3.on"
-rs_start h3 memory 256M
+rmt_start h3 memory 256M
 swt_start backend="$d/l3" capacity=64M \
-          backend="$(rs_uri w3)" backend="$(rs_uri h3)"
+          backend="$(rmt_uri w3)" backend="$(rmt_uri h3)"
 # 64 MiB of 4 KiB random writes at most 2500 per second: a write phase of
 # at least 6.5 s, then the verify phase.
-fio_cmd "$d/fio3.json" --name=midrun --rw=randwrite --bs=4k --iodepth=32 \
+rmt_fio_cmd "$d/fio3.json" --name=midrun --rw=randwrite --bs=4k --iodepth=32 \
     --size=64M --rate_iops=,2500 &
 fio_pid=$!
 sleep 2
@@ -310,16 +208,16 @@ kill -0 "$fio_pid" 2>/dev/null || swt_fail "fio ended before the errors began"
 rc=0
 wait "$fio_pid" || rc=$?
 (( rc == 0 )) || { cat "$d/fio3.json" >&2; swt_fail "fio failed (status $rc)"; }
-fio_check "$d/fio3.json" $(( 64 << 20 ))
+rmt_fio_check "$d/fio3.json" $(( 64 << 20 ))
 swt_stop
 swt_show_counters
-check_invariant5
+rmt_check_invariant5
 check_clean 0
 check_clean 2
 is_failed 1 || swt_fail "w3 was not failed"
 grep -F "failed (too many consecutive" "$swt_log" >/dev/null ||
     swt_fail "w3 was failed, but not for its consecutive errors"
-injected=$(rs_injected w3 pwrite)
+injected=$(injected_eio w3 pwrite)
 errors=$(swt_stat 1 errors)
 echo "w3: $injected write errors injected, $errors counted"
 (( errors == injected )) ||
@@ -334,8 +232,8 @@ echo "w3: $injected write errors injected, $errors counted"
 (( $(swt_stat 1 used) > 0 )) || swt_fail "w3 took no writes before its errors"
 (( $(swt_stat 0 used) + $(swt_stat 1 used) + $(swt_stat 2 used) == 16384 )) ||
     swt_fail "slots in use != the 16384 pages written"
-rs_stop w3
-rs_stop h3
+rmt_stop w3
+rmt_stop h3
 rm -f "$d/l3"
 
 # =============================================================================
@@ -346,9 +244,9 @@ section "4: concurrent reads while reads fail: only the pages read are lost"
 # EIO.  The delay filter makes the four reads overlap.  An error answered
 # to the token read is not a different token: r4 did not lose its data,
 # so only pages 0..3 may be lost.
-rs_start r4 --filter=delay --filter=error memory 1M rdelay=200ms \
+rmt_start r4 --filter=delay --filter=error memory 1M rdelay=200ms \
     error-pread-rate=100% error-file="$d/r4.on"
-swt_start backend="$(rs_uri r4)" priority=10 \
+swt_start backend="$(rmt_uri r4)" priority=10 \
           backend="$d/l4" capacity=32M priority=1
 URI=$swt_uri ON=$d/r4.on "$swt_python" - <<'EOF'
 import errno
@@ -404,7 +302,7 @@ print("ok: pages 4..254 read their data")
 EOF
 swt_stop
 swt_show_counters
-check_invariant5
+rmt_check_invariant5
 if grep -F "the server lost its data" "$swt_log"; then
     swt_fail "r4 declared dead for a read error of its token"
 fi

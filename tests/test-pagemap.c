@@ -11,7 +11,6 @@
 
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,44 +19,14 @@
 
 #include <check.h>
 
-#include "log.h"
 #include "page.h"
 #include "pagemap.h"
-
-/* Like ck_assert_msg, but silent while cond holds (a passing ck_assert
- * writes a checkpoint, and some loops below check many entries).
- */
-#define TEST_REQUIRE(cond, ...)                 \
-  do {                                          \
-    if (!(cond))                                \
-      ck_abort_msg (__VA_ARGS__);               \
-  } while (0)
+#include "test-common.h"
 
 /* Threads and exchanges per thread of the concurrent exchange test. */
 #define TEST_XCHG_THREADS 4
 #define TEST_XCHG_PER_THREAD 20000
 #define TEST_XCHG_PAGE 5
-
-/* Errors logged by the library since the start of the test. */
-static unsigned test_errors;
-
-/* Error sink: count the message and show it. */
-static void
-test_error_sink (const char *fmt, va_list args)
-{
-  __atomic_fetch_add (&test_errors, 1, __ATOMIC_RELAXED);
-  fprintf (stderr, "test-pagemap: library error: ");
-  vfprintf (stderr, fmt, args);
-  fputc ('\n', stderr);
-}
-
-/* Route library errors to the counting sink and reset the count. */
-static void
-test_setup (void)
-{
-  log_set_sinks (test_error_sink, NULL);
-  test_errors = 0;
-}
 
 /* A new map has the size asked for, reserves 4 bytes per page, and every
  * entry reads as SLOT_NONE.
@@ -76,7 +45,7 @@ START_TEST (test_create)
                   "page %" PRIu64 " of a new map is %" PRIu32, page,
                   pagemap_get (map, page));
   pagemap_destroy (map);
-  ck_assert_uint_eq (test_errors, 0);
+  ck_assert_uint_eq (test_common_errors, 0);
 }
 END_TEST
 
@@ -249,11 +218,11 @@ START_TEST (test_bad_npages)
   size_t i;
 
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    unsigned errors = test_errors;
+    unsigned errors = test_common_errors;
 
     ck_assert_msg (pagemap_create (bad[i]) == NULL,
                    "pagemap_create (%" PRIu64 ") succeeded", bad[i]);
-    ck_assert_msg (test_errors > errors,
+    ck_assert_msg (test_common_errors > errors,
                    "pagemap_create (%" PRIu64 ") failed silently", bad[i]);
   }
 }
@@ -330,7 +299,7 @@ test_suite (void)
   TCase *tc;
 
   tc = tcase_create ("entries");
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_create);
   tcase_add_test (tc, test_set_get);
   tcase_add_test (tc, test_replace);
@@ -338,7 +307,7 @@ test_suite (void)
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("sizes");
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_sparse);
   tcase_add_test (tc, test_prefault);
   tcase_add_test (tc, test_bad_npages);
@@ -346,7 +315,7 @@ test_suite (void)
 
   tc = tcase_create ("concurrency");
   tcase_set_timeout (tc, 60);
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_concurrent_set);
   suite_add_tcase (s, tc);
 
@@ -356,11 +325,5 @@ test_suite (void)
 int
 main (void)
 {
-  SRunner *sr = srunner_create (test_suite ());
-  int nfailed;
-
-  srunner_run_all (sr, CK_NORMAL);
-  nfailed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_common_main ("test-pagemap", test_suite, NULL, NULL);
 }

@@ -31,14 +31,11 @@
 #      meanwhile go to another backend at once.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/remote-functions.sh"
 
 swt_setup
-swt_require fio nbdinfo nbdcopy cmp truncate python3
-swt_require_python_nbd
-fio --enghelp 2>/dev/null | grep -qw nbd || {
-    echo "SKIP: fio has no nbd engine" >&2
-    exit 77
-}
+rmt_setup
+swt_require nbdinfo nbdcopy cmp truncate
 d=$swt_tmpdir
 
 # Print the title of a part of the test, with the time since the start.
@@ -46,67 +43,6 @@ section ()
 {
     echo "=== $* (at ${SECONDS} s)"
 }
-
-# --- Remote servers ---------------------------------------------------------
-# Each is an nbdkit started by this test on $d/NAME.sock, logging to
-# $d/NAME.log; rs_pid maps NAME to its pid while it runs.
-declare -A rs_pid=()
-
-rs_uri ()
-{
-    echo "nbd+unix:///?socket=$d/$1.sock"
-}
-
-# Start server NAME: rs_start NAME [nbdkit options] PLUGIN [params...]
-rs_start ()
-{
-    local name=$1 sock=$d/$1.sock pidfile=$d/$1.pid i
-    shift
-    [[ -z ${rs_pid[$name]:-} ]] || swt_fail "rs_start: $name is running"
-    rm -f "$pidfile"
-    nbdkit -f --exit-with-parent -U "$sock" -P "$pidfile" "$@" \
-        2>>"$d/$name.log" &
-    rs_pid[$name]=$!
-    for ((i = 0; i < 100; i++)); do
-        [[ -s $pidfile && -S $sock ]] && return 0
-        if ! kill -0 "${rs_pid[$name]}" 2>/dev/null; then
-            cat "$d/$name.log" >&2
-            swt_fail "remote server $name did not start: nbdkit $*"
-        fi
-        sleep 0.1
-    done
-    swt_fail "remote server $name: no socket within 10 s"
-}
-
-# Kill server NAME with SIGKILL (a crash), leaving its socket behind.
-rs_crash ()
-{
-    local pid=${rs_pid[$1]}
-    kill -KILL "$pid"
-    { wait "$pid"; } 2>/dev/null || true
-    unset "rs_pid[$1]"
-}
-
-# The same, and remove the stale socket so that the server can be started
-# again on the same path (nbdkit does not replace an existing socket).
-rs_kill ()
-{
-    rs_crash "$1"
-    rm -f "$d/$1.sock" "$d/$1.pid"
-}
-
-# At exit (after swaptier is stopped): stop the servers still running.
-rs_cleanup ()
-{
-    local name pid
-    for name in "${!rs_pid[@]}"; do
-        pid=${rs_pid[$name]}
-        kill -TERM "$pid" 2>/dev/null || true
-        swt_wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
-        { wait "$pid"; } 2>/dev/null || true
-    done
-}
-swt_on_exit rs_cleanup
 
 # --- Log and fio helpers -----------------------------------------------------
 
@@ -138,64 +74,17 @@ log_line ()
     echo "$n"
 }
 
-# fio over swaptier with verify=crc32c (writes, then reads everything
-# back): fio_cmd OUT fio-args...; the caller checks its status.
-fio_cmd ()
-{
-    local out=$1
-    shift
-    fio --output-format=json --output="$out" --ioengine=nbd --uri="$swt_uri" \
-        --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 \
-        --randrepeat=0 "$@"
-}
-
-# Check the JSON of a fio run: no job error, at least $2 bytes written in
-# all, and every job read back (verify) at least what it wrote.
-fio_check ()
-{
-    python3 - "$1" "$2" <<'EOF' || { cat "$1" >&2; swt_fail "fio result $1"; }
-import json, sys
-jobs = json.load(open(sys.argv[1]))["jobs"]
-total = 0
-for j in jobs:
-    name, err = j["jobname"], j["error"]
-    written, read = j["write"]["io_bytes"], j["read"]["io_bytes"]
-    print("fio %s: error %d, wrote %d bytes, verified %d bytes" % (
-        name, err, written, read))
-    assert err == 0, "%s: error %d" % (name, err)
-    assert read >= written, "%s: verify read back less than was written" % name
-    total += written
-assert total >= int(sys.argv[2]), "wrote only %d bytes" % total
-EOF
-}
-
 # fio_verify OUT MIN_BYTES fio-args...: a verify run that must pass.
 fio_verify ()
 {
     local out=$1 min=$2 rc=0
     shift 2
-    fio_cmd "$out" "$@" || rc=$?
+    rmt_fio_cmd "$out" "$@" || rc=$?
     if [[ $rc -ne 0 ]]; then
         cat "$out" >&2 || true
         swt_fail "fio exited with status $rc (verify error?): $*"
     fi
-    fio_check "$out" "$min"
-}
-
-# Fail unless used + free + bad == capacity for every backend of the last
-# run (invariant 5; errors and bad slots allowed).
-check_invariant5 ()
-{
-    local n id cap used free bad
-    n=$(swt_nbackends)
-    for ((id = 0; id < n; id++)); do
-        cap=$(swt_stat "$id" capacity)
-        used=$(swt_stat "$id" used)
-        free=$(swt_stat "$id" free)
-        bad=$(swt_stat "$id" bad)
-        ((used + free + bad == cap)) ||
-            swt_fail "backend $id: used $used + free $free + bad $bad != capacity $cap"
-    done
+    rmt_fio_check "$out" "$min"
 }
 
 # Fail if the log says backend $1 was failed.
@@ -208,10 +97,10 @@ check_not_failed ()
 
 # =============================================================================
 section "A: one local and two remote backends of equal priority"
-rs_start a1 memory 32M
-rs_start a2 memory 32M
+rmt_start a1 memory 32M
+rmt_start a2 memory 32M
 swt_start backend="$d/a0" capacity=32M \
-          backend="$(rs_uri a1)" backend="$(rs_uri a2)"
+          backend="$(rmt_uri a1)" backend="$(rmt_uri a2)"
 # 8192 local slots, 8191 on each remote (slot 0 holds the token), 512 spare.
 size=$(nbdinfo --size "$swt_uri")
 (( size == (8192 + 2 * 8191 - 512) * 4096 )) ||
@@ -234,37 +123,37 @@ done
 (( total == 12288 )) ||
     swt_fail "$total slots in use after writing 12288 pages once"
 echo "ok: every backend received writes and holds a share of the pages"
-rs_kill a1
-rs_kill a2
+rmt_kill a1
+rmt_kill a2
 
 # =============================================================================
 section "B: a remote server killed and restarted during a fio verify run"
 truncate -s 64M "$d/b2.img"
-rs_start b1 memory 64M
-rs_start b2 file "$d/b2.img"
+rmt_start b1 memory 64M
+rmt_start b2 file "$d/b2.img"
 # -D swaptier.io=1 logs every backend I/O: "write: backend 2 ...".
 swt_start backend="$d/b0" capacity=32M \
-          backend="$(rs_uri b1)" backend="$(rs_uri b2)" \
+          backend="$(rmt_uri b1)" backend="$(rmt_uri b2)" \
           -v -D swaptier.io=1
 # 48 MiB of 4 KiB random writes at most 2400 per second: a write phase of
 # at least 5 s, then the verify phase.
-fio_cmd "$d/fioB.json" --name=restart --rw=randwrite --bs=4k --iodepth=32 \
+rmt_fio_cmd "$d/fioB.json" --name=restart --rw=randwrite --bs=4k --iodepth=32 \
     --size=48M --rate_iops=,2400 &
 fio_pid=$!
 # Kill b2 once it has taken some writes, start it again half a second
 # later on the same file.
 log_wait "write: backend 2 " 300 20
-rs_kill b2
+rmt_kill b2
 echo "killed b2 after $(log_count "write: backend 2 ") writes to it"
 sleep 0.5
-rs_start b2 file "$d/b2.img"
+rmt_start b2 file "$d/b2.img"
 log_wait "reconnected" 1 20
 kill -0 "$fio_pid" 2>/dev/null ||
     swt_fail "fio had finished before b2 was reconnected: not mid-run"
 rc=0
 wait "$fio_pid" || rc=$?
 (( rc == 0 )) || { cat "$d/fioB.json" >&2; swt_fail "fio failed (status $rc)"; }
-fio_check "$d/fioB.json" $(( 48 << 20 ))
+rmt_fio_check "$d/fioB.json" $(( 48 << 20 ))
 (( $(log_count "connection lost") >= 1 )) || swt_fail "no 'connection lost' in the log"
 # b2 takes new writes after the reconnection.
 after=$(log_count "write: backend 2 " "$(log_line reconnected)")
@@ -276,13 +165,13 @@ echo "ok: fio verify passed; $after writes went to b2 after it reconnected"
 # is still running a second later; start b2 again and the copy finishes
 # with the same bytes as a copy made before.
 nbdcopy "$swt_uri" "$d/before.img"
-rs_kill b2
+rmt_kill b2
 nbdcopy "$swt_uri" "$d/after.img" &
 copy_pid=$!
 sleep 1
 kill -0 "$copy_pid" 2>/dev/null ||
     swt_fail "the copy finished while b2 was down: reads did not wait"
-rs_start b2 file "$d/b2.img"
+rmt_start b2 file "$d/b2.img"
 rc=0
 wait "$copy_pid" || rc=$?
 (( rc == 0 )) || swt_fail "nbdcopy failed (status $rc) across b2's restart"
@@ -295,28 +184,28 @@ echo "ok: reads waited for b2 and returned the same data"
 swt_stop
 grep -F -e "connection lost" -e "reconnected" "$swt_log" | head -n 4
 swt_show_counters
-check_invariant5
+rmt_check_invariant5
 check_not_failed 2
 (( $(swt_stat 2 used) > 0 )) || swt_fail "b2 holds no pages after its restart"
 if grep -F "is lost" "$swt_log"; then
     swt_fail "pages were lost across a restart of a server that kept its data"
 fi
 echo "ok: b2 still active, holding $(swt_stat 2 used) pages"
-rs_kill b1
-rs_kill b2
+rmt_kill b1
+rmt_kill b2
 rm -f "$d/b2.img" "$d/b0"
 
 # =============================================================================
 section "C: a remote server that never comes back (grace=2)"
-rs_start c1 memory 64M
-rs_start c2 memory 64M
+rmt_start c1 memory 64M
+rmt_start c2 memory 64M
 swt_start backend="$d/c0" capacity=32M \
-          backend="$(rs_uri c1)" backend="$(rs_uri c2)" grace=2 \
+          backend="$(rmt_uri c1)" backend="$(rmt_uri c2)" grace=2 \
           -v -D swaptier.io=1
 fio_verify "$d/fioC1.json" $(( 8 << 20 )) --name=before --rw=randwrite \
     --bs=4k --iodepth=32 --offset=0 --size=8M
 (( $(log_count "write: backend 2 ") > 0 )) || swt_fail "c2 got no writes"
-rs_kill c2
+rmt_kill c2
 # The next writes make swaptier notice: 8 runs of 16 pages, allocated
 # round robin over the three backends, so some are tried on c2 first.
 # All of them must read back.
@@ -363,19 +252,19 @@ assert ok > 0, "no page of the live backends reads"
 EOF
 swt_stop
 swt_show_counters
-check_invariant5
+rmt_check_invariant5
 (( $(swt_stat 2 writes) == $(log_count "write: backend 2 ") )) ||
     swt_fail "c2's writes counter $(swt_stat 2 writes) != its $(log_count "write: backend 2 ") logged writes"
 (( $(swt_stat 2 errors) > 0 )) || swt_fail "no error counted on c2"
 (( $(swt_stat 2 used) == 0 )) ||
     swt_fail "c2 still has $(swt_stat 2 used) slots in use after all its pages were lost"
-rs_kill c1
+rmt_kill c1
 rm -f "$d/c0"
 
 # =============================================================================
 section "D: a remote memory server restarted empty (token check)"
-rs_start d1 memory 16M
-swt_start backend="$(rs_uri d1)" priority=10 backend="$d/d0" capacity=32M \
+rmt_start d1 memory 16M
+swt_start backend="$(rmt_uri d1)" priority=10 backend="$d/d0" capacity=32M \
           priority=1
 # Pages 0..31 go to d1, the highest priority, which has room.
 URI=$swt_uri "$swt_python" - <<'EOF'
@@ -389,8 +278,8 @@ for p in range(32):
     assert h.pread(4096, p * 4096) == bytes([p + 1]) * 4096
 print("ok: 32 pages written to d1")
 EOF
-rs_kill d1
-rs_start d1 memory 16M
+rmt_kill d1
+rmt_start d1 memory 16M
 URI=$swt_uri "$swt_python" - <<'EOF'
 import errno
 import os
@@ -436,7 +325,7 @@ print("ok: rewritten page reads its new data, trimmed page zeroes")
 EOF
 swt_stop
 swt_show_counters
-check_invariant5
+rmt_check_invariant5
 grep -F "the server lost its data" "$swt_log" ||
     swt_fail "the token check did not fail d1"
 grep -F "page 5 is lost" "$swt_log" >/dev/null ||
@@ -446,13 +335,13 @@ grep -F "page 5 is lost" "$swt_log" >/dev/null ||
 (( $(swt_stat 0 used) == 0 )) || swt_fail "d1 still has pages in use"
 (( $(swt_stat 1 used) == 1 )) ||
     swt_fail "the local backend holds $(swt_stat 1 used) pages, expected the rewritten one"
-rs_kill d1
+rmt_kill d1
 rm -f "$d/d0"
 
 # =============================================================================
 section "E: configurations that must be refused"
-rs_start e1 memory 16M
-ok_uri=$(rs_uri e1)
+rmt_start e1 memory 16M
+ok_uri=$(rmt_uri e1)
 # Run a configuration that must be accepted.
 cfg_ok ()
 {
@@ -471,12 +360,12 @@ echo "ok: the limits of connections=, timeout=, grace= are accepted"
 swt_expect_error "nbd+unix:///?socket=/nonexistent.sock: cannot connect" \
     backend="nbd+unix:///?socket=/nonexistent.sock"
 swt_expect_error "$d/none.sock: cannot connect" \
-    backend="$d/l" capacity=8M backend="$(rs_uri none)"
+    backend="$d/l" capacity=8M backend="$(rmt_uri none)"
 # A stale socket: its server was killed.
-rs_start e2 memory 16M
-rs_crash e2
+rmt_start e2 memory 16M
+rmt_crash e2
 [[ -S $d/e2.sock ]] || swt_fail "no stale socket left by the killed server"
-swt_expect_error "cannot connect" backend="$(rs_uri e2)"
+swt_expect_error "cannot connect" backend="$(rmt_uri e2)"
 grep -q "Connection refused" "$d/nbdkit.$swt_runs.log" ||
     swt_fail "no 'Connection refused' for a socket nobody listens on"
 # A server that accepts the connection but never answers: refused within
@@ -492,7 +381,7 @@ swt_on_exit "kill $mute_pid 2>/dev/null; wait $mute_pid 2>/dev/null"
 for ((i = 0; i < 50; i++)); do [[ -S $d/mute.sock ]] && break; sleep 0.1; done
 start=$SECONDS
 swt_expect_error "cannot connect: no answer within 1000 ms" \
-    backend="$(rs_uri mute)" timeout=1
+    backend="$(rmt_uri mute)" timeout=1
 (( SECONDS - start < 10 )) || swt_fail "timeout=1 took $(( SECONDS - start )) s"
 kill "$mute_pid"
 { wait "$mute_pid"; } 2>/dev/null || true
@@ -532,22 +421,22 @@ swt_expect_error "grace=2: applies to remote backends (NBD URIs) only" \
     backend="$ok_uri" backend="$d/l" capacity=8M grace=2
 
 # Exports that cannot be used.
-rs_start ro -r memory 16M
-swt_expect_error "the export is read-only" backend="$(rs_uri ro)"
-rs_start tiny memory 4096
-swt_expect_error "is too small" backend="$(rs_uri tiny)"
-for n in e1 ro tiny; do rs_kill "$n"; done
+rmt_start ro -r memory 16M
+swt_expect_error "the export is read-only" backend="$(rmt_uri ro)"
+rmt_start tiny memory 4096
+swt_expect_error "is too small" backend="$(rmt_uri tiny)"
+for n in e1 ro tiny; do rmt_kill "$n"; done
 rm -f "$d/l"
 
 # =============================================================================
 section "F: trim reaches the remote server"
-rs_start f1 memory 16M
-swt_start backend="$(rs_uri f1)" priority=10 backend="$d/f0" capacity=32M \
+rmt_start f1 memory 16M
+swt_start backend="$(rmt_uri f1)" priority=10 backend="$d/f0" capacity=32M \
           priority=1
 # Bytes the server reports as allocated (not holes) in its own export.
 remote_data ()
 {
-    nbdinfo --map --json "$(rs_uri f1)" | python3 -c '
+    nbdinfo --map --json "$(rmt_uri f1)" | python3 -c '
 import json, sys
 print(sum(e["length"] for e in json.load(sys.stdin) if not e["type"] & 1))'
 }
@@ -588,20 +477,20 @@ swt_stop
 swt_show_counters
 swt_check_counters
 (( $(swt_stat 0 used) == 0 )) || swt_fail "f1 still has slots in use"
-rs_kill f1
+rmt_kill f1
 rm -f "$d/f0"
 
 # =============================================================================
 section "G: a server that hangs (SIGSTOP) for longer than timeout=1"
-rs_start g1 memory 16M
-swt_start backend="$(rs_uri g1)" priority=10 timeout=1 \
+rmt_start g1 memory 16M
+swt_start backend="$(rmt_uri g1)" priority=10 timeout=1 \
           backend="$d/g0" capacity=32M priority=1
 URI=$swt_uri "$swt_python" -c '
 import os, nbd
 h = nbd.NBD()
 h.connect_uri(os.environ["URI"])
 h.pwrite(b"g" * (16 * 4096), 0)'
-kill -STOP "${rs_pid[g1]}"
+kill -STOP "${rmt_pid[g1]}"
 # A read of a page on g1: no reply within 1 s, the connection is dropped,
 # and the read waits for the reconnection.
 URI=$swt_uri "$swt_python" -c '
@@ -624,7 +513,7 @@ assert h.pread(16 * 4096, 100 * 4096) == b"w" * (16 * 4096)' ||
 kill -0 "$reader" 2>/dev/null ||
     swt_fail "the read of page 0 did not wait for the hung server"
 sleep 1
-kill -CONT "${rs_pid[g1]}"
+kill -CONT "${rmt_pid[g1]}"
 rc=0
 wait "$reader" || rc=$?
 (( rc == 0 )) || swt_fail "the read of page 0 failed across the hang"
@@ -633,7 +522,7 @@ grep -F "no reply within 1000 ms" "$swt_log" >/dev/null ||
 log_wait "reconnected" 1 10
 swt_stop
 swt_show_counters
-check_invariant5
+rmt_check_invariant5
 check_not_failed 0
 (( $(swt_stat 0 bad) == 0 )) || swt_fail "g1 has bad slots after a hang"
 (( $(swt_stat 0 used) == 16 )) || swt_fail "g1 holds $(swt_stat 0 used) pages, not 16"

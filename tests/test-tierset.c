@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,19 +27,10 @@
 
 #include <check.h>
 
-#include "log.h"
 #include "mem-backend.h"
 #include "page.h"
+#include "test-common.h"
 #include "tierset.h"
-
-/* Like ck_assert_msg, but silent while cond holds (a passing ck_assert
- * writes a checkpoint, and the randomized test checks millions of facts).
- */
-#define TEST_REQUIRE(cond, ...)                 \
-  do {                                          \
-    if (!(cond))                                \
-      ck_abort_msg (__VA_ARGS__);               \
-  } while (0)
 
 /* The most backends one test builds with test_set_create. */
 #define TEST_MAX_BACKENDS 8
@@ -65,34 +55,6 @@ static const unsigned test_phase_target[] = { 30, 70, 95, 100 }; /* % */
 
 /* Seed of the randomized test (TIERSET_TEST_SEED overrides it). */
 static uint64_t test_seed = UINT64_C (0x71e25e7);
-
-/* Errors logged by the library since the start of the test. */
-static unsigned test_errors;
-
-/* Whether the error sink keeps the messages to itself (the randomized
- * test marks slots bad thousands of times, each logged).
- */
-static bool test_quiet;
-
-/* Error sink: count the message and show it unless told to be quiet. */
-static void
-test_error_sink (const char *fmt, va_list args)
-{
-  __atomic_fetch_add (&test_errors, 1, __ATOMIC_RELAXED);
-  if (test_quiet)
-    return;
-  fprintf (stderr, "test-tierset: library error: ");
-  vfprintf (stderr, fmt, args);
-  fputc ('\n', stderr);
-}
-
-/* Route library errors to the counting sink and reset the count. */
-static void
-test_setup (void)
-{
-  log_set_sinks (test_error_sink, NULL);
-  test_errors = 0;
-}
 
 /* A tier set and the backends added to it, in id order.  The set owns
  * the backends; be[] only keeps them at hand to steer and count them.
@@ -289,10 +251,8 @@ START_TEST (test_io_routing)
   unsigned taken = 0;
 
   test_set_create (&set, 3, 2, nslots, priority);
-  buf = aligned_alloc (PAGE_SIZE, 2 * PAGE_SIZE);
-  peek = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
-  ck_assert_ptr_nonnull (buf);
-  ck_assert_ptr_nonnull (peek);
+  buf = test_common_alloc (2 * PAGE_SIZE);
+  peek = test_common_alloc (PAGE_SIZE);
 
   /* Allocate until backend 1 hands out its second slot, its slot 1. */
   while (taken < 2) {
@@ -562,24 +522,6 @@ START_TEST (test_accounting)
 }
 END_TEST
 
-/* splitmix64: the next pseudo-random number of the sequence *state. */
-static uint64_t
-test_rand (uint64_t *state)
-{
-  uint64_t z = (*state += UINT64_C (0x9e3779b97f4a7c15));
-
-  z = (z ^ (z >> 30)) * UINT64_C (0xbf58476d1ce4e5b9);
-  z = (z ^ (z >> 27)) * UINT64_C (0x94d049bb133111eb);
-  return z ^ (z >> 31);
-}
-
-/* A pseudo-random number in [0, n), n >= 1. */
-static uint64_t
-test_below (uint64_t *state, uint64_t n)
-{
-  return test_rand (state) % n;
-}
-
 /* States of a slot in the model. */
 enum model_state { MODEL_FREE, MODEL_USED, MODEL_BAD };
 
@@ -690,16 +632,17 @@ model_check_stats (struct model *m)
 static void
 model_alloc (struct model *m)
 {
-  uint32_t max = 1 + test_below (&m->rng, TEST_RANDOM_MAX_RUN), len = 0;
+  uint32_t max = 1 + test_common_below (&m->rng, TEST_RANDOM_MAX_RUN), len = 0;
   slot_t avoid = SLOT_NONE, s;
   int avoided = -1, best = TIERSET_PRIORITY_MIN - 1, owner;
   bool candidate[TEST_RANDOM_TIERS], full_run = false, any = false;
   unsigned i;
 
-  if (m->nruns > 0 && test_below (&m->rng, 4) == 0) {
-    const struct model_run *r = &m->runs[test_below (&m->rng, m->nruns)];
+  if (m->nruns > 0 && test_common_below (&m->rng, 4) == 0) {
+    const struct model_run *r =
+      &m->runs[test_common_below (&m->rng, m->nruns)];
 
-    avoid = r->first + test_below (&m->rng, r->n);
+    avoid = r->first + test_common_below (&m->rng, r->n);
     avoided = model_owner (m, avoid);
   }
   for (i = 0; i < TEST_RANDOM_TIERS; i++) {
@@ -747,12 +690,13 @@ model_alloc (struct model *m)
 static struct model_run
 model_take_piece (struct model *m, uint32_t most)
 {
-  unsigned k = test_below (&m->rng, m->nruns);
+  unsigned k = test_common_below (&m->rng, m->nruns);
   struct model_run r = m->runs[k];
-  uint32_t off = test_below (&m->rng, r.n);
-  uint32_t n = 1 + test_below (&m->rng, r.n - off < most ? r.n - off : most);
+  uint32_t off = test_common_below (&m->rng, r.n);
+  uint32_t n =
+    1 + test_common_below (&m->rng, r.n - off < most ? r.n - off : most);
 
-  if (r.n <= most && test_below (&m->rng, 2) == 0) {
+  if (r.n <= most && test_common_below (&m->rng, 2) == 0) {
     off = 0;
     n = r.n;
   }
@@ -780,8 +724,8 @@ model_round (unsigned round)
   uint64_t total = 0;
 
   for (i = 0; i < TEST_RANDOM_TIERS; i++) {
-    m.nslots[i] = 200 + test_below (&m.rng, 800);
-    m.priority[i] = test_below (&m.rng, 2);
+    m.nslots[i] = 200 + test_common_below (&m.rng, 800);
+    m.priority[i] = test_common_below (&m.rng, 2);
     m.state[i] = calloc (m.nslots[i], 1);
     ck_assert_ptr_nonnull (m.state[i]);
     total += m.nslots[i];
@@ -789,14 +733,14 @@ model_round (unsigned round)
   test_set_create (&m.set, 3, TEST_RANDOM_TIERS, m.nslots, m.priority);
   for (i = 0; i < TEST_RANDOM_TIERS; i++)
     m.first[i] = test_stats (m.set.ts, i).first;
-  test_quiet = true;
+  test_common_quiet = true;
   /* Every used slot is in at most one run, each a slot or more. */
   m.runs = calloc (total, sizeof *m.runs);
   ck_assert_ptr_nonnull (m.runs);
 
   for (op = 0; op < TEST_RANDOM_OPS; op++) {
     unsigned target = test_phase_target[(op / TEST_PHASE_OPS) % TEST_NPHASES];
-    unsigned alloc_pct, dice = test_below (&m.rng, 100);
+    unsigned alloc_pct, dice = test_common_below (&m.rng, 100);
     uint64_t used = 0;
 
     for (i = 0; i < TEST_RANDOM_TIERS; i++)
@@ -854,10 +798,8 @@ START_TEST (test_failing)
   uint32_t len;
   unsigned i;
 
-  buf = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
-  data = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
-  ck_assert_ptr_nonnull (buf);
-  ck_assert_ptr_nonnull (data);
+  buf = test_common_alloc (PAGE_SIZE);
+  data = test_common_alloc (PAGE_SIZE);
   memset (data, 'd', PAGE_SIZE);
 
   test_set_create (&set, 3, 2, nslots, priority);
@@ -937,8 +879,7 @@ START_TEST (test_flush)
   char *data;
   unsigned i;
 
-  data = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
-  ck_assert_ptr_nonnull (data);
+  data = test_common_alloc (PAGE_SIZE);
   memset (data, 'f', PAGE_SIZE);
   test_set_create (&set, 3, 3, nslots, priority);
   /* One slot on each backend, as the rotation gives them. */
@@ -1005,8 +946,7 @@ START_TEST (test_trim)
   uint32_t len;
   unsigned i;
 
-  peek = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
-  ck_assert_ptr_nonnull (peek);
+  peek = test_common_alloc (PAGE_SIZE);
   test_set_create (&set, 2, 2, nslots, priority);
   do
     ck_assert_int_ge (test_alloc (set.ts, 4, SLOT_NONE, &s, &len), 0);
@@ -1049,8 +989,7 @@ START_TEST (test_health)
   char *data;
   unsigned i;
 
-  data = aligned_alloc (PAGE_SIZE, PAGE_SIZE);
-  ck_assert_ptr_nonnull (data);
+  data = test_common_alloc (PAGE_SIZE);
   memset (data, 'h', PAGE_SIZE);
   test_set_create (&set, 3, 2, nslots, priority);
   ck_assert_uint_eq (test_alloc_one (set.ts, &s0), 0);
@@ -1096,13 +1035,13 @@ static void
 test_refuse (struct tierset *ts, uint64_t nslots, int priority)
 {
   struct backend *be = mem_backend_create ("refused", nslots);
-  unsigned count = tierset_count (ts), errors = test_errors;
+  unsigned count = tierset_count (ts), errors = test_common_errors;
   uint64_t capacity = tierset_capacity (ts);
 
   ck_assert_msg (tierset_add (ts, be, priority) == -1,
                  "a backend of %" PRIu64 " slots with priority %d was "
                  "accepted", nslots, priority);
-  ck_assert_uint_gt (test_errors, errors);
+  ck_assert_uint_gt (test_common_errors, errors);
   ck_assert_uint_eq (tierset_count (ts), count);
   ck_assert_uint_eq (tierset_capacity (ts), capacity);
   backend_close (be);
@@ -1173,13 +1112,13 @@ test_suite (void)
   TCase *tc;
 
   tc = tcase_create ("addresses");
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_addresses);
   tcase_add_test (tc, test_io_routing);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("allocation");
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_priorities);
   tcase_add_test (tc, test_round_robin);
   tcase_add_test (tc, test_prefer_full_run);
@@ -1189,12 +1128,12 @@ test_suite (void)
 
   tc = tcase_create ("random");
   tcase_set_timeout (tc, 120);
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_loop_test (tc, test_random, 0, TEST_RANDOM_ROUNDS);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("errors");
-  tcase_add_checked_fixture (tc, test_setup, NULL);
+  tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_failing);
   tcase_add_test (tc, test_flush);
   tcase_add_test (tc, test_trim);
@@ -1210,28 +1149,6 @@ test_suite (void)
 int
 main (void)
 {
-  const char *env = getenv ("TIERSET_TEST_SEED");
-  SRunner *sr;
-  int nfailed;
-
-  if (env != NULL) {
-    char *end;
-
-    errno = 0;
-    test_seed = strtoull (env, &end, 0);
-    if (errno != 0 || end == env || *end != '\0') {
-      fprintf (stderr, "test-tierset: cannot parse TIERSET_TEST_SEED=%s\n",
-               env);
-      return EXIT_FAILURE;
-    }
-  }
-
-  sr = srunner_create (test_suite ());
-  srunner_run_all (sr, CK_NORMAL);
-  nfailed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  if (nfailed > 0)
-    fprintf (stderr, "test-tierset: %d test(s) failed; random seed %" PRIu64
-             " (set TIERSET_TEST_SEED to replay)\n", nfailed, test_seed);
-  return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+  return test_common_main ("test-tierset", test_suite, "TIERSET_TEST_SEED",
+                           &test_seed);
 }
