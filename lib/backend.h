@@ -5,6 +5,13 @@
  * and hold whole slots.  Every call transfers all of it or fails; on
  * failure it returns -1 with errno set and has reported the cause through
  * log_error.  Calls may come from several threads at once.
+ *
+ * A failed write or trim sets errno to ENOTCONN when its outcome is
+ * unknown: it was sent and no answer came (timeout, lost connection), so
+ * the server may still execute it later.  Its slots must never be handed
+ * out again (the tier set marks them bad).  Any other errno means the
+ * request was not executed, or finished with an error.  A trim that was
+ * not sent at all (the server is unreachable) returns 0: it is advisory.
  */
 
 #ifndef SWAPTIER_BACKEND_H
@@ -32,6 +39,11 @@ struct backend_ops {
   int (*trim) (struct backend *be, uint64_t slot, uint64_t n);
   /* Optional: reachability; a backend without it is always up. */
   enum backend_health (*health) (struct backend *be);
+  /* Optional: the process is stopping.  Every wait of a request in
+   * progress ends within about a second, and every request from now on
+   * fails at once with ESHUTDOWN.  Safe to call from any thread, once.
+   */
+  void (*shutdown) (struct backend *be);
   void (*close) (struct backend *be);
 };
 

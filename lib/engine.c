@@ -113,7 +113,7 @@ engine_bounce (const struct engine *e, unsigned idx)
 
 /* Add slot s to the run being collected, freeing the run first when s does
  * not extend it (trimming it before, with trim: once freed, the slots may
- * hold another page's data).  SLOT_NONE flushes the run.  LOST pages
+ * hold another page's data; a trim of unknown outcome leaves them bad).  SLOT_NONE flushes the run.  LOST pages
  * have no slot to free: theirs was marked bad when they were lost.
  */
 static void
@@ -123,8 +123,9 @@ engine_free_slot (struct engine *e, struct engine_free_run *run, slot_t s)
     return;
   if (run->n > 0 && (s == SLOT_NONE || s != run->first + run->n)) {
     if (run->trim)
-      tierset_trim (e->ts, run->first, run->n);
-    tierset_free_run (e->ts, run->first, run->n);
+      tierset_trim_free (e->ts, run->first, run->n);
+    else
+      tierset_free_run (e->ts, run->first, run->n);
     run->n = 0;
   }
   if (s == SLOT_NONE)

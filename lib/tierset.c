@@ -608,13 +608,19 @@ tierset_free_run (struct tierset *ts, slot_t first, uint32_t n)
 }
 
 void
-tierset_trim (struct tierset *ts, slot_t first, uint32_t n)
+tierset_trim_free (struct tierset *ts, slot_t first, uint32_t n)
 {
   struct tier *t = tierset_lookup (ts, first);
 
   if (t->be->ops->trim &&
-      t->be->ops->trim (t->be, first - t->first, n) == -1)
+      t->be->ops->trim (t->be, first - t->first, n) == -1) {
     __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
+    if (errno == ENOTCONN) {
+      tierset_mark_bad (ts, first, n);
+      return;
+    }
+  }
+  tierset_free_run (ts, first, n);
 }
 
 void
@@ -732,6 +738,21 @@ tierset_flush (struct tierset *ts)
   if (r == -1)
     errno = saved_errno;
   return r;
+}
+
+void
+tierset_shutdown (struct tierset *ts)
+{
+  unsigned i, n = tierset_count (ts);
+
+  pthread_rwlock_rdlock (&ts->lock);
+  for (i = 0; i < n; i++) {
+    struct tier *t = ts->tier[i];
+
+    if (!t->removed && t->be->ops->shutdown)
+      t->be->ops->shutdown (t->be);
+  }
+  pthread_rwlock_unlock (&ts->lock);
 }
 
 const char *

@@ -76,6 +76,12 @@ struct tierset;
  */
 extern struct tierset *tierset_create (unsigned max_errors);
 
+/* The process is stopping: make every backend end its waits promptly and
+ * fail new requests (see the shutdown operation in backend.h).  Called
+ * once, from any thread, before tierset_destroy.
+ */
+extern void tierset_shutdown (struct tierset *ts);
+
 /* Close every backend and free the set. */
 extern void tierset_destroy (struct tierset *ts);
 
@@ -148,11 +154,14 @@ extern slot_t tierset_alloc_run (struct tierset *ts, uint32_t max,
  */
 extern void tierset_free_run (struct tierset *ts, slot_t first, uint32_t n);
 
-/* Tell the backend holding the n slots from first, about to be freed,
- * that their content is no longer needed (where it can use that).  Errors
- * are counted and otherwise ignored.
+/* Trim the n slots from first, all in use and no longer needed, on their
+ * backend (where it can use that), then free them.  A trim whose outcome
+ * is unknown (ENOTCONN: the server may still execute it, and would zero
+ * whatever page the slots held by then) marks the slots bad instead, so
+ * they are never handed out again.  Other trim errors are counted and
+ * otherwise ignored.
  */
-extern void tierset_trim (struct tierset *ts, slot_t first, uint32_t n);
+extern void tierset_trim_free (struct tierset *ts, slot_t first, uint32_t n);
 
 /* Mark the n slots from first, all in use, bad: never handed out again. */
 extern void tierset_mark_bad (struct tierset *ts, slot_t first, uint32_t n);

@@ -930,9 +930,12 @@ START_TEST (test_flush)
 }
 END_TEST
 
-/* tierset_trim reaches the owning backend at its own slot numbers; a
- * trim that fails is counted as an error and otherwise ignored: it does
- * not fail the backend, however many fail in a row.
+/* tierset_trim_free reaches the owning backend at its own slot numbers
+ * and frees the slots.  A trim that fails with a known outcome is counted
+ * as an error and the slots are freed all the same, without failing the
+ * backend however many fail in a row; a trim whose outcome is unknown
+ * (ENOTCONN: the server may still execute it later, zeroing whatever
+ * page the slots hold by then) leaves its slots bad, never reused.
  */
 START_TEST (test_trim)
 {
@@ -944,7 +947,6 @@ START_TEST (test_trim)
   unsigned char *peek;
   slot_t s;
   uint32_t len;
-  unsigned i;
 
   peek = test_common_alloc (PAGE_SIZE);
   test_set_create (&set, 2, 2, nslots, priority);
@@ -953,7 +955,7 @@ START_TEST (test_trim)
   while (test_owner (set.ts, s) != 1);
   ck_assert_uint_eq (len, 4);
 
-  tierset_trim (set.ts, s + 1, 2);
+  tierset_trim_free (set.ts, s + 1, 2);
   mem_backend_counters (set.be[1], &c);
   ck_assert_uint_eq (c.trims, 1);
   ck_assert_uint_eq (c.trim_slots, 2);
@@ -961,14 +963,29 @@ START_TEST (test_trim)
   ck_assert_uint_eq (peek[0], MEM_POISON);
   mem_backend_counters (set.be[0], &c);
   ck_assert_uint_eq (c.trims, 0);
-
-  mem_backend_fail_all (set.be[1], MEM_FAIL_TRIM);
-  for (i = 0; i < 5; i++)
-    tierset_trim (set.ts, s, 1);
   st = test_stats (set.ts, 1);
-  ck_assert_uint_eq (st.errors, 5);
+  ck_assert_uint_eq (st.used, 2);
+  ck_assert_uint_eq (st.free, 6);
+
+  /* Known failure: freed anyway, counted, the backend stays active. */
+  mem_backend_fail_all (set.be[1], MEM_FAIL_TRIM);
+  tierset_trim_free (set.ts, s, 1);
+  st = test_stats (set.ts, 1);
+  ck_assert_uint_eq (st.errors, 1);
   ck_assert_int_eq (st.state, TIER_ACTIVE);
-  ck_assert_uint_eq (st.used, 4);
+  ck_assert_uint_eq (st.used, 1);
+  ck_assert_uint_eq (st.free, 7);
+  ck_assert_uint_eq (st.bad, 0);
+
+  /* Unknown outcome: bad, not free. */
+  mem_backend_heal (set.be[1]);
+  mem_backend_set_health (set.be[1], BACKEND_DOWN);
+  tierset_trim_free (set.ts, s + 3, 1);
+  st = test_stats (set.ts, 1);
+  ck_assert_uint_eq (st.errors, 2);
+  ck_assert_uint_eq (st.used, 0);
+  ck_assert_uint_eq (st.free, 7);
+  ck_assert_uint_eq (st.bad, 1);
   free (peek);
   tierset_destroy (set.ts);
 }
