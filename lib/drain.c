@@ -54,6 +54,12 @@ drain_thread (void *arg)
   else if (r == -1)
     state = DRAIN_FAILED;
   else {
+    /* Requests that looked up one of its slots before its pages moved
+     * (a read failing there, a rewrite or trim still freeing its old
+     * slots) are done once every request in progress now is: then none
+     * uses the backend and none can.
+     */
+    engine_sync (d->e);
     /* The moved pages become as durable as they were where they came
      * from; a failed flush is counted on its backend, and the next
      * client flush tries again.
@@ -75,7 +81,8 @@ drain_thread (void *arg)
 }
 
 struct drain *
-drain_start (struct engine *e, struct tierset *ts, unsigned id)
+drain_start (struct engine *e, struct tierset *ts, unsigned id,
+             uint64_t spare)
 {
   struct tier_stats st;
   struct drain *d;
@@ -86,7 +93,7 @@ drain_start (struct engine *e, struct tierset *ts, unsigned id)
     log_error ("drain of backend %u: %m", id);
     return NULL;
   }
-  if (tierset_drain_begin (ts, id, engine_spare (e)) == -1) {
+  if (tierset_drain_begin (ts, id, spare) == -1) {
     free (d);
     return NULL;
   }

@@ -4,8 +4,9 @@
  * stops allocations there, refusing when the other backends lack room
  * for its pages.  A thread then waits for the requests that may have
  * allocated there before (engine_sync), moves every page off it with
- * engine_move, one stripe unit at most at a time, flushes, and closes
- * it with tierset_remove.  Client requests go on meanwhile: a request
+ * engine_move, one stripe unit at most at a time, waits again for the
+ * requests in progress (one may still be using a slot it looked up
+ * before), flushes, and closes it with tierset_remove.  Client requests go on meanwhile: a request
  * waits at most for one move of its own pages.  A page whose slot fails
  * to read becomes LOST, as on any read; bad slots stay behind and vanish
  * with the backend.
@@ -39,11 +40,12 @@ struct drain_status {
 
 struct drain;
 
-/* Start draining backend id of ts, the tier set under engine e.  NULL
- * after log_error if it is refused (see tierset_drain_begin).
+/* Start draining backend id of ts, the tier set under engine e, keeping
+ * spare slots free on the others (the reserve: at least engine_spare).
+ * NULL after log_error if it is refused (see tierset_drain_begin).
  */
 extern struct drain *drain_start (struct engine *e, struct tierset *ts,
-                                  unsigned id);
+                                  unsigned id, uint64_t spare);
 
 /* Where the drain is. */
 extern void drain_status (struct drain *d, struct drain_status *st);

@@ -166,9 +166,27 @@ engine_unmap (struct engine *e, uint64_t page, uint64_t n)
     log_debug ("map: pages %" PRIu64 "+%" PRIu64 " unmapped", page, n);
 }
 
+/* Repeated messages about lost pages: one per read of such a page. */
+static struct log_limit engine_lost_limit = LOG_LIMIT_INIT;
+
+/* Read one slot into dst, trying up to ENGINE_READ_TRIES times: a
+ * transient error does not lose a page.  Returns 0 or -1.
+ */
+static int
+engine_read_slot (struct engine *e, slot_t s, char *dst)
+{
+  unsigned i;
+
+  for (i = 0; i < ENGINE_READ_TRIES; i++)
+    if (tierset_read (e->ts, s, 1, dst) == 0)
+      return 0;
+  return -1;
+}
+
 /* After a failed read of a run, read its pages one by one: each page
- * whose slot still fails becomes LOST and its slot bad.  Returns 0 if
- * every page was read after all, else -1 (EIO).
+ * whose slot still fails after ENGINE_READ_TRIES tries becomes LOST, its
+ * slot bad and the loss counted.  Returns 0 if every page was read after
+ * all, else -1 (EIO).
  */
 static int
 engine_read_salvage (struct engine *e, uint64_t page, uint32_t n,
@@ -178,13 +196,15 @@ engine_read_salvage (struct engine *e, uint64_t page, uint32_t n,
   int r = 0;
 
   for (i = 0; i < n; i++) {
-    if (tierset_read (e->ts, first + i, 1, dst + (size_t) i * PAGE_SIZE) == 0)
+    if (engine_read_slot (e, first + i, dst + (size_t) i * PAGE_SIZE) == 0)
       continue;
-    /* Concurrent readers of the page race here; one of them wins. */
+    /* Concurrent readers of the page race here; one of them wins, so the
+     * slot is marked bad and the page counted lost once.
+     */
     if (pagemap_replace (e->map, page + i, first + i, SLOT_LOST)) {
       log_error ("page %" PRIu64 " is lost: its only copy cannot be read",
                  page + i);
-      tierset_mark_bad (e->ts, first + i, 1);
+      tierset_mark_lost (e->ts, first + i);
     }
     r = -1;
   }
@@ -212,9 +232,9 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
       continue;
     }
     if (s == SLOT_LOST) {
-      log_error ("read of page %" PRIu64 ": the page is lost (its only copy "
-                 "failed to read); it reads again after a write or trim",
-                 page + i);
+      log_error_limited (&engine_lost_limit, "read of page %" PRIu64 ": the "
+                         "page is lost (its only copy failed to read); it "
+                         "reads again after a write or trim", page + i);
       errno = EIO;
       return -1;
     }

@@ -23,6 +23,8 @@
 
 #define ENGINE_REQUESTS 32             /* requests in flight at once */
 #define ENGINE_STRIPE_MAX 256          /* largest stripe unit, pages */
+#define ENGINE_READ_TRIES 3            /* reads of a slot before its page
+                                          is declared LOST */
 
 struct engine;
 

@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -75,6 +77,56 @@ log_debug (const char *fmt, ...)
 
   va_start (args, fmt);
   log_debug_sink (fmt, args);
+  va_end (args);
+  errno = saved_errno;
+}
+
+/* Milliseconds of the monotonic clock. */
+static int64_t
+log_now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+log_error_limited (struct log_limit *limit, const char *fmt, ...)
+{
+  int saved_errno = errno;
+  int64_t now = log_now_ms ();
+  unsigned suppressed = 0;
+  bool send;
+  va_list args;
+
+  pthread_mutex_lock (&limit->lock);
+  if (now - limit->window_start >= LOG_LIMIT_WINDOW_MS) {
+    suppressed = limit->suppressed;
+    limit->window_start = now;
+    limit->sent = limit->suppressed = 0;
+  }
+  send = limit->sent < LOG_LIMIT_BURST;
+  if (send)
+    limit->sent++;
+  else
+    limit->suppressed++;
+  pthread_mutex_unlock (&limit->lock);
+  if (!send)
+    return;
+  if (suppressed > 0)
+    log_error ("(%u more messages like the next one were suppressed)",
+               suppressed);
+  errno = saved_errno;
+  va_start (args, fmt);
+  if (log_capture_buf) {
+    va_list copy;
+
+    va_copy (copy, args);
+    vsnprintf (log_capture_buf, log_capture_len, fmt, copy);
+    va_end (copy);
+  }
+  log_error_sink (fmt, args);
   va_end (args);
   errno = saved_errno;
 }

@@ -10,7 +10,9 @@
 #define SWAPTIER_LOG_H
 
 #include <stdarg.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef void (*log_sink) (const char *fmt, va_list args);
 
@@ -27,6 +29,26 @@ extern void log_set_sinks (log_sink error, log_sink debug);
 /* Report an error.  The message names what failed and why. */
 extern void log_error (const char *fmt, ...)
   __attribute__ ((format (printf, 1, 2)));
+
+/* A limit on one kind of repeated message: at most LOG_LIMIT_BURST of
+ * them per LOG_LIMIT_WINDOW_MS; the first message after a window in
+ * which some were suppressed says how many.  Define one per kind with
+ * LOG_LIMIT_INIT.
+ */
+#define LOG_LIMIT_BURST 5
+#define LOG_LIMIT_WINDOW_MS 10000
+struct log_limit {
+  pthread_mutex_t lock;
+  int64_t window_start;                /* ms, monotonic */
+  unsigned sent, suppressed;
+};
+#define LOG_LIMIT_INIT { .lock = PTHREAD_MUTEX_INITIALIZER }
+
+/* Report an error unless limit says that enough of its kind were
+ * reported lately.
+ */
+extern void log_error_limited (struct log_limit *limit, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
 
 /* From now on, also copy each error that the calling thread reports into
  * buf (len bytes, always NUL-terminated, the last error wins); NULL stops

@@ -13,6 +13,7 @@
 #include "blist.h"
 #include "log.h"
 #include "tierset.h"
+#include "unflushed.h"
 
 struct tier {
   unsigned id;
@@ -25,9 +26,12 @@ struct tier {
   slot_t first;                        /* global address of slot 0 */
   uint64_t nslots;
 
-  pthread_mutex_t lock;                /* guards blist, used, bad */
+  pthread_mutex_t lock;                /* guards blist, used, bad,
+                                          unflushed */
   struct blist *blist;
   uint64_t used, bad;
+  struct unflushed *unflushed;         /* written since the last flush */
+  pthread_mutex_t flush_lock;          /* one flush of be at a time */
 
   /* Atomics. */
   bool failed;                         /* too many errors: for good */
@@ -35,9 +39,10 @@ struct tier {
   bool removed;                        /* set under the set's write lock */
   unsigned flushing;                   /* flushes using be right now */
   unsigned error_streak[2];             /* consecutive read, write errors */
-  bool dirty;                          /* written since the last flush */
   uint64_t reads, writes, errors;
   uint64_t read_slots, write_slots;
+  uint64_t lost;                       /* pages lost here, kept after
+                                          removal */
 };
 
 /* The backends of one priority, rotated through by allocation. */
@@ -90,6 +95,7 @@ static void
 tier_free (struct tier *t)
 {
   blist_destroy (t->blist);
+  unflushed_destroy (t->unflushed);
   free (t->target);
   free (t);
 }
@@ -106,6 +112,7 @@ tierset_destroy (struct tierset *ts)
 
     backend_close (t->be);
     pthread_mutex_destroy (&t->lock);
+    pthread_mutex_destroy (&t->flush_lock);
     tier_free (t);
   }
   pthread_rwlock_destroy (&ts->lock);
@@ -191,7 +198,8 @@ tierset_add (struct tierset *ts, struct backend *be, int priority)
    */
   t = calloc (1, sizeof *t);
   if (t == NULL || (t->target = strdup (be->target)) == NULL ||
-      (t->blist = blist_create (be->nslots)) == NULL) {
+      (t->blist = blist_create (be->nslots)) == NULL ||
+      (t->unflushed = unflushed_create (be->nslots)) == NULL) {
     log_error ("%s: allocator for %" PRIu64 " slots: %m",
                be->target, be->nslots);
     if (t)
@@ -204,12 +212,14 @@ tierset_add (struct tierset *ts, struct backend *be, int priority)
   t->local = backend_file_identity (be, &t->dev, &t->ino);
   t->nslots = be->nslots;
   pthread_mutex_init (&t->lock, NULL);
+  pthread_mutex_init (&t->flush_lock, NULL);
 
   /* Another backend may have been added meanwhile. */
   pthread_rwlock_wrlock (&ts->lock);
   if (!tierset_has_room (ts, be)) {
     pthread_rwlock_unlock (&ts->lock);
     pthread_mutex_destroy (&t->lock);
+    pthread_mutex_destroy (&t->flush_lock);
     tier_free (t);
     return -1;
   }
@@ -366,6 +376,7 @@ tierset_stats (struct tierset *ts, unsigned id, struct tier_stats *st)
     .errors = __atomic_load_n (&t->errors, __ATOMIC_RELAXED),
     .read_slots = __atomic_load_n (&t->read_slots, __ATOMIC_RELAXED),
     .write_slots = __atomic_load_n (&t->write_slots, __ATOMIC_RELAXED),
+    .lost = __atomic_load_n (&t->lost, __ATOMIC_RELAXED),
   };
   pthread_mutex_lock (&t->lock);
   st->used = t->used;
@@ -513,6 +524,8 @@ tierset_remove (struct tierset *ts, unsigned id)
   backend_close (be);
   blist_destroy (t->blist);
   t->blist = NULL;
+  unflushed_destroy (t->unflushed);
+  t->unflushed = NULL;
   return 0;
 }
 
@@ -601,6 +614,7 @@ tierset_free_run (struct tierset *ts, slot_t first, uint32_t n)
     abort ();
   }
   t->used -= n;
+  unflushed_forget (t->unflushed, first - t->first, n);
   pthread_mutex_unlock (&t->lock);
   if (swaptier_debug_alloc)
     log_debug ("free: backend %u slots %" PRIu32 "+%" PRIu32,
@@ -631,9 +645,30 @@ tierset_mark_bad (struct tierset *ts, slot_t first, uint32_t n)
   pthread_mutex_lock (&t->lock);
   t->used -= n;
   t->bad += n;
+  unflushed_forget (t->unflushed, first - t->first, n);
   pthread_mutex_unlock (&t->lock);
   log_error ("backend %u %s: slots %" PRIu32 "+%" PRIu32 " marked bad",
-             t->id, t->be->target, first - t->first, n);
+             t->id, t->target, first - t->first, n);
+}
+
+void
+tierset_mark_lost (struct tierset *ts, slot_t slot)
+{
+  struct tier *t = tierset_lookup (ts, slot);
+
+  __atomic_fetch_add (&t->lost, 1, __ATOMIC_RELAXED);
+  tierset_mark_bad (ts, slot, 1);
+}
+
+uint64_t
+tierset_lost (const struct tierset *ts)
+{
+  unsigned i, n = tierset_count (ts);
+  uint64_t sum = 0;
+
+  for (i = 0; i < n; i++)
+    sum += __atomic_load_n (&ts->tier[i]->lost, __ATOMIC_RELAXED);
+  return sum;
 }
 
 /* Fail a tier: no new pages go there; its pages are still read. */
@@ -642,7 +677,7 @@ tier_fail (struct tier *t, const char *why)
 {
   if (!__atomic_exchange_n (&t->failed, true, __ATOMIC_RELAXED))
     log_error ("backend %u %s: failed (%s); no new pages go there",
-               t->id, t->be->target, why);
+               t->id, t->target, why);
 }
 
 /* Count the outcome of one read or write (is_write) on a tier; fail the
@@ -701,13 +736,43 @@ tierset_write (struct tierset *ts, slot_t first, uint32_t n,
                t->id, first - t->first, n, fua ? " fua" : "");
   __atomic_fetch_add (&t->writes, 1, __ATOMIC_RELAXED);
   r = t->be->ops->write (t->be, buf, first - t->first, n, fua);
-  /* Only after the write: a flush that cleared the flag meanwhile does
-   * not cover this write, the next one will.
-   */
-  __atomic_store_n (&t->dirty, true, __ATOMIC_RELEASE);
-  if (r == 0)
+  if (r == 0) {
     __atomic_fetch_add (&t->write_slots, n, __ATOMIC_RELAXED);
+    /* Before the write is acknowledged, so that every flush the client
+     * sends after that covers it.
+     */
+    if (!fua) {
+      pthread_mutex_lock (&t->lock);
+      unflushed_add (t->unflushed, first - t->first, n);
+      pthread_mutex_unlock (&t->lock);
+    }
+  }
   tier_count_result (ts, t, true, r);
+  return r;
+}
+
+/* Flush one tier if it holds slots written since its last good flush:
+ * see unflushed.h.  Returns 0, or -1 with errno set.
+ */
+static int
+tier_flush (struct tier *t)
+{
+  uint64_t covered;
+  int r = 0;
+
+  pthread_mutex_lock (&t->flush_lock);
+  pthread_mutex_lock (&t->lock);
+  covered = unflushed_begin (t->unflushed);
+  pthread_mutex_unlock (&t->lock);
+  if (covered > 0) {
+    r = t->be->ops->flush (t->be);
+    if (r == -1)
+      __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
+  }
+  pthread_mutex_lock (&t->lock);
+  unflushed_end (t->unflushed, r == 0);
+  pthread_mutex_unlock (&t->lock);
+  pthread_mutex_unlock (&t->flush_lock);
   return r;
 }
 
@@ -720,17 +785,13 @@ tierset_flush (struct tierset *ts)
   for (i = 0; i < n; i++) {
     struct tier *t = ts->tier[i];
 
-    /* Keep tierset_remove from closing the backend meanwhile.  Clear the
-     * dirty flag first: a write completing after this is flushed next
-     * time.
+    /* Keep tierset_remove from closing the backend meanwhile (a removed
+     * tier holds no slot in use, so it needs no flush).
      */
     __atomic_add_fetch (&t->flushing, 1, __ATOMIC_SEQ_CST);
     if (!__atomic_load_n (&t->removed, __ATOMIC_SEQ_CST) &&
-        __atomic_exchange_n (&t->dirty, false, __ATOMIC_ACQ_REL) &&
-        t->be->ops->flush (t->be) == -1) {
+        tier_flush (t) == -1) {
       saved_errno = errno;
-      __atomic_store_n (&t->dirty, true, __ATOMIC_RELAXED);
-      __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
       r = -1;
     }
     __atomic_sub_fetch (&t->flushing, 1, __ATOMIC_RELEASE);

@@ -51,6 +51,8 @@ struct tier_stats {
   uint64_t capacity, used, free, bad;  /* slots */
   uint64_t reads, writes, errors;      /* requests */
   uint64_t read_slots, write_slots;    /* slots of the successful ones */
+  uint64_t lost;                       /* pages lost: their only copy was
+                                          here and failed to read */
 };
 
 /* Limits and defaults of the remote backends' settings. */
@@ -166,6 +168,14 @@ extern void tierset_trim_free (struct tierset *ts, slot_t first, uint32_t n);
 /* Mark the n slots from first, all in use, bad: never handed out again. */
 extern void tierset_mark_bad (struct tierset *ts, slot_t first, uint32_t n);
 
+/* The page held by slot, in use, is lost (its only copy failed to read):
+ * mark the slot bad and count the page lost on its backend.
+ */
+extern void tierset_mark_lost (struct tierset *ts, slot_t slot);
+
+/* Pages lost on every backend since the start, removed ones included. */
+extern uint64_t tierset_lost (const struct tierset *ts);
+
 /* Read or write the n slots from first (all on one backend) from or into
  * buf, PAGE_SIZE aligned.  Counts the request and any error on the
  * backend.  Returns 0, or -1 with errno set.
@@ -175,8 +185,12 @@ extern int tierset_read (struct tierset *ts, slot_t first, uint32_t n,
 extern int tierset_write (struct tierset *ts, slot_t first, uint32_t n,
                           const void *buf, bool fua);
 
-/* Flush every backend written since its last flush.  Returns 0, or -1
- * with errno set if any flush failed (all are still attempted).
+/* Make every write acknowledged before this call durable: flush each
+ * backend that holds slots written since its last good flush (see
+ * unflushed.h); flushes of one backend run one at a time, and a flush
+ * that began before this call does not count for it.  Returns 0, or -1
+ * with errno set if any flush failed (all are still attempted); the
+ * slots it covered then wait for the next flush.
  */
 extern int tierset_flush (struct tierset *ts);
 

@@ -58,6 +58,7 @@ static struct {
   struct engine *e;
   struct tierset *ts;
   uint64_t npages;
+  uint64_t spare;                      /* slots kept free: the reserve */
   struct drain *drain;                 /* the last removal, NULL if none */
 
   /* Used by the thread only. */
@@ -273,7 +274,7 @@ control_list (FILE *out)
            " capacity=%" PRIu64 " used=%" PRIu64 " free=%" PRIu64
            " bad=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
            " errors=%" PRIu64 "\n", n, control.npages,
-           engine_spare (control.e), sum.capacity, sum.used, sum.free,
+           control.spare, sum.capacity, sum.used, sum.free,
            sum.bad, sum.reads, sum.writes, sum.errors);
   control_drain_line (out);
   fprintf (out, "ok page_size=%" PRIu32 "\n", PAGE_SIZE);
@@ -431,7 +432,7 @@ control_remove (FILE *out, const struct ctl_command *cmd)
     return;
   }
   left = tierset_capacity (control.ts) - st.capacity;
-  d = drain_start (control.e, control.ts, cmd->id);
+  d = drain_start (control.e, control.ts, cmd->id, control.spare);
   if (d == NULL) {
     control_error (out, control.why);
     return;
@@ -443,11 +444,11 @@ control_remove (FILE *out, const struct ctl_command *cmd)
                 cmd->id, ds.total);
 
   /* The device keeps its size: say so if the rest cannot hold all of it. */
-  if (left < control.npages + engine_spare (control.e)) {
+  if (left < control.npages + control.spare) {
     snprintf (control.why, sizeof control.why, "the other backends hold "
               "%" PRIu64 " slots, fewer than the %" PRIu64 " pages of the "
               "device and %" PRIu64 " spare: writes fail with ENOSPC if it "
-              "fills up", left, control.npages, engine_spare (control.e));
+              "fills up", left, control.npages, control.spare);
     fputs ("warning", out);
     control_string (out, "text", control.why);
     fputc ('\n', out);
@@ -642,7 +643,8 @@ control_thread (void *arg)
 }
 
 int
-control_start (struct engine *e, struct tierset *ts, uint64_t npages)
+control_start (struct engine *e, struct tierset *ts, uint64_t npages,
+               uint64_t spare)
 {
   unsigned i;
   int err;
@@ -652,6 +654,7 @@ control_start (struct engine *e, struct tierset *ts, uint64_t npages)
   control.e = e;
   control.ts = ts;
   control.npages = npages;
+  control.spare = spare;
   control.pid = getpid ();
   for (i = 0; i < CONTROL_CLIENTS; i++)
     control.client[i].fd = -1;

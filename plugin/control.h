@@ -33,10 +33,12 @@
 extern int control_open (const char *path);
 
 /* Start serving the socket opened by control_open, for the engine e
- * exporting npages pages over ts.  Returns 0, or -1 after nbdkit_error.
+ * exporting npages pages over ts, with spare slots kept free (the
+ * reserve) that a removal must leave.  Returns 0, or -1 after
+ * nbdkit_error.
  */
 extern int control_start (struct engine *e, struct tierset *ts,
-                          uint64_t npages);
+                          uint64_t npages, uint64_t spare);
 
 /* Stop serving, stop a drain under way (its backend goes back into
  * service), close the socket and remove it.  Does nothing if

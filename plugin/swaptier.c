@@ -28,6 +28,7 @@
 static struct tierset *tiers;
 static struct engine *engine;
 static uint64_t export_pages;
+static uint64_t export_spare;          /* slots kept free: the reserve */
 
 /* The handle of every connection: all share the one engine. */
 static int swaptier_handle;
@@ -134,7 +135,7 @@ swaptier_config_complete (void)
   }
 
   capacity = tierset_capacity (tiers);
-  spare = swaptier_spare (capacity);
+  spare = export_spare = swaptier_spare (capacity);
   if (capacity <= spare) {
     nbdkit_error ("the backends hold %" PRIu64 " slots, not more than the "
                   "%" PRIu64 " slots kept spare (reserve= and %d requests "
@@ -175,7 +176,7 @@ swaptier_after_fork (void)
     return -1;
   if (options.mlock)
     engine_prefault (engine);
-  return control_start (engine, tiers, export_pages);
+  return control_start (engine, tiers, export_pages, export_spare);
 }
 
 static void *

@@ -30,6 +30,9 @@ struct mem_backend {
   struct mem_fail_range range[MEM_FAIL_RANGES];
   unsigned every;                      /* fail one request out of every */
   unsigned every_left;                 /* requests until the next failure */
+  unsigned next_kinds, next_left;      /* fail the next next_left of these */
+  unsigned hold_kinds;                 /* requests of these wait */
+  pthread_cond_t released;             /* hold_kinds changed */
   bool yield;                          /* atomic */
   enum backend_health health;          /* atomic */
   struct mem_counters count;
@@ -84,6 +87,10 @@ mem_should_fail (struct mem_backend *mb, unsigned kind, uint64_t slot,
     *err = ENOTCONN;
     fail = true;
   }
+  if (mb->next_left > 0 && (mb->next_kinds & kind)) {
+    mb->next_left--;
+    fail = true;
+  }
   for (i = 0; i < mb->nranges; i++) {
     const struct mem_fail_range *r = &mb->range[i];
 
@@ -98,6 +105,17 @@ mem_should_fail (struct mem_backend *mb, unsigned kind, uint64_t slot,
   if (fail)
     mb->count.failures++;
   return fail;
+}
+
+/* Wait while requests of kind are held (with the lock, which it drops
+ * meanwhile).  The request was counted already, so a test can tell that
+ * it arrived.
+ */
+static void
+mem_wait_held (struct mem_backend *mb, unsigned kind)
+{
+  while (mb->hold_kinds & kind)
+    pthread_cond_wait (&mb->released, &mb->lock);
 }
 
 /* Report a failed request the way a real backend does: log_error, then
@@ -142,6 +160,7 @@ mem_read (struct backend *be, void *buf, uint64_t slot, uint64_t n)
     sched_yield ();
   pthread_mutex_lock (&mb->lock);
   mb->count.reads++;
+  mem_wait_held (mb, MEM_FAIL_READ);
   if (mem_should_fail (mb, MEM_FAIL_READ, slot, n, &err))
     r = mem_fail (mb, "read", slot, n, err);
   else {
@@ -170,6 +189,7 @@ mem_write (struct backend *be, const void *buf, uint64_t slot, uint64_t n,
   mb->count.writes++;
   if (fua)
     mb->count.fua_writes++;
+  mem_wait_held (mb, MEM_FAIL_WRITE);
   if (mem_should_fail (mb, MEM_FAIL_WRITE, slot, n, &err))
     r = mem_fail (mb, "write", slot, n, err);
   else {
@@ -189,6 +209,7 @@ mem_flush (struct backend *be)
 
   pthread_mutex_lock (&mb->lock);
   mb->count.flushes++;
+  mem_wait_held (mb, MEM_FAIL_FLUSH);
   if (mem_should_fail (mb, MEM_FAIL_FLUSH, 0, be->nslots, &err))
     r = mem_fail (mb, "flush", 0, be->nslots, err);
   pthread_mutex_unlock (&mb->lock);
@@ -207,6 +228,7 @@ mem_trim (struct backend *be, uint64_t slot, uint64_t n)
   mem_check_request (mb, "trim", NULL, slot, n);
   pthread_mutex_lock (&mb->lock);
   mb->count.trims++;
+  mem_wait_held (mb, MEM_FAIL_TRIM);
   if (mem_should_fail (mb, MEM_FAIL_TRIM, slot, n, &err))
     r = mem_fail (mb, "trim", slot, n, err);
   else {
@@ -233,6 +255,7 @@ mem_close (struct backend *be)
   struct mem_backend *mb = mem_backend (be);
 
   pthread_mutex_destroy (&mb->lock);
+  pthread_cond_destroy (&mb->released);
   free (mb->data);
   free (be->target);
   free (mb);
@@ -265,6 +288,7 @@ mem_backend_create (const char *target, uint64_t nslots)
   mb->be.nslots = nslots;
   mb->health = BACKEND_UP;
   pthread_mutex_init (&mb->lock, NULL);
+  pthread_cond_init (&mb->released, NULL);
   return &mb->be;
 }
 
@@ -308,6 +332,31 @@ mem_backend_fail_every (struct backend *be, unsigned n)
 }
 
 void
+mem_backend_fail_next (struct backend *be, unsigned kinds, unsigned n)
+{
+  struct mem_backend *mb = mem_backend (be);
+
+  pthread_mutex_lock (&mb->lock);
+  mb->next_kinds = kinds;
+  mb->next_left = n;
+  pthread_mutex_unlock (&mb->lock);
+}
+
+void
+mem_backend_hold (struct backend *be, unsigned kinds, bool hold)
+{
+  struct mem_backend *mb = mem_backend (be);
+
+  pthread_mutex_lock (&mb->lock);
+  if (hold)
+    mb->hold_kinds |= kinds;
+  else
+    mb->hold_kinds &= ~kinds;
+  pthread_cond_broadcast (&mb->released);
+  pthread_mutex_unlock (&mb->lock);
+}
+
+void
 mem_backend_heal (struct backend *be)
 {
   struct mem_backend *mb = mem_backend (be);
@@ -316,6 +365,7 @@ mem_backend_heal (struct backend *be)
   mb->fail_kinds = 0;
   mb->nranges = 0;
   mb->every = 0;
+  mb->next_left = 0;
   __atomic_store_n (&mb->health, BACKEND_UP, __ATOMIC_RELAXED);
   pthread_mutex_unlock (&mb->lock);
 }

@@ -73,6 +73,18 @@ extern void mem_backend_fail_slots (struct backend *be, uint64_t slot,
  */
 extern void mem_backend_fail_every (struct backend *be, unsigned n);
 
+/* From now on fail the next n requests of the given kinds (a transient
+ * error), on top of the other failures.
+ */
+extern void mem_backend_fail_next (struct backend *be, unsigned kinds,
+                                   unsigned n);
+
+/* With hold, requests of the given kinds (MEM_FAIL_* bits) wait, once
+ * counted, until they are released by a call without hold: a backend
+ * whose requests take as long as a test wants.
+ */
+extern void mem_backend_hold (struct backend *be, unsigned kinds, bool hold);
+
 /* Forget every failure set above, health included: the backend works
  * again, with the data its successful writes and trims left.
  */

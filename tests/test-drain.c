@@ -243,7 +243,7 @@ START_TEST (test_drain_full)
   held = test_stats (&d, 1).used;
   ck_assert_uint_gt (held, 0);
 
-  dr = drain_start (d.e, d.ts, 1);
+  dr = drain_start (d.e, d.ts, 1, engine_spare (d.e));
   ck_assert_ptr_nonnull (dr);
   st = test_wait (dr);
   ck_assert_int_eq (st.state, DRAIN_DONE);
@@ -295,7 +295,7 @@ START_TEST (test_drain_refused)
 
   /* Backend 0 holds about half of 384 pages; backend 1 has 64 free. */
   errors = test_errors;
-  ck_assert_ptr_null (drain_start (d.e, d.ts, 0));
+  ck_assert_ptr_null (drain_start (d.e, d.ts, 0, engine_spare (d.e)));
   ck_assert_uint_gt (test_errors, errors);
   ck_assert_ptr_nonnull (strstr (test_last_error, "cannot be removed: the "
                                  "other backends have 64 free slots, 128 "
@@ -306,9 +306,9 @@ START_TEST (test_drain_refused)
     test_write (&d, page, 2);
   ck_assert_uint_gt (test_stats (&d, 0).writes, d.npages / 2);
 
-  ck_assert_ptr_null (drain_start (d.e, d.ts, 2));
+  ck_assert_ptr_null (drain_start (d.e, d.ts, 2, engine_spare (d.e)));
   ck_assert_str_eq (test_last_error, "no backend 2");
-  ck_assert_ptr_null (drain_start (d.e, d.ts, TIERSET_MAX_IDS + 5));
+  ck_assert_ptr_null (drain_start (d.e, d.ts, TIERSET_MAX_IDS + 5, engine_spare (d.e)));
 
   /* Empty the device: now 0 can go, but then 1 is the last one. */
   ck_assert_int_eq (engine_trim (d.e, d.npages * PAGE_SIZE, 0, false), 0);
@@ -359,7 +359,7 @@ START_TEST (test_drain_lost)
   mem_backend_fail_slots (d.be[0], 10, 1, MEM_FAIL_READ);
   mem_backend_fail_slots (d.be[0], 100, 3, MEM_FAIL_READ);
 
-  dr = drain_start (d.e, d.ts, 0);
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
   ck_assert_ptr_nonnull (dr);
   st = test_wait (dr);
   ck_assert_int_eq (st.state, DRAIN_DONE);
@@ -397,7 +397,7 @@ START_TEST (test_drain_fails)
   mem_backend_fail_all (d.be[1], MEM_FAIL_WRITE);
   mem_backend_fail_all (d.be[2], MEM_FAIL_WRITE);
 
-  dr = drain_start (d.e, d.ts, 0);
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
   ck_assert_ptr_nonnull (dr);
   st = test_wait (dr);
   ck_assert_int_eq (st.state, DRAIN_FAILED);
@@ -441,7 +441,7 @@ START_TEST (test_drain_failed_backend)
   tierset_drain_cancel (d.ts, 0);
   ck_assert_int_eq (test_stats (&d, 0).state, TIER_FAILED);
 
-  dr = drain_start (d.e, d.ts, 0);
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
   ck_assert_ptr_nonnull (dr);
   st = test_wait (dr);
   ck_assert_int_eq (st.state, DRAIN_DONE);
@@ -595,7 +595,7 @@ START_TEST (test_drain_concurrent)
     while (__atomic_load_n (&w[t].ops, __ATOMIC_RELAXED) < 20)
       sched_yield ();
   for (i = 0; i < 2; i++) {
-    dr = drain_start (d.e, d.ts, victim[i]);
+    dr = drain_start (d.e, d.ts, victim[i], engine_spare (d.e));
     ck_assert_ptr_nonnull (dr);
     st = test_wait (dr);
     ck_assert_int_eq (st.state, DRAIN_DONE);
@@ -772,7 +772,7 @@ START_TEST (test_drain_latency)
                                       &p[t]), 0);
   }
   start = test_now_ms ();
-  dr = drain_start (d.e, d.ts, 0);
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
   ck_assert_ptr_nonnull (dr);
   st = test_wait (dr);
   took = test_now_ms () - start;

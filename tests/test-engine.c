@@ -1210,8 +1210,9 @@ START_TEST (test_rewrite)
 }
 END_TEST
 
-/* FUA reaches the backend write; flush flushes the backends written
- * since the last flush and only those; a trim or zero with FUA flushes.
+/* FUA reaches the backend write; flush flushes the backends holding
+ * pages written since their last flush and only those; a trim or zero
+ * with FUA flushes.
  */
 START_TEST (test_fua_flush)
 {
@@ -1238,6 +1239,7 @@ START_TEST (test_fua_flush)
   ck_assert_int_eq (engine_trim (d.e, PAGE_SIZE, 0, true), 0);
   ck_assert_uint_eq (test_dev_counters (&d, 0).flushes, 2);
   ck_assert_int_eq (engine_write (d.e, src, 100, 0, false), 0);
+  ck_assert_int_eq (engine_write (d.e, src, PAGE_SIZE, PAGE_SIZE, false), 0);
   ck_assert_int_eq (engine_zero (d.e, 10, 0, true, true), 0);
   ck_assert_uint_eq (test_dev_counters (&d, 0).flushes, 3);
   ck_assert_uint_eq (test_dev_counters (&d, 1).flushes, 0);
