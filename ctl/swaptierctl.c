@@ -69,15 +69,15 @@ static const struct sctl_field sctl_backend_fields[] = {
   { "priority", SCTL_NUMBER }, { "state", SCTL_TEXT },
   { "health", SCTL_TEXT }, { "capacity", SCTL_SLOTS },
   { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
-  { "reads", SCTL_NUMBER }, { "writes", SCTL_NUMBER },
-  { "errors", SCTL_NUMBER }, { NULL },
+  { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
+  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER }, { NULL },
 };
 static const struct sctl_field sctl_total_fields[] = {
   { "backends", SCTL_NUMBER }, { "pages", SCTL_NUMBER },
   { "spare", SCTL_NUMBER }, { "capacity", SCTL_SLOTS },
   { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
-  { "reads", SCTL_NUMBER }, { "writes", SCTL_NUMBER },
-  { "errors", SCTL_NUMBER }, { NULL },
+  { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
+  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER }, { NULL },
 };
 static const struct sctl_field sctl_drain_fields[] = {
   { "id", SCTL_NUMBER }, { "state", SCTL_TEXT }, { "total", SCTL_NUMBER },
@@ -87,6 +87,7 @@ static const struct sctl_field sctl_drain_fields[] = {
 static const struct sctl_field sctl_stats_fields[] = {
   { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "reads", SCTL_NUMBER },
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
+  { "lost", SCTL_NUMBER },
   { "read_bytes", SCTL_NUMBER }, { "write_bytes", SCTL_NUMBER },
   { "reads_per_s", SCTL_NUMBER }, { "writes_per_s", SCTL_NUMBER },
   { "read_bytes_per_s", SCTL_NUMBER }, { "write_bytes_per_s", SCTL_NUMBER },
@@ -491,10 +492,10 @@ sctl_list (const struct sctl_reply *r)
 {
   static const char *const head[] = {
     "ID", "TARGET", "KIND", "PRIO", "STATE", "SIZE", "USED", "FREE", "BAD",
-    "READS", "WRITES", "ERRORS",
+    "LOST", "READS", "WRITES", "ERRORS",
   };
   struct sctl_table t = {
-    .ncols = 12, .head = head, .align = "rllrlrrrrrrr",
+    .ncols = 13, .head = head, .align = "rllrlrrrrrrrr",
   };
   uint64_t page_size = sctl_page_size (r);
   const char *drain;
@@ -507,7 +508,7 @@ sctl_list (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *state, *health, *cells[12];
+    char *state, *health, *cells[13];
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -529,9 +530,10 @@ sctl_list (const struct sctl_reply *r)
     cells[6] = sctl_size (sctl_number (l, "used") * page_size);
     cells[7] = sctl_size (sctl_number (l, "free") * page_size);
     cells[8] = sctl_size (sctl_number (l, "bad") * page_size);
-    cells[9] = sctl_value (l, "reads");
-    cells[10] = sctl_value (l, "writes");
-    cells[11] = sctl_value (l, "errors");
+    cells[9] = sctl_value (l, "lost");
+    cells[10] = sctl_value (l, "reads");
+    cells[11] = sctl_value (l, "writes");
+    cells[12] = sctl_value (l, "errors");
     sctl_table_row (&t, cells);
   }
   sctl_table_print (&t);
@@ -560,11 +562,11 @@ static void
 sctl_stats (const struct sctl_reply *r)
 {
   static const char *const head[] = {
-    "ID", "TARGET", "READS", "WRITES", "ERRORS", "READ", "WRITTEN",
+    "ID", "TARGET", "READS", "WRITES", "ERRORS", "LOST", "READ", "WRITTEN",
     "READS/S", "WRITES/S", "READ/S", "WRITTEN/S",
   };
   struct sctl_table t = {
-    .ncols = 11, .head = head, .align = "rlrrrrrrrrr",
+    .ncols = 12, .head = head, .align = "rlrrrrrrrrrr",
   };
   size_t i;
 
@@ -575,7 +577,7 @@ sctl_stats (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *cells[11];
+    char *cells[12];
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -584,12 +586,13 @@ sctl_stats (const struct sctl_reply *r)
     cells[2] = sctl_value (l, "reads");
     cells[3] = sctl_value (l, "writes");
     cells[4] = sctl_value (l, "errors");
-    cells[5] = sctl_size (sctl_number (l, "read_bytes"));
-    cells[6] = sctl_size (sctl_number (l, "write_bytes"));
-    cells[7] = sctl_rate (l, "reads_per_s", false);
-    cells[8] = sctl_rate (l, "writes_per_s", false);
-    cells[9] = sctl_rate (l, "read_bytes_per_s", true);
-    cells[10] = sctl_rate (l, "write_bytes_per_s", true);
+    cells[5] = sctl_value (l, "lost");
+    cells[6] = sctl_size (sctl_number (l, "read_bytes"));
+    cells[7] = sctl_size (sctl_number (l, "write_bytes"));
+    cells[8] = sctl_rate (l, "reads_per_s", false);
+    cells[9] = sctl_rate (l, "writes_per_s", false);
+    cells[10] = sctl_rate (l, "read_bytes_per_s", true);
+    cells[11] = sctl_rate (l, "write_bytes_per_s", true);
     sctl_table_row (&t, cells);
   }
   sctl_table_print (&t);

@@ -21,53 +21,28 @@
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
-#include "backend.h"
-#include "control.h"
-#include "ctlproto.h"
-#include "drain.h"
+#include "control-internal.h"
 #include "log.h"
-#include "page.h"
 
-/* One connected client.  While replies wait to be sent, its further
- * lines wait too.
+struct control_state control = {
+  .listen_fd = -1, .wake = { -1, -1 }, .done = { -1, -1 },
+  .add_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/* A command running in a thread of its own for one client, so that a
+ * slow one (an add that connects to a server that does not answer) does
+ * not hold up the others.  The client's further lines wait for it; when
+ * it finishes it says so on control.done, and the control thread queues
+ * its reply and frees it.
  */
-struct control_client {
-  int fd;                              /* -1: slot free */
-  size_t len;                          /* bytes of lines in buf */
-  int64_t deadline;                    /* ms: dropped without a line by then */
-  char *out;                           /* replies not sent yet */
-  size_t out_len;
-  char buf[CTL_LINE_MAX];
-};
-
-/* I/O counters of one backend at one moment. */
-struct control_sample {
-  int64_t ms;                          /* 0: none yet */
-  uint64_t reads, writes, read_slots, write_slots;
-};
-
-static struct {
-  bool open;
-  char *path;
-  pid_t pid;                           /* process that serves the socket */
-  int listen_fd;
-  int wake[2];                         /* control_close -> thread */
-  bool running;
+struct control_job {
   pthread_t thread;
-
-  struct engine *e;
-  struct tierset *ts;
-  uint64_t npages;
-  uint64_t spare;                      /* slots kept free: the reserve */
-  struct drain *drain;                 /* the last removal, NULL if none */
-
-  /* Used by the thread only. */
-  struct control_client client[CONTROL_CLIENTS];
   struct ctl_command cmd;
-  char why[512];                       /* last error of a library call */
-  int64_t next_tick;
-  struct control_sample prev[TIERSET_MAX_IDS], cur[TIERSET_MAX_IDS];
-} control = { .listen_fd = -1, .wake = { -1, -1 } };
+  char *reply;                         /* its reply, once finished */
+  size_t reply_len;
+  bool finished;                       /* atomic */
+  char why[512];                       /* its thread's last error */
+};
 
 /* Milliseconds of the monotonic clock. */
 static int64_t
@@ -134,7 +109,8 @@ control_open (const char *path)
     goto fail;
   }
   if (listen (control.listen_fd, CONTROL_CLIENTS) == -1 ||
-      pipe2 (control.wake, O_CLOEXEC) == -1) {
+      pipe2 (control.wake, O_CLOEXEC) == -1 ||
+      pipe2 (control.done, O_CLOEXEC | O_NONBLOCK) == -1) {
     nbdkit_error ("control=%s: %m", path);
     unlink (path);
     goto fail;
@@ -147,13 +123,23 @@ control_open (const char *path)
   if (control.listen_fd >= 0)
     close (control.listen_fd);
   control.listen_fd = -1;
+  for (int i = 0; i < 2; i++) {
+    if (control.wake[i] >= 0)
+      close (control.wake[i]);
+    if (control.done[i] >= 0)
+      close (control.done[i]);
+    control.wake[i] = control.done[i] = -1;
+  }
   free (control.path);
   control.path = NULL;
   return -1;
 }
 
-/* Disconnect a client, first trying to send it what replies it has
- * pending and one error line (or none).
+static bool control_job_end (struct control_client *c, bool queue);
+
+/* Disconnect a client, first waiting for its job if it has one, and
+ * trying to send it what replies it has pending and one error line (or
+ * none).
  */
 static void
 control_drop (struct control_client *c, const char *why)
@@ -161,6 +147,8 @@ control_drop (struct control_client *c, const char *why)
   char line[128];
   int n = why ? snprintf (line, sizeof line, "error %s\n", why) : 0;
 
+  if (c->job)
+    control_job_end (c, false);
   if (c->out_len > 0)
     send (c->fd, c->out, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n > 0)
@@ -200,287 +188,108 @@ control_flush (struct control_client *c)
   return true;
 }
 
-/* Write the status line "error MESSAGE", with the message made one line
- * of printable characters.
+/* Append len bytes of reply to the client's pending replies; false if
+ * the client was dropped (no memory).
  */
-static void
-control_error (FILE *out, const char *message)
+static bool
+control_queue (struct control_client *c, const char *reply, size_t len)
 {
-  const char *p;
+  char *queue = realloc (c->out, c->out_len + len);
 
-  fputs ("error ", out);
-  for (p = *message ? message : "failed"; *p; p++)
-    fputc ((unsigned char) *p < ' ' || *p == 0x7f ? '?' : *p, out);
-  fputc ('\n', out);
-}
-
-/* Write key=value with the value escaped. */
-static void
-control_string (FILE *out, const char *key, const char *value)
-{
-  char escaped[3 * CTL_LINE_MAX];
-
-  fprintf (out, " %s=%s", key, ctl_escape (value, escaped, sizeof escaped));
-}
-
-/* The "drain" data line of the last removal, if there is one. */
-static void
-control_drain_line (FILE *out)
-{
-  struct drain_status st;
-
-  if (control.drain == NULL)
-    return;
-  drain_status (control.drain, &st);
-  fprintf (out, "drain id=%u state=%s total=%" PRIu64 " remaining=%" PRIu64
-           " moved=%" PRIu64 " lost=%" PRIu64, st.id,
-           drain_state_name (st.state), st.total, st.remaining, st.moved,
-           st.lost);
-  if (st.state == DRAIN_FAILED)
-    control_string (out, "error", st.error);
-  fputc ('\n', out);
-}
-
-/* list: a line per backend, the totals, the last removal. */
-static void
-control_list (FILE *out)
-{
-  struct tier_stats st, sum = { 0 };
-  unsigned i, n = 0;
-
-  for (i = 0; i < tierset_count (control.ts); i++) {
-    if (!tierset_stats (control.ts, i, &st))
-      continue;
-    fprintf (out, "backend id=%u", st.id);
-    control_string (out, "target", st.target);
-    fprintf (out, " kind=%s priority=%d state=%s health=%s capacity=%" PRIu64
-             " used=%" PRIu64 " free=%" PRIu64 " bad=%" PRIu64
-             " reads=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64 "\n",
-             st.kind, st.priority, tier_state_name (st.state),
-             st.health == BACKEND_UP ? "up"
-             : st.health == BACKEND_DOWN ? "down" : "dead",
-             st.capacity, st.used, st.free, st.bad,
-             st.reads, st.writes, st.errors);
-    n++;
-    sum.capacity += st.capacity;
-    sum.used += st.used;
-    sum.free += st.free;
-    sum.bad += st.bad;
-    sum.reads += st.reads;
-    sum.writes += st.writes;
-    sum.errors += st.errors;
+  if (queue == NULL) {
+    control_drop (c, "out of memory");
+    return false;
   }
-  fprintf (out, "total backends=%u pages=%" PRIu64 " spare=%" PRIu64
-           " capacity=%" PRIu64 " used=%" PRIu64 " free=%" PRIu64
-           " bad=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
-           " errors=%" PRIu64 "\n", n, control.npages,
-           control.spare, sum.capacity, sum.used, sum.free,
-           sum.bad, sum.reads, sum.writes, sum.errors);
-  control_drain_line (out);
-  fprintf (out, "ok page_size=%" PRIu32 "\n", PAGE_SIZE);
+  memcpy (queue + c->out_len, reply, len);
+  c->out = queue;
+  c->out_len += len;
+  return true;
 }
 
-/* Take a sample of every backend's counters, keeping the one before. */
-static void
-control_sample (int64_t now)
+/* The thread of a job: run its command, keep the reply, say so. */
+static void *
+control_job_run (void *arg)
 {
-  struct tier_stats st;
-  unsigned i;
+  struct control_job *job = arg;
+  FILE *out = open_memstream (&job->reply, &job->reply_len);
 
-  for (i = 0; i < tierset_count (control.ts); i++) {
-    if (!tierset_stats (control.ts, i, &st))
-      continue;
-    control.prev[i] = control.cur[i];
-    control.cur[i] = (struct control_sample) {
-      .ms = now, .reads = st.reads, .writes = st.writes,
-      .read_slots = st.read_slots, .write_slots = st.write_slots,
-    };
+  log_capture (job->why, sizeof job->why);
+  if (out) {
+    control_add (out, &job->cmd, job->why);
+    fclose (out);
   }
+  log_capture (NULL, 0);
+  __atomic_store_n (&job->finished, true, __ATOMIC_RELEASE);
+  while (write (control.done[1], "", 1) == -1 && errno == EINTR)
+    ;
+  return NULL;
 }
 
-/* The counters and rates of one backend ("backend") or of all
- * ("total", id == UINT_MAX) over the last sampling interval.
+/* Run cmd for client c in a job; false if the client was dropped. */
+static bool
+control_job_start (struct control_client *c, const struct ctl_command *cmd)
+{
+  struct control_job *job = calloc (1, sizeof *job);
+  int err;
+
+  if (job == NULL) {
+    control_drop (c, "out of memory");
+    return false;
+  }
+  job->cmd = *cmd;
+  err = pthread_create (&job->thread, NULL, control_job_run, job);
+  if (err) {
+    char line[256];
+    int n = snprintf (line, sizeof line, "error cannot start a thread: %s\n",
+                      strerror (err));
+
+    free (job);
+    return control_queue (c, line, n);
+  }
+  c->job = job;
+  return true;
+}
+
+/* Wait for the job of client c to end and free it; with queue, queue
+ * its reply first.  False if the client was dropped.
  */
-static void
-control_stats_line (FILE *out, const char *record, unsigned id,
-                    const struct tier_stats *st,
-                    const struct control_sample *d, double seconds)
+static bool
+control_job_end (struct control_client *c, bool queue)
 {
-  fputs (record, out);
-  if (id != UINT_MAX) {
-    fprintf (out, " id=%u", id);
-    control_string (out, "target", st->target);
-  }
-  fprintf (out, " reads=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64
-           " read_bytes=%" PRIu64 " write_bytes=%" PRIu64
-           " reads_per_s=%.1f writes_per_s=%.1f read_bytes_per_s=%.0f"
-           " write_bytes_per_s=%.0f\n", st->reads, st->writes, st->errors,
-           st->read_slots * PAGE_SIZE, st->write_slots * PAGE_SIZE,
-           d->reads / seconds, d->writes / seconds,
-           d->read_slots * PAGE_SIZE / seconds,
-           d->write_slots * PAGE_SIZE / seconds);
-}
+  struct control_job *job = c->job;
+  bool r = true;
 
-/* stats: I/O counters and rates per backend, and their totals. */
-static void
-control_stats (FILE *out)
-{
-  struct tier_stats st, sum = { 0 };
-  struct control_sample total = { 0 };
-  double seconds = CONTROL_TICK_MS / 1000.0;
-  unsigned i;
-
-  for (i = 0; i < tierset_count (control.ts); i++) {
-    const struct control_sample *a = &control.prev[i], *b = &control.cur[i];
-    struct control_sample d = { 0 };
-
-    if (!tierset_stats (control.ts, i, &st))
-      continue;
-    /* Rates need two samples: zero for a backend just added. */
-    if (a->ms > 0) {
-      d = (struct control_sample) {
-        .reads = b->reads - a->reads, .writes = b->writes - a->writes,
-        .read_slots = b->read_slots - a->read_slots,
-        .write_slots = b->write_slots - a->write_slots,
-      };
-      seconds = (b->ms - a->ms) / 1000.0;
-    }
-    control_stats_line (out, "backend", i, &st, &d, seconds);
-    sum.reads += st.reads;
-    sum.writes += st.writes;
-    sum.errors += st.errors;
-    sum.read_slots += st.read_slots;
-    sum.write_slots += st.write_slots;
-    total.reads += d.reads;
-    total.writes += d.writes;
-    total.read_slots += d.read_slots;
-    total.write_slots += d.write_slots;
-  }
-  control_stats_line (out, "total", UINT_MAX, &sum, &total, seconds);
-  fprintf (out, "ok interval=%.3f\n", seconds);
-}
-
-/* add: open a backend and put it in service. */
-static void
-control_add (FILE *out, const struct ctl_command *cmd)
-{
-  bool remote = backend_is_uri (cmd->target);
-  struct tier_spec spec = {
-    .target = cmd->target,
-    .priority = cmd->priority,
-    .capacity = cmd->capacity,
-    .connections = cmd->connections ? : TIER_CONNECTIONS_DEFAULT,
-    .timeout_ms = (cmd->timeout ? : TIER_TIMEOUT_DEFAULT) * 1000,
-    .grace_ms = (cmd->grace ? : TIER_GRACE_DEFAULT) * 1000,
-  };
-  int id;
-
-  if (remote && cmd->capacity) {
-    control_error (out, "capacity= applies to local files only; the size "
-                   "of a remote export is probed");
-    return;
-  }
-  if (!remote && (cmd->connections || cmd->timeout || cmd->grace)) {
-    control_error (out, "connections=, timeout= and grace= apply to remote "
-                   "backends (NBD URIs) only");
-    return;
-  }
-  id = tierset_open (control.ts, &spec);
-  if (id == -1) {
-    control_error (out, control.why);
-    return;
-  }
-  nbdkit_debug ("control: added backend %d %s priority %d",
-                id, cmd->target, cmd->priority);
-  fprintf (out, "ok id=%d\n", id);
-}
-
-/* priority: give a backend another priority. */
-static void
-control_priority (FILE *out, const struct ctl_command *cmd)
-{
-  if (tierset_set_priority (control.ts, cmd->id, cmd->priority) == -1) {
-    control_error (out, control.why);
-    return;
-  }
-  nbdkit_debug ("control: backend %u now has priority %d",
-                cmd->id, cmd->priority);
-  fprintf (out, "ok id=%u priority=%d\n", cmd->id, cmd->priority);
-}
-
-/* remove: start draining a backend, one at a time. */
-static void
-control_remove (FILE *out, const struct ctl_command *cmd)
-{
-  struct drain_status ds;
-  struct tier_stats st;
-  struct drain *d;
-  uint64_t left;
-
-  if (control.drain) {
-    drain_status (control.drain, &ds);
-    if (ds.state == DRAIN_RUNNING) {
-      snprintf (control.why, sizeof control.why, "backend %u is being "
-                "removed; one removal at a time", ds.id);
-      control_error (out, control.why);
-      return;
+  pthread_join (job->thread, NULL);
+  c->job = NULL;
+  if (queue) {
+    if (job->reply)
+      r = control_queue (c, job->reply, job->reply_len);
+    else {
+      control_drop (c, "out of memory");
+      r = false;
     }
   }
-  if (!tierset_stats (control.ts, cmd->id, &st)) {
-    snprintf (control.why, sizeof control.why, "no backend %u", cmd->id);
-    control_error (out, control.why);
-    return;
-  }
-  left = tierset_capacity (control.ts) - st.capacity;
-  d = drain_start (control.e, control.ts, cmd->id, control.spare);
-  if (d == NULL) {
-    control_error (out, control.why);
-    return;
-  }
-  drain_destroy (control.drain);
-  control.drain = d;
-  drain_status (d, &ds);
-  nbdkit_debug ("control: removing backend %u: %" PRIu64 " pages to move",
-                cmd->id, ds.total);
-
-  /* The device keeps its size: say so if the rest cannot hold all of it. */
-  if (left < control.npages + control.spare) {
-    snprintf (control.why, sizeof control.why, "the other backends hold "
-              "%" PRIu64 " slots, fewer than the %" PRIu64 " pages of the "
-              "device and %" PRIu64 " spare: writes fail with ENOSPC if it "
-              "fills up", left, control.npages, control.spare);
-    fputs ("warning", out);
-    control_string (out, "text", control.why);
-    fputc ('\n', out);
-  }
-  fprintf (out, "ok id=%u total=%" PRIu64 "\n", cmd->id, ds.total);
+  free (job->reply);
+  free (job);
+  return r;
 }
 
-/* help: the commands, for a human at a raw connection. */
-static void
-control_help (FILE *out)
-{
-  fputs ("help list: backends, totals and the last removal\n"
-         "help stats: I/O counters and rates\n"
-         "help add TARGET [priority=N] [capacity=SIZE] [connections=N] "
-         "[timeout=SECONDS] [grace=SECONDS]\n"
-         "help priority ID N: change the priority of backend ID\n"
-         "help remove ID: move the pages of backend ID away, then close it\n"
-         "help drain: where the last removal is\n"
-         "ok\n", out);
-}
-
-/* Run one command line and queue its reply; false if the client was
- * dropped.
+/* Run one command line and queue its reply, or start a job for it;
+ * false if the client was dropped.
  */
 static bool
 control_command (struct control_client *c, const char *line, size_t len)
 {
   struct ctl_command *cmd = &control.cmd;
-  char err[256], *reply = NULL, *queue;
+  char err[256], *reply = NULL;
   size_t size = 0;
-  FILE *out = open_memstream (&reply, &size);
+  FILE *out;
+  bool r;
 
+  if (ctl_parse (line, len, cmd, err, sizeof err) == 0 &&
+      cmd->verb == CTL_ADD)
+    return control_job_start (c, cmd);
+  out = open_memstream (&reply, &size);
   if (out == NULL) {
     control_drop (c, "out of memory");
     return false;
@@ -488,29 +297,12 @@ control_command (struct control_client *c, const char *line, size_t len)
   control.why[0] = '\0';
   if (ctl_parse (line, len, cmd, err, sizeof err) == -1)
     control_error (out, err);
-  else {
-    switch (cmd->verb) {
-    case CTL_LIST: control_list (out); break;
-    case CTL_STATS: control_stats (out); break;
-    case CTL_ADD: control_add (out, cmd); break;
-    case CTL_PRIORITY: control_priority (out, cmd); break;
-    case CTL_REMOVE: control_remove (out, cmd); break;
-    case CTL_DRAIN: control_drain_line (out); fputs ("ok\n", out); break;
-    case CTL_HELP: control_help (out); break;
-    }
-  }
+  else
+    control_run (out, cmd);
   fclose (out);
-  queue = realloc (c->out, c->out_len + size);
-  if (queue == NULL) {
-    free (reply);
-    control_drop (c, "out of memory");
-    return false;
-  }
-  memcpy (queue + c->out_len, reply, size);
-  c->out = queue;
-  c->out_len += size;
+  r = control_queue (c, reply, size);
   free (reply);
-  return true;
+  return r;
 }
 
 /* Run the client's complete lines while its pending replies stay below
@@ -521,7 +313,7 @@ control_serve (struct control_client *c, int64_t now)
 {
   char *nl;
 
-  while (c->out_len < CONTROL_OUT_MAX &&
+  while (c->job == NULL && c->out_len < CONTROL_OUT_MAX &&
          (nl = memchr (c->buf, '\n', c->len)) != NULL) {
     size_t len = nl - c->buf;
 
@@ -584,17 +376,41 @@ control_accept (int64_t now)
   };
 }
 
+/* Queue the replies of the jobs that finished and serve their clients
+ * on.
+ */
+static void
+control_jobs_done (int64_t now)
+{
+  char byte[64];
+  unsigned i;
+
+  while (read (control.done[0], byte, sizeof byte) > 0)
+    ;
+  for (i = 0; i < CONTROL_CLIENTS; i++) {
+    struct control_client *c = &control.client[i];
+
+    if (c->fd == -1 || c->job == NULL ||
+        !__atomic_load_n (&c->job->finished, __ATOMIC_ACQUIRE))
+      continue;
+    if (control_job_end (c, true)) {
+      c->deadline = now + CONTROL_IDLE_MS;
+      control_serve (c, now);
+    }
+  }
+}
+
 /* The thread: serve the clients until control_close. */
 static void *
 control_thread (void *arg)
 {
-  struct pollfd pfd[2 + CONTROL_CLIENTS];
+  struct pollfd pfd[3 + CONTROL_CLIENTS];
   unsigned who[CONTROL_CLIENTS];
 
   log_capture (control.why, sizeof control.why);
   for (;;) {
     int64_t now = control_now (), wait;
-    unsigned i, n = 2;
+    unsigned i, n = 3;
 
     if (now >= control.next_tick) {
       control_sample (now);
@@ -603,10 +419,12 @@ control_thread (void *arg)
     wait = control.next_tick - now;
     pfd[0] = (struct pollfd) { .fd = control.wake[0], .events = POLLIN };
     pfd[1] = (struct pollfd) { .fd = control.listen_fd, .events = POLLIN };
+    pfd[2] = (struct pollfd) { .fd = control.done[0], .events = POLLIN };
     for (i = 0; i < CONTROL_CLIENTS; i++) {
       struct control_client *c = &control.client[i];
 
-      if (c->fd == -1)
+      /* A client whose command runs waits for it, without a deadline. */
+      if (c->fd == -1 || c->job)
         continue;
       if (c->deadline <= now) {
         control_drop (c, "no command for a while; closing");
@@ -614,7 +432,7 @@ control_thread (void *arg)
       }
       if (c->deadline - now < wait)
         wait = c->deadline - now;
-      who[n - 2] = i;
+      who[n - 3] = i;
       /* Its next lines wait until its replies are sent. */
       pfd[n++] = (struct pollfd) {
         .fd = c->fd, .events = c->out_len > 0 ? POLLOUT : POLLIN,
@@ -625,10 +443,12 @@ control_thread (void *arg)
     if (pfd[0].revents)
       break;
     now = control_now ();
-    for (i = 2; i < n; i++) {
-      struct control_client *c = &control.client[who[i - 2]];
+    if (pfd[2].revents & POLLIN)
+      control_jobs_done (now);
+    for (i = 3; i < n; i++) {
+      struct control_client *c = &control.client[who[i - 3]];
 
-      if (pfd[i].revents == 0)
+      if (pfd[i].revents == 0 || c->fd == -1 || c->job)
         continue;
       if (c->out_len == 0)
         control_read (c, now);
@@ -690,6 +510,8 @@ control_close (void)
   close (control.listen_fd);
   close (control.wake[0]);
   close (control.wake[1]);
+  close (control.done[0]);
+  close (control.done[1]);
   /* Only the process serving the socket removes it, not one forked from
    * it that happens to exit through here.
    */

@@ -1,0 +1,311 @@
+/* swaptier: the commands of the control socket (see control-internal.h).
+ *
+ * Each command reads the tier set and the engine, or changes them
+ * through their own thread-safe calls, and writes its reply: data lines,
+ * then one status line (lib/ctlproto.h has the protocol).
+ */
+
+#include <config.h>
+
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#define NBDKIT_API_VERSION 2
+#include <nbdkit-plugin.h>
+
+#include "backend.h"
+#include "control-internal.h"
+#include "page.h"
+
+/* Write the status line "error MESSAGE", with the message made one line
+ * of printable characters.
+ */
+void
+control_error (FILE *out, const char *message)
+{
+  const char *p;
+
+  fputs ("error ", out);
+  for (p = *message ? message : "failed"; *p; p++)
+    fputc ((unsigned char) *p < ' ' || *p == 0x7f ? '?' : *p, out);
+  fputc ('\n', out);
+}
+
+/* Write key=value with the value escaped. */
+static void
+control_string (FILE *out, const char *key, const char *value)
+{
+  char escaped[3 * CTL_LINE_MAX];
+
+  fprintf (out, " %s=%s", key, ctl_escape (value, escaped, sizeof escaped));
+}
+
+/* The "drain" data line of the last removal, if there is one. */
+static void
+control_drain_line (FILE *out)
+{
+  struct drain_status st;
+
+  if (control.drain == NULL)
+    return;
+  drain_status (control.drain, &st);
+  fprintf (out, "drain id=%u state=%s total=%" PRIu64 " remaining=%" PRIu64
+           " moved=%" PRIu64 " lost=%" PRIu64, st.id,
+           drain_state_name (st.state), st.total, st.remaining, st.moved,
+           st.lost);
+  if (st.state == DRAIN_FAILED)
+    control_string (out, "error", st.error);
+  fputc ('\n', out);
+}
+
+/* list: a line per backend, the totals, the last removal. */
+static void
+control_list (FILE *out)
+{
+  struct tier_stats st, sum = { 0 };
+  unsigned i, n = 0;
+
+  for (i = 0; i < tierset_count (control.ts); i++) {
+    if (!tierset_stats (control.ts, i, &st))
+      continue;
+    fprintf (out, "backend id=%u", st.id);
+    control_string (out, "target", st.target);
+    fprintf (out, " kind=%s priority=%d state=%s health=%s capacity=%" PRIu64
+             " used=%" PRIu64 " free=%" PRIu64 " bad=%" PRIu64
+             " lost=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
+             " errors=%" PRIu64 "\n",
+             st.kind, st.priority, tier_state_name (st.state),
+             st.health == BACKEND_UP ? "up"
+             : st.health == BACKEND_DOWN ? "down" : "dead",
+             st.capacity, st.used, st.free, st.bad, st.lost,
+             st.reads, st.writes, st.errors);
+    n++;
+    sum.capacity += st.capacity;
+    sum.used += st.used;
+    sum.free += st.free;
+    sum.bad += st.bad;
+    sum.reads += st.reads;
+    sum.writes += st.writes;
+    sum.errors += st.errors;
+  }
+  /* Lost pages count those of removed backends too. */
+  fprintf (out, "total backends=%u pages=%" PRIu64 " spare=%" PRIu64
+           " capacity=%" PRIu64 " used=%" PRIu64 " free=%" PRIu64
+           " bad=%" PRIu64 " lost=%" PRIu64 " reads=%" PRIu64
+           " writes=%" PRIu64 " errors=%" PRIu64 "\n", n, control.npages,
+           control.spare, sum.capacity, sum.used, sum.free,
+           sum.bad, tierset_lost (control.ts), sum.reads, sum.writes,
+           sum.errors);
+  control_drain_line (out);
+  fprintf (out, "ok page_size=%" PRIu32 "\n", PAGE_SIZE);
+}
+
+void
+control_sample (int64_t now)
+{
+  struct tier_stats st;
+  unsigned i;
+
+  for (i = 0; i < tierset_count (control.ts); i++) {
+    if (!tierset_stats (control.ts, i, &st))
+      continue;
+    control.prev[i] = control.cur[i];
+    control.cur[i] = (struct control_sample) {
+      .ms = now, .reads = st.reads, .writes = st.writes,
+      .read_slots = st.read_slots, .write_slots = st.write_slots,
+    };
+  }
+}
+
+/* The counters and rates of one backend ("backend") or of all
+ * ("total", id == UINT_MAX) over the last sampling interval.
+ */
+static void
+control_stats_line (FILE *out, const char *record, unsigned id,
+                    const struct tier_stats *st,
+                    const struct control_sample *d, double seconds)
+{
+  fputs (record, out);
+  if (id != UINT_MAX) {
+    fprintf (out, " id=%u", id);
+    control_string (out, "target", st->target);
+  }
+  fprintf (out, " reads=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64
+           " lost=%" PRIu64 " read_bytes=%" PRIu64 " write_bytes=%" PRIu64
+           " reads_per_s=%.1f writes_per_s=%.1f read_bytes_per_s=%.0f"
+           " write_bytes_per_s=%.0f\n", st->reads, st->writes, st->errors,
+           st->lost,
+           st->read_slots * PAGE_SIZE, st->write_slots * PAGE_SIZE,
+           d->reads / seconds, d->writes / seconds,
+           d->read_slots * PAGE_SIZE / seconds,
+           d->write_slots * PAGE_SIZE / seconds);
+}
+
+/* stats: I/O counters and rates per backend, and their totals. */
+static void
+control_stats (FILE *out)
+{
+  struct tier_stats st, sum = { 0 };
+  struct control_sample total = { 0 };
+  double seconds = CONTROL_TICK_MS / 1000.0;
+  unsigned i;
+
+  for (i = 0; i < tierset_count (control.ts); i++) {
+    const struct control_sample *a = &control.prev[i], *b = &control.cur[i];
+    struct control_sample d = { 0 };
+
+    if (!tierset_stats (control.ts, i, &st))
+      continue;
+    /* Rates need two samples: zero for a backend just added. */
+    if (a->ms > 0) {
+      d = (struct control_sample) {
+        .reads = b->reads - a->reads, .writes = b->writes - a->writes,
+        .read_slots = b->read_slots - a->read_slots,
+        .write_slots = b->write_slots - a->write_slots,
+      };
+      seconds = (b->ms - a->ms) / 1000.0;
+    }
+    control_stats_line (out, "backend", i, &st, &d, seconds);
+    sum.reads += st.reads;
+    sum.writes += st.writes;
+    sum.errors += st.errors;
+    sum.read_slots += st.read_slots;
+    sum.write_slots += st.write_slots;
+    total.reads += d.reads;
+    total.writes += d.writes;
+    total.read_slots += d.read_slots;
+    total.write_slots += d.write_slots;
+  }
+  sum.lost = tierset_lost (control.ts);
+  control_stats_line (out, "total", UINT_MAX, &sum, &total, seconds);
+  fprintf (out, "ok interval=%.3f\n", seconds);
+}
+
+void
+control_add (FILE *out, const struct ctl_command *cmd, const char *why)
+{
+  bool remote = backend_is_uri (cmd->target);
+  struct tier_spec spec = {
+    .target = cmd->target,
+    .priority = cmd->priority,
+    .capacity = cmd->capacity,
+    .connections = cmd->connections ? : TIER_CONNECTIONS_DEFAULT,
+    .timeout_ms = (cmd->timeout ? : TIER_TIMEOUT_DEFAULT) * 1000,
+    .grace_ms = (cmd->grace ? : TIER_GRACE_DEFAULT) * 1000,
+  };
+  int id;
+
+  if (remote && cmd->capacity) {
+    control_error (out, "capacity= applies to local files only; the size "
+                   "of a remote export is probed");
+    return;
+  }
+  if (!remote && (cmd->connections || cmd->timeout || cmd->grace)) {
+    control_error (out, "connections=, timeout= and grace= apply to remote "
+                   "backends (NBD URIs) only");
+    return;
+  }
+  pthread_mutex_lock (&control.add_lock);
+  id = tierset_open (control.ts, &spec);
+  pthread_mutex_unlock (&control.add_lock);
+  if (id == -1) {
+    control_error (out, why);
+    return;
+  }
+  nbdkit_debug ("control: added backend %d %s priority %d",
+                id, cmd->target, cmd->priority);
+  fprintf (out, "ok id=%d\n", id);
+}
+
+/* priority: give a backend another priority. */
+static void
+control_priority (FILE *out, const struct ctl_command *cmd)
+{
+  if (tierset_set_priority (control.ts, cmd->id, cmd->priority) == -1) {
+    control_error (out, control.why);
+    return;
+  }
+  nbdkit_debug ("control: backend %u now has priority %d",
+                cmd->id, cmd->priority);
+  fprintf (out, "ok id=%u priority=%d\n", cmd->id, cmd->priority);
+}
+
+/* remove: start draining a backend, one at a time. */
+static void
+control_remove (FILE *out, const struct ctl_command *cmd)
+{
+  struct drain_status ds;
+  struct tier_stats st;
+  struct drain *d;
+  uint64_t left;
+
+  if (control.drain) {
+    drain_status (control.drain, &ds);
+    if (ds.state == DRAIN_RUNNING) {
+      snprintf (control.why, sizeof control.why, "backend %u is being "
+                "removed; one removal at a time", ds.id);
+      control_error (out, control.why);
+      return;
+    }
+  }
+  if (!tierset_stats (control.ts, cmd->id, &st)) {
+    snprintf (control.why, sizeof control.why, "no backend %u", cmd->id);
+    control_error (out, control.why);
+    return;
+  }
+  left = tierset_capacity (control.ts) - st.capacity;
+  d = drain_start (control.e, control.ts, cmd->id, control.spare);
+  if (d == NULL) {
+    control_error (out, control.why);
+    return;
+  }
+  drain_destroy (control.drain);
+  control.drain = d;
+  drain_status (d, &ds);
+  nbdkit_debug ("control: removing backend %u: %" PRIu64 " pages to move",
+                cmd->id, ds.total);
+
+  /* The device keeps its size: say so if the rest cannot hold all of it. */
+  if (left < control.npages + control.spare) {
+    snprintf (control.why, sizeof control.why, "the other backends hold "
+              "%" PRIu64 " slots, fewer than the %" PRIu64 " pages of the "
+              "device and %" PRIu64 " spare: writes fail with ENOSPC if it "
+              "fills up", left, control.npages, control.spare);
+    fputs ("warning", out);
+    control_string (out, "text", control.why);
+    fputc ('\n', out);
+  }
+  fprintf (out, "ok id=%u total=%" PRIu64 "\n", cmd->id, ds.total);
+}
+
+/* help: the commands, for a human at a raw connection. */
+static void
+control_help (FILE *out)
+{
+  fputs ("help list: backends, totals and the last removal\n"
+         "help stats: I/O counters and rates\n"
+         "help add TARGET [priority=N] [capacity=SIZE] [connections=N] "
+         "[timeout=SECONDS] [grace=SECONDS]\n"
+         "help priority ID N: change the priority of backend ID\n"
+         "help remove ID: move the pages of backend ID away, then close it\n"
+         "help drain: where the last removal is\n"
+         "ok\n", out);
+}
+
+void
+control_run (FILE *out, const struct ctl_command *cmd)
+{
+  switch (cmd->verb) {
+  case CTL_LIST: control_list (out); break;
+  case CTL_STATS: control_stats (out); break;
+  case CTL_ADD: control_add (out, cmd, control.why); break;
+  case CTL_PRIORITY: control_priority (out, cmd); break;
+  case CTL_REMOVE: control_remove (out, cmd); break;
+  case CTL_DRAIN: control_drain_line (out); fputs ("ok\n", out); break;
+  case CTL_HELP: control_help (out); break;
+  }
+}
