@@ -70,9 +70,10 @@ swaptier_unload (void)
       fprintf (stderr,
                "swaptier: backend %u %s priority %d: capacity %" PRIu64
                " used %" PRIu64 " free %" PRIu64 " bad %" PRIu64
-               " reads %" PRIu64 " writes %" PRIu64 " errors %" PRIu64 "\n",
+               " reads %" PRIu64 " writes %" PRIu64 " errors %" PRIu64
+               " lost %" PRIu64 "\n",
                st.id, st.target, st.priority, st.capacity, st.used, st.free,
-               st.bad, st.reads, st.writes, st.errors);
+               st.bad, st.reads, st.writes, st.errors, st.lost);
     }
   }
   engine_destroy (engine);
