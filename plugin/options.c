@@ -358,9 +358,12 @@ options_config (const char *key, const char *value)
   if (strcmp (key, "force") == 0) {
     int force;
 
-    if ((spec = options_last_backend (key)) == NULL ||
-        (force = nbdkit_parse_bool (value)) == -1)
+    if ((spec = options_last_backend (key)) == NULL)
       return -1;
+    if ((force = nbdkit_parse_bool (value)) == -1) {
+      nbdkit_error ("force=%s: expected true or false", value);
+      return -1;
+    }
     if (spec->remote) {
       nbdkit_error ("force=%s: applies to local files and block devices "
                     "only, not to %s", value, spec->target);
