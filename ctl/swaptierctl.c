@@ -136,7 +136,7 @@ sctl_usage (FILE *fp)
 "Commands:\n"
 "  list                         one row per backend, and the totals\n"
 "  stats                        I/O counters and rates\n"
-"  add TARGET [priority=N] [capacity=SIZE]\n"
+"  add TARGET [priority=N] [capacity=SIZE] [force=true]\n"
 "      [connections=N] [timeout=SECONDS] [grace=SECONDS]\n"
 "                               put a new backend in service\n"
 "  priority ID N                change the priority of backend ID\n"

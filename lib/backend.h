@@ -45,6 +45,11 @@ struct backend_ops {
    */
   void (*shutdown) (struct backend *be);
   void (*close) (struct backend *be);
+  /* Optional: close, and undo what opening the backend created (a file
+   * made for capacity=), for a backend never put in service.  Without
+   * it, close.
+   */
+  void (*discard) (struct backend *be);
 };
 
 struct backend {
@@ -56,11 +61,17 @@ struct backend {
 /* Open a local file or block device as a backend.  capacity (bytes, 0 for
  * none) creates a missing file or extends a short one, with its blocks
  * allocated now; it is refused for a block device, whose size is probed.
- * The backend is opened with O_DIRECT where the file system allows it and
- * locked against other users.  Returns NULL after log_error on failure.
+ * The backend is opened with O_DIRECT where the file system allows it,
+ * locked against other users, and a block device is opened exclusively
+ * (O_EXCL: refused while mounted, or while a partition or holder of it is
+ * in use).  Slot 0 of the file holds the header page (header.h), so the
+ * backend has size / PAGE_SIZE - 1 slots.  A file or device that existed
+ * and whose slot 0 is not a swaptier header is refused if it holds a
+ * signature (signature.h) unless force is true.  Returns NULL after
+ * log_error on failure, having removed the file if it created it.
  */
 extern struct backend *backend_file_open (const char *path,
-                                          uint64_t capacity);
+                                          uint64_t capacity, bool force);
 
 /* Identity of a local backend's file, to refuse the same file twice.
  * Returns false for backends that are not local files.
@@ -97,6 +108,18 @@ backend_close (struct backend *be)
 {
   if (be)
     be->ops->close (be);
+}
+
+/* Close a backend never put in service, removing what opening it
+ * created, and free it.  NULL is accepted.
+ */
+static inline void
+backend_discard (struct backend *be)
+{
+  if (be && be->ops->discard)
+    be->ops->discard (be);
+  else
+    backend_close (be);
 }
 
 #endif /* SWAPTIER_BACKEND_H */

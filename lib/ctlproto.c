@@ -6,13 +6,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ctlproto.h"
 #include "page.h"
 #include "tierset.h"
 
-/* The most words in a command: add, its target and five keys. */
-#define CTL_WORDS_MAX 7
+/* The most words in a command: add, its target and six keys. */
+#define CTL_WORDS_MAX 8
 
 /* The commands, with the number of words that may follow each. */
 static const struct {
@@ -23,8 +24,8 @@ static const struct {
 } ctlproto_verbs[] = {
   { "list", CTL_LIST, 0, 0, "list" },
   { "stats", CTL_STATS, 0, 0, "stats" },
-  { "add", CTL_ADD, 1, CTL_WORDS_MAX - 2,
-    "add TARGET [priority=N] [capacity=SIZE] [connections=N] "
+  { "add", CTL_ADD, 1, CTL_WORDS_MAX - 1,
+    "add TARGET [priority=N] [capacity=SIZE] [force=BOOL] [connections=N] "
     "[timeout=SECONDS] [grace=SECONDS]" },
   { "priority", CTL_PRIORITY, 2, 2, "priority ID N" },
   { "remove", CTL_REMOVE, 1, 1, "remove ID" },
@@ -137,6 +138,23 @@ ctlproto_size (const char *s, uint64_t *bytes)
   return true;
 }
 
+/* Parse s as a boolean, with the words nbdkit accepts, into *b. */
+static bool
+ctlproto_bool (const char *s, bool *b)
+{
+  static const char *const words[] = {
+    "1", "true", "yes", "on", "0", "false", "no", "off",
+  };
+  unsigned i;
+
+  for (i = 0; i < sizeof words / sizeof words[0]; i++)
+    if (strcasecmp (s, words[i]) == 0) {
+      *b = i < 4;
+      return true;
+    }
+  return false;
+}
+
 /* Parse the key=value words of add (after its target). */
 static int
 ctlproto_add_keys (char **word, unsigned n, struct ctl_command *cmd,
@@ -176,6 +194,14 @@ ctlproto_add_keys (char **word, unsigned n, struct ctl_command *cmd,
                                "%" PRIu32 "-byte slot is needed", value,
                                PAGE_SIZE);
     }
+    else if (strcmp (key, "force") == 0) {
+      if (cmd->has_force)
+        return ctlproto_error (err, errlen, "force= is given twice");
+      if (!ctlproto_bool (value, &cmd->force))
+        return ctlproto_error (err, errlen, "force=%.40s: not true or "
+                               "false", value);
+      cmd->has_force = true;
+    }
     else if (strcmp (key, "connections") == 0 || seconds) {
       unsigned *field = seconds ? (key[0] == 't' ? &cmd->timeout
                                    : &cmd->grace)
@@ -191,8 +217,8 @@ ctlproto_add_keys (char **word, unsigned n, struct ctl_command *cmd,
     }
     else
       return ctlproto_error (err, errlen, "unknown key '%.40s' (expected "
-                             "priority=, capacity=, connections=, timeout= "
-                             "or grace=)", key);
+                             "priority=, capacity=, force=, connections=, "
+                             "timeout= or grace=)", key);
   }
   return 0;
 }
@@ -256,6 +282,12 @@ ctl_parse (const char *line, size_t len, struct ctl_command *cmd,
   case CTL_ADD:
     if (word[1][0] == '\0')
       return ctlproto_error (err, errlen, "add needs a path or URI");
+    for (i = 0; word[1][i]; i++)
+      if ((unsigned char) word[1][i] < ' ' || word[1][i] == 0x7f)
+        return ctlproto_error (err, errlen, "the target holds a control "
+                               "character (byte 0x%02x at offset %zu), "
+                               "which would break the list and the log",
+                               (unsigned char) word[1][i], i);
     strcpy (cmd->target, word[1]);
     return ctlproto_add_keys (word + 2, n - 2, cmd, err, errlen);
   case CTL_PRIORITY:

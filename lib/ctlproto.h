@@ -5,7 +5,7 @@
  *
  *   list                      backends, totals, the drain under way
  *   stats                     I/O counters and rates
- *   add TARGET [priority=N] [capacity=SIZE]
+ *   add TARGET [priority=N] [capacity=SIZE] [force=BOOL]
  *       [connections=N] [timeout=SECONDS] [grace=SECONDS]
  *   priority ID N
  *   remove ID                 drain backend ID, then close it
@@ -18,7 +18,9 @@
  * "drain", "warning", "help") and key=value words.  Words are %-escaped
  * both ways: "%XX" stands for the byte of hex value XX, so a path may
  * hold spaces.  SIZE is a number of bytes with an optional suffix k, M,
- * G, T, P or E (powers of 1024).
+ * G, T, P or E (powers of 1024).  BOOL is true, false, yes, no, on, off,
+ * 1 or 0.  The TARGET of add, once unescaped, may not hold a control
+ * character: it would break the list and the log.
  *
  * This file only parses and formats: it has no state and no I/O, so it
  * can be fuzzed alone.
@@ -50,6 +52,8 @@ struct ctl_command {
   bool has_priority;                   /* add: priority= given */
   int priority;                        /* add, priority */
   uint64_t capacity;                   /* add: bytes, 0 if not given */
+  bool has_force;                      /* add: force= given */
+  bool force;                          /* add: local, whatever it holds */
   unsigned connections;                /* add: 0 if not given */
   unsigned timeout, grace;             /* add: seconds, 0 if not given */
   char target[CTL_LINE_MAX];           /* add: unescaped */

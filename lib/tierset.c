@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "blist.h"
+#include "localpath.h"
 #include "log.h"
 #include "tierset.h"
 #include "unflushed.h"
@@ -100,8 +101,9 @@ tier_free (struct tier *t)
   free (t);
 }
 
-void
-tierset_destroy (struct tierset *ts)
+/* Close (or with discard, discard) every backend and free the set. */
+static void
+tierset_free (struct tierset *ts, bool discard)
 {
   unsigned i;
 
@@ -110,13 +112,28 @@ tierset_destroy (struct tierset *ts)
   for (i = 0; i < ts->ntiers; i++) {
     struct tier *t = ts->tier[i];
 
-    backend_close (t->be);
+    if (discard)
+      backend_discard (t->be);
+    else
+      backend_close (t->be);
     pthread_mutex_destroy (&t->lock);
     pthread_mutex_destroy (&t->flush_lock);
     tier_free (t);
   }
   pthread_rwlock_destroy (&ts->lock);
   free (ts);
+}
+
+void
+tierset_destroy (struct tierset *ts)
+{
+  tierset_free (ts, false);
+}
+
+void
+tierset_discard (struct tierset *ts)
+{
+  tierset_free (ts, true);
 }
 
 /* Rebuild the priority groups from the tiers not removed (with the
@@ -274,15 +291,21 @@ tierset_open (struct tierset *ts, const struct tier_spec *spec)
   if (backend_is_uri (spec->target))
     be = backend_nbd_open (spec->target, spec->connections,
                            spec->timeout_ms, spec->grace_ms);
-  else if (tierset_check_file (ts, spec->target) == -1)
-    return -1;
-  else
-    be = backend_file_open (spec->target, spec->capacity);
+  else {
+    char *path = localpath_resolve (spec->target);
+
+    if (path == NULL || tierset_check_file (ts, path) == -1) {
+      free (path);
+      return -1;
+    }
+    be = backend_file_open (path, spec->capacity, spec->force);
+    free (path);
+  }
   if (be == NULL)
     return -1;
   id = tierset_add (ts, be, spec->priority);
   if (id == -1)
-    backend_close (be);
+    backend_discard (be);
   return id;
 }
 

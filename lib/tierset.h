@@ -67,6 +67,7 @@ struct tier_spec {
   const char *target;                  /* path or NBD URI */
   int priority;
   uint64_t capacity;                   /* local: bytes, 0 for none */
+  bool force;                          /* local: use it whatever it holds */
   unsigned connections;                /* remote: requests in flight */
   unsigned timeout_ms, grace_ms;       /* remote */
 };
@@ -87,6 +88,12 @@ extern void tierset_shutdown (struct tierset *ts);
 /* Close every backend and free the set. */
 extern void tierset_destroy (struct tierset *ts);
 
+/* The set was never put in service (the start failed): discard every
+ * backend, which removes the files their opening created, and free the
+ * set.
+ */
+extern void tierset_discard (struct tierset *ts);
+
 /* Add a backend with a priority; the set owns it from then on.  Returns
  * its id (0, 1, ... in order of addition), or -1 after log_error (too
  * many backends, priority out of range, address space exhausted, no
@@ -94,9 +101,11 @@ extern void tierset_destroy (struct tierset *ts);
  */
 extern int tierset_add (struct tierset *ts, struct backend *be, int priority);
 
-/* Open the backend that spec describes and add it.  A local file that a
- * backend of the set already uses is refused before it is opened.
- * Returns its id, or -1 after log_error.
+/* Open the backend that spec describes and add it.  A target that is
+ * not an NBD URI names a local path (localpath.h).  A local file that a
+ * backend of the set already uses is refused before it is opened.  On
+ * failure a file that the opening created is removed.  Returns its id,
+ * or -1 after log_error.
  */
 extern int tierset_open (struct tierset *ts, const struct tier_spec *spec);
 

@@ -193,6 +193,7 @@ control_add (FILE *out, const struct ctl_command *cmd, const char *why)
     .target = cmd->target,
     .priority = cmd->priority,
     .capacity = cmd->capacity,
+    .force = cmd->force,
     .connections = cmd->connections ? : TIER_CONNECTIONS_DEFAULT,
     .timeout_ms = (cmd->timeout ? : TIER_TIMEOUT_DEFAULT) * 1000,
     .grace_ms = (cmd->grace ? : TIER_GRACE_DEFAULT) * 1000,
@@ -202,6 +203,11 @@ control_add (FILE *out, const struct ctl_command *cmd, const char *why)
   if (remote && cmd->capacity) {
     control_error (out, "capacity= applies to local files only; the size "
                    "of a remote export is probed");
+    return;
+  }
+  if (remote && cmd->has_force) {
+    control_error (out, "force= applies to local files and block devices "
+                   "only");
     return;
   }
   if (!remote && (cmd->connections || cmd->timeout || cmd->grace)) {

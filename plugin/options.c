@@ -1,23 +1,32 @@
 /* swaptier: configuration keys of the plugin.
  *
- * backend= is repeatable and the magic key; priority= and capacity= apply
- * to the backend just before them.  config=FILE reads the same keys, one
- * key=value per line, with # comments and blank lines ignored.
+ * backend= is repeatable and the magic key; priority=, capacity=, force=,
+ * connections=, timeout= and grace= apply to the backend just before
+ * them, each at most once per backend (spec->given has a bit for each
+ * key seen).  The device-wide keys (size=, stripe=, reserve=,
+ * max-errors=, mlock=, control=) may be given once: a second one is an
+ * error, never a silent override (options_once remembers the first).
+ * config=FILE, a regular file, reads the same keys, one key=value per
+ * line, with # comments and blank lines ignored; it may be repeated.
  */
 
 #include <config.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
 #include "backend.h"
 #include "engine.h"
+#include "localpath.h"
 #include "options.h"
 
 struct options options = {
@@ -31,17 +40,89 @@ struct options options = {
 /* Nesting depth of config= files being read (they may not nest). */
 static int options_in_file;
 
+/* The device-wide keys, each with the value it was first given (NULL
+ * until then).
+ */
+static struct {
+  const char *key;
+  const char *value;
+} options_once[] = {
+  { "size", NULL }, { "stripe", NULL }, { "reserve", NULL },
+  { "max-errors", NULL }, { "mlock", NULL }, { "control", NULL },
+};
+
+#define OPTIONS_NONCE (sizeof options_once / sizeof options_once[0])
+
+/* The keys that apply to the backend before them: a bit of spec->given
+ * each, in this order.
+ */
+static const char *const options_backend_keys[] = {
+  "priority", "capacity", "force", "connections", "timeout", "grace",
+};
+
+#define OPTIONS_NBACKEND_KEYS \
+  (sizeof options_backend_keys / sizeof options_backend_keys[0])
+
+/* Refuse key=value if key is a device-wide key given before; otherwise
+ * remember it.  Keys that are not device-wide pass.  Returns 0, or -1
+ * after nbdkit_error naming both values.
+ */
+static int
+options_check_once (const char *key, const char *value)
+{
+  unsigned i;
+
+  for (i = 0; i < OPTIONS_NONCE; i++) {
+    if (strcmp (key, options_once[i].key) != 0)
+      continue;
+    if (options_once[i].value) {
+      nbdkit_error ("%s= is given twice (%s=%s, then %s=%s); give it once",
+                    key, key, options_once[i].value, key, value);
+      return -1;
+    }
+    options_once[i].value = nbdkit_strdup_intern (value);
+    return options_once[i].value ? 0 : -1;
+  }
+  return 0;
+}
+
+/* Refuse key if it was given for spec's backend already; otherwise
+ * mark it given.  Keys that do not apply to a backend pass.  Returns 0,
+ * or -1 after nbdkit_error.
+ */
+static int
+options_check_backend_once (struct backend_spec *spec, const char *key)
+{
+  unsigned i;
+
+  for (i = 0; i < OPTIONS_NBACKEND_KEYS; i++) {
+    if (strcmp (key, options_backend_keys[i]) != 0)
+      continue;
+    if (spec->given & (1u << i)) {
+      nbdkit_error ("%s= is given twice for backend %s; give it once",
+                    key, spec->target);
+      return -1;
+    }
+    spec->given |= 1u << i;
+    return 0;
+  }
+  return 0;
+}
+
 /* The backend a priority= or capacity= key applies to, or NULL after an
  * error if there is none yet.
  */
 static struct backend_spec *
 options_last_backend (const char *key)
 {
+  struct backend_spec *spec;
+
   if (options.nbackends == 0) {
     nbdkit_error ("%s= must follow the backend= it applies to", key);
     return NULL;
   }
-  return &options.backend[options.nbackends - 1];
+  spec = &options.backend[options.nbackends - 1];
+  return options_check_backend_once (spec, key) == 0 ? spec : NULL;
 }
 
 /* Parse a key that applies to the remote backend just before it:
@@ -106,6 +187,40 @@ options_reserve (const char *value)
   return 0;
 }
 
+/* Open the config= file at path for reading, or return NULL after
+ * nbdkit_error: it must be a regular file (a directory or a device would
+ * read as nothing, or as garbage).  O_NONBLOCK keeps a FIFO from
+ * blocking the open before it is refused.
+ */
+static FILE *
+options_open_file (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
+  FILE *fp;
+
+  if (fd == -1) {
+    nbdkit_error ("config=%s: %m", path);
+    return NULL;
+  }
+  if (fstat (fd, &st) == -1) {
+    nbdkit_error ("config=%s: stat: %m", path);
+    close (fd);
+    return NULL;
+  }
+  if (!S_ISREG (st.st_mode)) {
+    nbdkit_error ("config=%s: not a regular file", path);
+    close (fd);
+    return NULL;
+  }
+  fp = fdopen (fd, "r");
+  if (fp == NULL) {
+    nbdkit_error ("config=%s: %m", path);
+    close (fd);
+  }
+  return fp;
+}
+
 /* Read key=value lines from a config= file. */
 static int
 options_file (const char *path)
@@ -121,11 +236,9 @@ options_file (const char *path)
                   path);
     return -1;
   }
-  fp = fopen (path, "r");
-  if (fp == NULL) {
-    nbdkit_error ("config=%s: %m", path);
+  fp = options_open_file (path);
+  if (fp == NULL)
     return -1;
-  }
   options_in_file = 1;
   while (r == 0 && (len = getline (&line, &cap, fp)) != -1) {
     char *p = line, *end = line + len, *eq;
@@ -155,20 +268,48 @@ options_file (const char *path)
   return r;
 }
 
+/* Check the target of a backend= key before it is used: no control
+ * characters (they would break the list and the log), and a local target
+ * must name a path (localpath.h: file:///PATH, no unknown URI scheme).
+ * Returns 0, or -1 after an error naming what is wrong.
+ */
+static int
+options_check_target (const char *value)
+{
+  int control = localpath_find_control (value);
+  char *path;
+
+  if (*value == '\0') {
+    nbdkit_error ("backend= needs a path");
+    return -1;
+  }
+  if (control >= 0) {
+    nbdkit_error ("backend=: the target holds a control character (byte "
+                  "0x%02x at offset %d), which would break the list and "
+                  "the log", (unsigned char) value[control], control);
+    return -1;
+  }
+  if (backend_is_uri (value))
+    return 0;
+  path = localpath_resolve (value);
+  free (path);
+  return path ? 0 : -1;
+}
+
 int
 options_config (const char *key, const char *value)
 {
   struct backend_spec *spec;
 
+  if (options_check_once (key, value) == -1)
+    return -1;
   if (strcmp (key, "backend") == 0) {
     if (options.nbackends == TIERSET_MAX_TIERS) {
       nbdkit_error ("too many backends (at most %d)", TIERSET_MAX_TIERS);
       return -1;
     }
-    if (*value == '\0') {
-      nbdkit_error ("backend= needs a path");
+    if (options_check_target (value) == -1)
       return -1;
-    }
     spec = &options.backend[options.nbackends++];
     *spec = (struct backend_spec) {
       .target = nbdkit_strdup_intern (value),
@@ -212,6 +353,23 @@ options_config (const char *key, const char *value)
       return -1;
     }
     spec->capacity = capacity;
+    return 0;
+  }
+  if (strcmp (key, "force") == 0) {
+    int force;
+
+    if ((spec = options_last_backend (key)) == NULL)
+      return -1;
+    if ((force = nbdkit_parse_bool (value)) == -1) {
+      nbdkit_error ("force=%s: expected true or false", value);
+      return -1;
+    }
+    if (spec->remote) {
+      nbdkit_error ("force=%s: applies to local files and block devices "
+                    "only, not to %s", value, spec->target);
+      return -1;
+    }
+    spec->force = force;
     return 0;
   }
   if (strcmp (key, "connections") == 0 || strcmp (key, "timeout") == 0 ||

@@ -8,12 +8,16 @@
 
 #include "tierset.h"
 
-/* One backend= key with the priority= and capacity= that followed it. */
+/* One backend= key with the keys that followed it (priority=,
+ * capacity=, force=, connections=, timeout=, grace=), each at most once.
+ */
 struct backend_spec {
   const char *target;
   bool remote;                         /* an NBD URI */
+  unsigned given;                      /* keys given, a bit each */
   int priority;
   uint64_t capacity;                   /* bytes, 0 if not given */
+  bool force;                          /* local: whatever it holds */
   unsigned connections;                /* remote: connections (in flight) */
   unsigned timeout;                    /* remote: seconds per request */
   unsigned grace;                      /* remote: seconds to reconnect */
@@ -34,11 +38,16 @@ struct options {
 extern struct options options;
 
 #define OPTIONS_HELP \
-  "backend=PATH|URI           (repeatable) A file, block device or NBD URI\n" \
-  "                           (nbd://, nbds://, nbd+unix:///?socket=...).\n" \
+  "backend=PATH|URI           (repeatable) A file, block device (or\n" \
+  "                           file:///PATH) or NBD URI (nbd://, nbds://,\n" \
+  "                           nbd+unix:///?socket=..., nbd+vsock://).\n" \
+  "                           Slot 0 of each holds swaptier's header.\n" \
   "  priority=N               Priority of the backend before it (-1..32767,\n" \
   "                           default 0; higher is used first).\n" \
   "  capacity=SIZE            Create or extend the file before it.\n" \
+  "  force=true               Use the local file or device before it even\n" \
+  "                           if it holds a file system, partition table,\n" \
+  "                           swap area or other signature.\n" \
   "  connections=N            Remote: connections, so requests in flight\n" \
   "                           (default 4).\n" \
   "  timeout=SECONDS          Remote: time allowed per request (default 30).\n" \
@@ -53,7 +62,9 @@ extern struct options options;
   "mlock=on|off               Lock the process in memory (default on).\n" \
   "control=PATH               Serve swaptierctl on a Unix socket at PATH\n" \
   "                           (mode 0600).\n" \
-  "config=FILE                Read key=value lines from FILE."
+  "config=FILE                Read key=value lines from FILE.\n" \
+  "Every key but backend= and config= may be given once (once per\n" \
+  "backend for the keys that follow a backend=)."
 
 /* Handle one key=value, from the command line or a config= file. */
 extern int options_config (const char *key, const char *value);

@@ -109,8 +109,12 @@ swaptier_spare (uint64_t capacity)
   return spare;
 }
 
+/* Open the backends, size the export and create the engine and the
+ * control socket from the options.  Returns 0, or -1 after nbdkit_error,
+ * leaving what it made for the caller to undo.
+ */
 static int
-swaptier_config_complete (void)
+swaptier_build (void)
 {
   uint64_t capacity, spare;
   unsigned i;
@@ -126,6 +130,7 @@ swaptier_config_complete (void)
       .target = b->target,
       .priority = b->priority,
       .capacity = b->capacity,
+      .force = b->force,
       .connections = b->connections,
       .timeout_ms = b->timeout * 1000,
       .grace_ms = b->grace * 1000,
@@ -164,6 +169,23 @@ swaptier_config_complete (void)
                 "(%" PRIu64 " slots, %" PRIu64 " spare)",
                 export_pages, tierset_count (tiers), capacity, spare);
   return 0;
+}
+
+/* A start that fails leaves nothing behind: the backends are discarded,
+ * which removes the files that capacity= created now (files that existed
+ * stay), and the control socket is closed.
+ */
+static int
+swaptier_config_complete (void)
+{
+  if (swaptier_build () == 0)
+    return 0;
+  control_close ();
+  engine_destroy (engine);
+  engine = NULL;
+  tierset_discard (tiers);
+  tiers = NULL;
+  return -1;
 }
 
 /* In the process that serves (after nbdkit's fork, which would drop

@@ -48,12 +48,13 @@ swt_expect_error "capacity= must follow the backend= it applies to" \
 [[ $(cfg_size backend="$d/f" capacity=8M priority=-1) -gt 0 ]]
 
 # --- size= ----------------------------------------------------------------
-# 8 MiB = 2048 slots, of which 512 are spare: at most 1536 pages.
-[[ $(cfg_size backend="$d/f" capacity=8M size=$(( 1536 * 4096 ))) \
-       -eq $(( 1536 * 4096 )) ]] ||
-    swt_fail "size=$(( 1536 * 4096 )) is not the export size"
+# 8 MiB = 2048 slots, slot 0 the header: 2047, of which 512 are spare: at
+# most 1535 pages.
+[[ $(cfg_size backend="$d/f" capacity=8M size=$(( 1535 * 4096 ))) \
+       -eq $(( 1535 * 4096 )) ]] ||
+    swt_fail "size=$(( 1535 * 4096 )) is not the export size"
 swt_expect_error "is larger than the backends can hold" \
-    backend="$d/f" capacity=8M size=$(( 1537 * 4096 ))
+    backend="$d/f" capacity=8M size=$(( 1536 * 4096 ))
 swt_expect_error "is larger than the backends can hold" \
     backend="$d/f" capacity=8M size=8M
 swt_expect_error "must be a nonzero multiple of 4096" \
@@ -81,14 +82,14 @@ swt_expect_error "capacity=100: at least one 4096-byte slot is needed" \
     backend="$d/f" capacity=100
 swt_expect_error "could not parse size string (lots)" \
     backend="$d/f" capacity=lots
-# reserve= and stripe= set the spare: 16 MiB = 4096 slots, with reserve=0
-# and stripe=1 only 32 requests x 1 page are kept.
+# reserve= and stripe= set the spare: 16 MiB = 4095 data slots, with
+# reserve=0 and stripe=1 only 32 requests x 1 page are kept.
 [[ $(cfg_size backend="$d/g" capacity=16M reserve=0% stripe=1) \
-       -eq $(( (4096 - 32) * 4096 )) ]] ||
-    swt_fail "reserve=0% stripe=1 does not export 4064 pages"
+       -eq $(( (4095 - 32) * 4096 )) ]] ||
+    swt_fail "reserve=0% stripe=1 does not export 4063 pages"
 [[ $(cfg_size backend="$d/g" capacity=16M reserve=1M stripe=1) \
-       -eq $(( (4096 - 256) * 4096 )) ]] ||
-    swt_fail "reserve=1M stripe=1 does not export 3840 pages"
+       -eq $(( (4095 - 256) * 4096 )) ]] ||
+    swt_fail "reserve=1M stripe=1 does not export 3839 pages"
 
 # --- Files ----------------------------------------------------------------
 swt_expect_error "no such file (give capacity= to create it)" \
@@ -99,12 +100,18 @@ mkdir "$d/dir"
 swt_expect_error "not a regular file or block device" backend="$d/dir"
 
 # An existing file without capacity= is used at its size, in whole slots:
-# 8 MiB + 1000 bytes is 2048 slots, 512 of them spare.
+# 8 MiB + 1000 bytes is 2048 slots, the header and 2047 data slots, 512
+# of them spare.  A file needs two slots: the header and one for data.
 truncate -s $(( 8 * 1048576 + 1000 )) "$d/existing"
-[[ $(cfg_size backend="$d/existing") -eq $(( (2048 - 512) * 4096 )) ]] ||
-    swt_fail "an existing 8M+1000 file does not export 1536 pages"
+[[ $(cfg_size backend="$d/existing") -eq $(( (2047 - 512) * 4096 )) ]] ||
+    swt_fail "an existing 8M+1000 file does not export 1535 pages"
 truncate -s 1000 "$d/small"
-swt_expect_error "less than one 4096-byte slot" backend="$d/small"
+swt_expect_error "less than two 4096-byte slots" backend="$d/small"
+truncate -s 8191 "$d/small"
+swt_expect_error "less than two 4096-byte slots" backend="$d/small"
+swt_expect_error "less than two 4096-byte slots" \
+    backend="$d/small-new" capacity=4096
+[[ ! -e $d/small-new ]] || swt_fail "a refused capacity= file was left"
 
 # A file that another swaptier is serving from is refused (flock).
 swt_start backend="$d/existing"
@@ -125,10 +132,10 @@ swt_expect_error "is the same file as backend" \
 ln -s "$d/new" "$d/newlink"
 swt_expect_error "is the same file as backend" \
     backend="$d/new" capacity=8M backend="$d/newlink"
-# Two different files are fine: 2 x 2048 slots less 512 spare.
+# Two different files are fine: 2 x 2047 slots less 512 spare.
 [[ $(cfg_size backend="$d/same" backend="$d/other" capacity=8M) \
-       -eq $(( (4096 - 512) * 4096 )) ]] ||
-    swt_fail "two distinct 8M backends do not give $(( (4096 - 512) * 4096 )) bytes"
+       -eq $(( (4094 - 512) * 4096 )) ]] ||
+    swt_fail "two distinct 8M backends do not give $(( (4094 - 512) * 4096 )) bytes"
 
 # --- capacity= on a block device (a loop device, if one can be made) ----
 if command -v losetup >/dev/null 2>&1 &&
@@ -139,8 +146,8 @@ if command -v losetup >/dev/null 2>&1 &&
     swt_expect_error "capacity= cannot be set for a block device" \
         backend="$loopdev" capacity=8M
     # Without capacity= the block device works: its size is probed.
-    [[ $(cfg_size backend="$loopdev") -eq $(( (2048 - 512) * 4096 )) ]] ||
-        swt_fail "the 8M loop device does not export $(( (2048 - 512) * 4096 )) bytes"
+    [[ $(cfg_size backend="$loopdev") -eq $(( (2047 - 512) * 4096 )) ]] ||
+        swt_fail "the 8M loop device does not export $(( (2047 - 512) * 4096 )) bytes"
     losetup -d "$loopdev"
     loopdev=
 else
@@ -187,7 +194,7 @@ swt_expect_error "config= cannot be used inside a config file" \
 swt_expect_error "config=$d/nonexistent.conf" config="$d/nonexistent.conf"
 
 # A good file: comments, blank lines, indentation, trailing blanks, a CRLF
-# line.  Two 8 MiB backends (4096 slots, 512 spare) and size=12M.
+# line.  Two 8 MiB backends (4094 data slots, 512 spare) and size=12M.
 {
     echo "# swaptier test configuration"
     echo ""

@@ -59,7 +59,8 @@ done
 grep -q '^ *ID  TARGET' "$swt_tmpdir/list.txt" || swt_fail "no list header"
 grep -q 'total' "$swt_tmpdir/list.txt" || swt_fail "no totals row"
 [[ $(ctl_get total backends) -eq 3 ]] || swt_fail "total backends is not 3"
-[[ $(ctl_get 2 capacity) -eq $((64 * 1048576)) ]] ||
+# 64 MiB less the header slot.
+[[ $(ctl_get 2 capacity) -eq $((64 * 1048576 - 4096)) ]] ||
     swt_fail "backend 2 capacity $(ctl_get 2 capacity)"
 [[ $(ctl_get drain id) == none ]] || swt_fail "a drain before any remove"
 ctl_wait_for '(( $(ctl_sum writes 0 1 2) > 1000 ))' 30 "fio writes nothing"
@@ -152,7 +153,7 @@ swt_check_counters
 echo "ok: D drained to 0 and removed under load, every fio pass verified"
 
 # 5. A full device: a backend's pages fit nowhere else, remove refuses.
-pages=$(( 2 * 4096 - 512 ))
+pages=$(( 2 * 4095 - 512 ))
 head -c $((pages * 4096)) /dev/urandom > "$swt_tmpdir/in"
 swt_start backend="$swt_tmpdir/X" capacity=16M \
           backend="$swt_tmpdir/Y" capacity=16M control="$ctl_sock"

@@ -150,15 +150,28 @@ START_TEST (test_add)
   test_refused ("add f connections=65", "to 64");
   test_refused ("add f grace=86401", "grace=86401: not a number from 1 to "
                 "86400");
-  test_refused ("add f a=1 b=2 c=3 d=4 e=5 f=6", "too many words");
+  test_refused ("add f a=1 b=2 c=3 d=4 e=5 f=6 g=7", "too many words");
+
+  /* force=, with the words nbdkit_parse_bool takes, once. */
+  ck_assert_int_eq (test_parse ("add f"), 0);
+  ck_assert (!test_cmd.has_force && !test_cmd.force);
+  ck_assert_int_eq (test_parse ("add f force=true priority=1 capacity=1M "
+                                "connections=1 timeout=1 grace=1"), 0);
+  ck_assert (test_cmd.has_force && test_cmd.force);
+  ck_assert_int_eq (test_parse ("add f force=OFF"), 0);
+  ck_assert (test_cmd.has_force && !test_cmd.force);
+  ck_assert_int_eq (test_parse ("add f force=1"), 0);
+  ck_assert (test_cmd.force);
+  test_refused ("add f force=maybe", "force=maybe: not true or false");
+  test_refused ("add f force=true force=true", "force= is given twice");
 }
 END_TEST
 
 /* Escapes: %XX in either case, nothing else after '%'. */
 START_TEST (test_escapes)
 {
-  ck_assert_int_eq (test_parse ("add %2fa%2Fb%25c%09d"), 0);
-  ck_assert_str_eq (test_cmd.target, "/a/b%c\td");
+  ck_assert_int_eq (test_parse ("add %2fa%2Fb%25c%20d"), 0);
+  ck_assert_str_eq (test_cmd.target, "/a/b%c d");
   ck_assert_int_eq (test_parse ("%6cist"), 0);
   ck_assert_int_eq (test_cmd.verb, CTL_LIST);
   ck_assert_int_eq (test_parse ("add %ff"), 0);
@@ -169,6 +182,13 @@ START_TEST (test_escapes)
   test_refused ("add a%g0", "bad %-escape");
   test_refused ("add a%00b", "bad %-escape");
   test_refused ("%0alist", "unknown command");
+
+  /* A target may not hold a control character, escaped or not. */
+  test_refused ("add a%09b", "the target holds a control character (byte "
+                "0x09 at offset 1)");
+  test_refused ("add /x%0Ay", "byte 0x0a at offset 2");
+  test_refused ("add %1b", "byte 0x1b at offset 0");
+  test_refused ("add x%7f", "byte 0x7f at offset 1");
 }
 END_TEST
 
@@ -205,11 +225,13 @@ START_TEST (test_bad_bytes)
 END_TEST
 
 /* ctl_escape: printable bytes but '%' kept, the rest as %XX; truncated
- * on a whole escape; parsed back to the same bytes.
+ * on a whole escape; parsed back to the same bytes (by ctl_field for
+ * every byte, by add for every byte a target may hold).
  */
 START_TEST (test_escape_roundtrip)
 {
-  char all[256], out[3 * 256 + 8], line[3 * 256 + 16], small[6];
+  char all[256], out[3 * 256 + 8], line[3 * 256 + 32], small[6];
+  char back[3 * 256 + 8];
   int i;
 
   for (i = 1; i < 256; i++)
@@ -217,9 +239,18 @@ START_TEST (test_escape_roundtrip)
   all[255] = '\0';
   ctl_escape (all, out, sizeof out);
   ck_assert_ptr_null (strpbrk (out, " \t\r\n"));
+  snprintf (line, sizeof line, "backend target=%s", out);
+  ck_assert (ctl_field (line, "target", back, sizeof back));
+  ck_assert_str_eq (back, all);
+  ctl_escape (all + 0x1f, out, sizeof out);
+  all[0x7e] = '\0';
+  snprintf (line, sizeof line, "add %s", out);
+  ck_assert_int_eq (test_parse (line), -1);
+  ck_assert_ptr_nonnull (strstr (test_err, "byte 0x7f"));
+  ctl_escape (all + 0x1f, out, sizeof out);
   snprintf (line, sizeof line, "add %s", out);
   ck_assert_int_eq (test_parse (line), 0);
-  ck_assert_str_eq (test_cmd.target, all);
+  ck_assert_str_eq (test_cmd.target, all + 0x1f);
 
   ck_assert_str_eq (ctl_escape ("a b", small, sizeof small), "a%20b");
   ck_assert_str_eq (ctl_escape ("ab cd", small, sizeof small), "ab%20");

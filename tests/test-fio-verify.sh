@@ -20,9 +20,10 @@ fio --enghelp 2>/dev/null | grep -qw nbd || {
 }
 
 # A fast tier of 16 MiB over a slow tier of 48 MiB: the data spills from
-# one to the other.  16384 slots, of which max(1% = 164, 32 requests in
-# flight x stripe 16 = 512) are kept spare.
-pages=$(( (16 + 48) * 256 - 512 ))
+# one to the other.  16382 data slots (slot 0 of each file is its
+# header), of which max(1% = 164, 32 requests in flight x stripe 16 =
+# 512) are kept spare.
+pages=$(( (16 + 48) * 256 - 2 - 512 ))
 size=$(( pages * 4096 ))
 swt_start backend="$swt_tmpdir/fast" capacity=16M priority=10 \
           backend="$swt_tmpdir/slow" capacity=48M priority=5

@@ -22,10 +22,11 @@ source "$(dirname "$0")/functions.sh"
 swt_setup
 swt_require_python_nbd
 
-# Two equal-priority backends of 8 MiB (2 x 2048 slots), so that runs of
-# pages alternate between backends, and stripe=4 so that requests cross
-# many stripe units.  Spare slots: max(1% = 41, 32 requests x 4) = 128.
-pages=$((2 * 2048 - 128))
+# Two equal-priority backends of 8 MiB (2 x 2047 data slots after their
+# headers), so that runs of pages alternate between backends, and
+# stripe=4 so that requests cross many stripe units.  Spare slots:
+# max(1% = 41, 32 requests x 4) = 128.
+pages=$((2 * 2047 - 128))
 swt_start backend="$swt_tmpdir/a" capacity=8M priority=7 \
           backend="$swt_tmpdir/b" capacity=8M priority=7 stripe=4
 

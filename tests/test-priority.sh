@@ -18,10 +18,11 @@ fio --enghelp 2>/dev/null | grep -qw nbd || {
     exit 77
 }
 
-# A and B: 16 MiB (4096 slots) each at priority 10; C: 64 MiB (16384
-# slots) at priority 1.  Spare: max(1% = 246, 32 x stripe 16 = 512).
-high=$(( 2 * 4096 ))
-pages=$(( high + 16384 - 512 ))
+# A and B: 16 MiB (4095 data slots after the header) each at priority
+# 10; C: 64 MiB (16383 data slots) at priority 1.  Spare: max(1% = 246,
+# 32 x stripe 16 = 512).
+high=$(( 2 * 4095 ))
+pages=$(( high + 16383 - 512 ))
 tiers=(backend="$swt_tmpdir/A" capacity=16M priority=10
        backend="$swt_tmpdir/B" capacity=16M priority=10
        backend="$swt_tmpdir/C" capacity=64M priority=1)
@@ -81,8 +82,8 @@ swt_show_counters
 swt_check_counters
 
 for id in 0 1; do
-    (( $(swt_stat $id used) == 4096 )) ||
-        swt_fail "backend $id (priority 10) holds $(swt_stat $id used) of 4096 slots after a full fill"
+    (( $(swt_stat $id used) == 4095 )) ||
+        swt_fail "backend $id (priority 10) holds $(swt_stat $id used) of 4095 slots after a full fill"
 done
 (( $(swt_stat 2 used) == pages - high )) ||
     swt_fail "C holds $(swt_stat 2 used) slots, expected the overflow $(( pages - high ))"
