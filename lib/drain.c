@@ -60,11 +60,6 @@ drain_thread (void *arg)
      * uses the backend and none can.
      */
     engine_sync (d->e);
-    /* The moved pages become as durable as they were where they came
-     * from; a failed flush is counted on its backend, and the next
-     * client flush tries again.
-     */
-    tierset_flush (d->ts);
     if (tierset_remove (d->ts, d->id) == -1)
       state = DRAIN_FAILED;
   }

@@ -169,20 +169,6 @@ engine_unmap (struct engine *e, uint64_t page, uint64_t n)
 /* Repeated messages about lost pages: one per read of such a page. */
 static struct log_limit engine_lost_limit = LOG_LIMIT_INIT;
 
-/* Read one slot into dst, trying up to ENGINE_READ_TRIES times: a
- * transient error does not lose a page.  Returns 0 or -1.
- */
-static int
-engine_read_slot (struct engine *e, slot_t s, char *dst)
-{
-  unsigned i;
-
-  for (i = 0; i < ENGINE_READ_TRIES; i++)
-    if (tierset_read (e->ts, s, 1, dst) == 0)
-      return 0;
-  return -1;
-}
-
 /* After a failed read of a run, read its pages one by one: each page
  * whose slot still fails after ENGINE_READ_TRIES tries becomes LOST, its
  * slot bad and the loss counted.  Returns 0 if every page was read after
@@ -196,7 +182,8 @@ engine_read_salvage (struct engine *e, uint64_t page, uint32_t n,
   int r = 0;
 
   for (i = 0; i < n; i++) {
-    if (engine_read_slot (e, first + i, dst + (size_t) i * PAGE_SIZE) == 0)
+    if (tierset_read (e->ts, first + i, 1, dst + (size_t) i * PAGE_SIZE,
+                      ENGINE_READ_TRIES) == 0)
       continue;
     /* Concurrent readers of the page race here; one of them wins, so the
      * slot is marked bad and the page counted lost once.
@@ -244,7 +231,7 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
     while (i + run < n && run < UINT32_MAX &&
            pagemap_get (e->map, page + i + run) == s + run)
       run++;
-    if (tierset_read (e->ts, s, run, p) == -1 &&
+    if (tierset_read (e->ts, s, run, p, 1) == -1 &&
         engine_read_salvage (e, page + i, run, s, p) == -1)
       return -1;
     i += run;
@@ -555,7 +542,7 @@ engine_move_run (struct engine *e, uint64_t page, uint32_t n, slot_t first,
 {
   uint32_t i = 0, j;
 
-  if (tierset_read (e->ts, first, n, buf) == -1)
+  if (tierset_read (e->ts, first, n, buf, 1) == -1)
     engine_read_salvage (e, page, n, first, buf);
   while (i < n) {
     if (pagemap_get (e->map, page + i) != first + i) {
@@ -565,8 +552,11 @@ engine_move_run (struct engine *e, uint64_t page, uint32_t n, slot_t first,
     }
     for (j = i + 1; j < n && pagemap_get (e->map, page + j) == first + j; j++)
       ;
+    /* With FUA: the old slots are freed at once, and the page must stay
+     * as durable as it was there, whatever a later flush says.
+     */
     if (engine_write_pages (e, page + i, j - i,
-                            buf + (size_t) i * PAGE_SIZE, false) == -1)
+                            buf + (size_t) i * PAGE_SIZE, true) == -1)
       return -1;
     mv->moved += j - i;
     i = j;

@@ -731,16 +731,23 @@ tier_count_result (struct tierset *ts, struct tier *t, bool is_write, int r)
 }
 
 int
-tierset_read (struct tierset *ts, slot_t first, uint32_t n, void *buf)
+tierset_read (struct tierset *ts, slot_t first, uint32_t n, void *buf,
+              unsigned tries)
 {
   struct tier *t = tierset_lookup (ts, first);
-  int r;
+  unsigned i;
+  int r = -1;
 
   if (swaptier_debug_io)
     log_debug ("read: backend %u slots %" PRIu32 "+%" PRIu32,
                t->id, first - t->first, n);
   __atomic_fetch_add (&t->reads, 1, __ATOMIC_RELAXED);
-  r = t->be->ops->read (t->be, buf, first - t->first, n);
+  for (i = 0; i < tries && r == -1; i++) {
+    /* A backend that gave up fails every try the same way. */
+    if (i > 0 && backend_health (t->be) == BACKEND_DEAD)
+      break;
+    r = t->be->ops->read (t->be, buf, first - t->first, n);
+  }
   if (r == 0)
     __atomic_fetch_add (&t->read_slots, n, __ATOMIC_RELAXED);
   tier_count_result (ts, t, false, r);

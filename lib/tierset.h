@@ -185,12 +185,14 @@ extern void tierset_mark_lost (struct tierset *ts, slot_t slot);
 /* Pages lost on every backend since the start, removed ones included. */
 extern uint64_t tierset_lost (const struct tierset *ts);
 
-/* Read or write the n slots from first (all on one backend) from or into
- * buf, PAGE_SIZE aligned.  Counts the request and any error on the
- * backend.  Returns 0, or -1 with errno set.
+/* Read the n slots from first (all on one backend) into buf, PAGE_SIZE
+ * aligned, trying up to tries (at least 1) times while the backend has
+ * not given up; write them from buf.  Each call counts one request and,
+ * if it fails, one error on the backend, whatever the tries.  Returns 0,
+ * or -1 with errno set.
  */
 extern int tierset_read (struct tierset *ts, slot_t first, uint32_t n,
-                         void *buf);
+                         void *buf, unsigned tries);
 extern int tierset_write (struct tierset *ts, slot_t first, uint32_t n,
                           const void *buf, bool fua);
 

@@ -14,6 +14,8 @@ struct unflushed {
   uint64_t nwords;                     /* 64-bit words per bitmap */
   unsigned filling;                    /* bitmap taking new writes */
   uint64_t count[2];                   /* bits set in each bitmap */
+  uint64_t lo[2], hi[2];               /* no bit set outside words
+                                          [lo, hi) of each bitmap */
   uint64_t *bits[2];
 };
 
@@ -37,6 +39,7 @@ unflushed_create (uint64_t nslots)
   /* Touched now, so that with locked memory no write faults it in. */
   memset (u->bits[0], 0, u->nwords * sizeof (uint64_t));
   memset (u->bits[1], 0, u->nwords * sizeof (uint64_t));
+  u->lo[0] = u->lo[1] = u->nwords;
   return u;
 }
 
@@ -65,13 +68,20 @@ unflushed_mask (uint64_t w, uint64_t slot, uint64_t n)
 void
 unflushed_add (struct unflushed *u, uint64_t slot, uint64_t n)
 {
-  uint64_t *bits = u->bits[u->filling];
+  unsigned f = u->filling;
+  uint64_t *bits = u->bits[f];
   uint64_t w;
 
-  for (w = slot / 64; n > 0 && w <= (slot + n - 1) / 64; w++) {
+  if (n == 0)
+    return;
+  if (slot / 64 < u->lo[f])
+    u->lo[f] = slot / 64;
+  if ((slot + n - 1) / 64 + 1 > u->hi[f])
+    u->hi[f] = (slot + n - 1) / 64 + 1;
+  for (w = slot / 64; w <= (slot + n - 1) / 64; w++) {
     uint64_t mask = unflushed_mask (w, slot, n);
 
-    u->count[u->filling] += __builtin_popcountll (mask & ~bits[w]);
+    u->count[f] += __builtin_popcountll (mask & ~bits[w]);
     bits[w] |= mask;
   }
 }
@@ -106,20 +116,29 @@ unflushed_begin (struct unflushed *u)
 void
 unflushed_end (struct unflushed *u, bool ok)
 {
-  unsigned covered = u->filling ^ 1;
-  uint64_t *from = u->bits[covered], *to = u->bits[u->filling];
-  uint64_t w;
+  unsigned covered = u->filling ^ 1, f = u->filling;
+  uint64_t *from = u->bits[covered], *to = u->bits[f];
+  uint64_t lo = u->lo[covered], hi = u->hi[covered], w;
 
-  if (u->count[covered] == 0)
+  if (lo >= hi)
     return;
-  if (!ok) {
+  if (!ok && u->count[covered] > 0) {
     /* The bitmaps are disjoint: the counts add up. */
-    for (w = 0; w < u->nwords; w++)
+    for (w = lo; w < hi; w++)
       to[w] |= from[w];
-    u->count[u->filling] += u->count[covered];
+    u->count[f] += u->count[covered];
+    if (lo < u->lo[f])
+      u->lo[f] = lo;
+    if (hi > u->hi[f])
+      u->hi[f] = hi;
   }
-  memset (from, 0, u->nwords * sizeof (uint64_t));
+  /* Only the words that may hold bits: a flush costs what it covered,
+   * not the size of the backend.
+   */
+  memset (from + lo, 0, (hi - lo) * sizeof (uint64_t));
   u->count[covered] = 0;
+  u->lo[covered] = u->nwords;
+  u->hi[covered] = 0;
 }
 
 uint64_t

@@ -185,7 +185,8 @@ control_stats (FILE *out)
   fprintf (out, "ok interval=%.3f\n", seconds);
 }
 
-void
+/* add: open a backend and put it in service (one add at a time). */
+static void
 control_add (FILE *out, const struct ctl_command *cmd, const char *why)
 {
   bool remote = backend_is_uri (cmd->target);
@@ -303,12 +304,12 @@ control_help (FILE *out)
 }
 
 void
-control_run (FILE *out, const struct ctl_command *cmd)
+control_run (FILE *out, const struct ctl_command *cmd, const char *why)
 {
   switch (cmd->verb) {
   case CTL_LIST: control_list (out); break;
   case CTL_STATS: control_stats (out); break;
-  case CTL_ADD: control_add (out, cmd, control.why); break;
+  case CTL_ADD: control_add (out, cmd, why); break;
   case CTL_PRIORITY: control_priority (out, cmd); break;
   case CTL_REMOVE: control_remove (out, cmd); break;
   case CTL_DRAIN: control_drain_line (out); fputs ("ok\n", out); break;

@@ -80,14 +80,12 @@ extern void control_error (FILE *out, const char *message);
 /* Take a sample of every backend's counters, keeping the one before. */
 extern void control_sample (int64_t now);
 
-/* Run cmd, which is not an add, and write its reply to out. */
-extern void control_run (FILE *out, const struct ctl_command *cmd);
-
-/* Run the add command cmd and write its reply to out; why is a buffer
- * that the calling thread's errors are captured into (log_capture).  Any
- * thread may call it; adds are serialized.
+/* Run cmd and write its reply to out; why is the buffer that the
+ * calling thread's errors are captured into (log_capture).  The control
+ * thread runs every command but add; a job's thread runs add (adds run
+ * one at a time).
  */
-extern void control_add (FILE *out, const struct ctl_command *cmd,
+extern void control_run (FILE *out, const struct ctl_command *cmd,
                          const char *why);
 
 #endif /* SWAPTIER_CONTROL_INTERNAL_H */

@@ -135,20 +135,16 @@ control_open (const char *path)
   return -1;
 }
 
-static bool control_job_end (struct control_client *c, bool queue);
-
-/* Disconnect a client, first waiting for its job if it has one, and
- * trying to send it what replies it has pending and one error line (or
- * none).
+/* Disconnect a client, first trying to send it what replies it has
+ * pending and one error line (or none).  A job it has goes on: its slot
+ * stays taken until control_jobs_done (or control_close) reaps the job,
+ * and its reply is dropped.
  */
 static void
 control_drop (struct control_client *c, const char *why)
 {
   char line[128];
   int n = why ? snprintf (line, sizeof line, "error %s\n", why) : 0;
-
-  if (c->job)
-    control_job_end (c, false);
   if (c->out_len > 0)
     send (c->fd, c->out, c->out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
   if (n > 0)
@@ -215,7 +211,7 @@ control_job_run (void *arg)
 
   log_capture (job->why, sizeof job->why);
   if (out) {
-    control_add (out, &job->cmd, job->why);
+    control_run (out, &job->cmd, job->why);
     fclose (out);
   }
   log_capture (NULL, 0);
@@ -283,11 +279,11 @@ control_command (struct control_client *c, const char *line, size_t len)
   struct ctl_command *cmd = &control.cmd;
   char err[256], *reply = NULL;
   size_t size = 0;
+  bool parsed = ctl_parse (line, len, cmd, err, sizeof err) == 0;
   FILE *out;
   bool r;
 
-  if (ctl_parse (line, len, cmd, err, sizeof err) == 0 &&
-      cmd->verb == CTL_ADD)
+  if (parsed && cmd->verb == CTL_ADD)
     return control_job_start (c, cmd);
   out = open_memstream (&reply, &size);
   if (out == NULL) {
@@ -295,10 +291,10 @@ control_command (struct control_client *c, const char *line, size_t len)
     return false;
   }
   control.why[0] = '\0';
-  if (ctl_parse (line, len, cmd, err, sizeof err) == -1)
+  if (!parsed)
     control_error (out, err);
   else
-    control_run (out, cmd);
+    control_run (out, cmd, control.why);
   fclose (out);
   r = control_queue (c, reply, size);
   free (reply);
@@ -359,7 +355,7 @@ control_accept (int64_t now)
   if (fd == -1)
     return;
   for (i = 0; i < CONTROL_CLIENTS; i++)
-    if (control.client[i].fd == -1)
+    if (control.client[i].fd == -1 && control.client[i].job == NULL)
       break;
   if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
       (cred.uid != 0 && cred.uid != geteuid ())) {
@@ -390,10 +386,12 @@ control_jobs_done (int64_t now)
   for (i = 0; i < CONTROL_CLIENTS; i++) {
     struct control_client *c = &control.client[i];
 
-    if (c->fd == -1 || c->job == NULL ||
+    if (c->job == NULL ||
         !__atomic_load_n (&c->job->finished, __ATOMIC_ACQUIRE))
       continue;
-    if (control_job_end (c, true)) {
+    if (c->fd == -1)
+      control_job_end (c, false);      /* its client is gone */
+    else if (control_job_end (c, true)) {
       c->deadline = now + CONTROL_IDLE_MS;
       control_serve (c, now);
     }
@@ -501,9 +499,14 @@ control_close (void)
       ;
     pthread_join (control.thread, NULL);
     control.running = false;
-    for (i = 0; i < CONTROL_CLIENTS; i++)
-      if (control.client[i].fd >= 0)
-        control_drop (&control.client[i], NULL);
+    for (i = 0; i < CONTROL_CLIENTS; i++) {
+      struct control_client *c = &control.client[i];
+
+      if (c->fd >= 0)
+        control_drop (c, NULL);
+      if (c->job)
+        control_job_end (c, false);
+    }
   }
   drain_destroy (control.drain);
   control.drain = NULL;

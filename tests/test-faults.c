@@ -53,16 +53,18 @@ struct test_dev {
 };
 
 /* A device of n backends of nslots slots each, backend i at priority
- * prio[i], exporting npages pages.
+ * prio[i], exporting npages pages; a backend fails after max_errors
+ * errors in a row.
  */
 static void
-test_dev_create (struct test_dev *d, unsigned n, uint64_t nslots,
-                 const int *prio, uint64_t npages)
+test_dev_create_limited (struct test_dev *d, unsigned n, uint64_t nslots,
+                         const int *prio, uint64_t npages,
+                         unsigned max_errors)
 {
   unsigned i;
 
   memset (d, 0, sizeof *d);
-  d->ts = tierset_create (1000);
+  d->ts = tierset_create (max_errors);
   ck_assert_ptr_nonnull (d->ts);
   for (i = 0; i < n; i++) {
     char name[16];
@@ -76,6 +78,15 @@ test_dev_create (struct test_dev *d, unsigned n, uint64_t nslots,
   ck_assert_ptr_nonnull (d->e);
 }
 
+/* The same, with backends that never fail for errors in a row. */
+static void
+test_dev_create (struct test_dev *d, unsigned n, uint64_t nslots,
+                 const int *prio, uint64_t npages)
+{
+  test_dev_create_limited (d, n, nslots, prio, npages, 1000);
+}
+
+/* Free the device, its backends with it. */
 static void
 test_dev_destroy (struct test_dev *d)
 {
@@ -83,6 +94,7 @@ test_dev_destroy (struct test_dev *d)
   tierset_destroy (d->ts);
 }
 
+/* The counters of backend id, which must exist. */
 static struct tier_stats
 test_stats (struct test_dev *d, unsigned id)
 {
@@ -92,6 +104,7 @@ test_stats (struct test_dev *d, unsigned id)
   return st;
 }
 
+/* The requests backend id received. */
 static struct mem_counters
 test_counters (struct test_dev *d, unsigned id)
 {
@@ -161,6 +174,7 @@ struct test_flusher {
   int r;
 };
 
+/* The flusher's thread: one engine_flush, then done. */
 static void *
 test_flusher_run (void *arg)
 {
@@ -171,6 +185,7 @@ test_flusher_run (void *arg)
   return NULL;
 }
 
+/* Start a flusher on d. */
 static void
 test_flusher_start (struct test_flusher *f, struct test_dev *d)
 {
@@ -179,6 +194,7 @@ test_flusher_start (struct test_flusher *f, struct test_dev *d)
                     0);
 }
 
+/* Whether its flush returned. */
 static bool
 test_flusher_done (struct test_flusher *f)
 {
@@ -316,7 +332,39 @@ START_TEST (test_read_retries)
 }
 END_TEST
 
-/* Readers racing on one page. */
+/* Retries count once towards max-errors: three unreadable pages of one
+ * run, lost, cost 4 errors in a row (the run, then each page), and do
+ * not fail a backend allowed 8; a backend that gave up is not retried.
+ */
+START_TEST (test_retries_count_once)
+{
+  static const int prio[] = { 0 };
+  struct test_dev d;
+  char *buf = test_common_alloc (3 * PAGE_SIZE);
+  struct tier_stats st;
+  uint64_t reads;
+
+  test_dev_create_limited (&d, 1, 256, prio, 64, 8);
+  memset (buf, 'm', 3 * PAGE_SIZE);
+  ck_assert_int_eq (engine_write (d.e, buf, 3 * PAGE_SIZE, 0, false), 0);
+  mem_backend_fail_all (d.be[0], MEM_FAIL_READ);
+  ck_assert_int_eq (engine_read (d.e, buf, 3 * PAGE_SIZE, 0), -1);
+  st = test_stats (&d, 0);
+  ck_assert_uint_eq (st.lost, 3);
+  ck_assert_uint_eq (st.errors, 4);
+  ck_assert_int_eq (st.state, TIER_ACTIVE);
+
+  test_write_page (&d, 10, 'n');
+  mem_backend_set_health (d.be[0], BACKEND_DEAD);
+  reads = test_counters (&d, 0).reads;
+  ck_assert_int_eq (test_read_page (&d, 10, 'n'), -1);
+  ck_assert_uint_eq (test_counters (&d, 0).reads, reads + 2);
+  free (buf);
+  test_dev_destroy (&d);
+}
+END_TEST
+
+/* A reader of one page in a thread of its own (racing on a page). */
 struct test_reader {
   struct test_dev *d;
   uint64_t page;
@@ -324,6 +372,7 @@ struct test_reader {
   int r;
 };
 
+/* The reader's thread: read its page, expecting byte 'x'. */
 static void *
 test_reader_run (void *arg)
 {
@@ -393,7 +442,7 @@ test_drain_wait (struct drain *dr)
   return st;
 }
 
-/* A trim in flight.  */
+/* A trim in a thread of its own (in flight while a drain runs). */
 struct test_trimmer {
   struct test_dev *d;
   uint64_t page;
@@ -401,6 +450,7 @@ struct test_trimmer {
   int r;
 };
 
+/* The trimmer's thread: trim its page. */
 static void *
 test_trimmer_run (void *arg)
 {
@@ -577,6 +627,7 @@ test_suite (void)
   tcase_add_test (tc, test_flush_overlapping);
   tcase_add_test (tc, test_flush_dead_backend);
   tcase_add_test (tc, test_read_retries);
+  tcase_add_test (tc, test_retries_count_once);
   tcase_add_test (tc, test_racing_readers_lose_once);
   tcase_add_test (tc, test_remove_waits_for_trim);
   tcase_add_test (tc, test_remove_waits_for_failing_read);

@@ -277,7 +277,7 @@ START_TEST (test_io_routing)
   ck_assert_uint_eq (c.writes, 0);
 
   memset (buf, 0, PAGE_SIZE);
-  ck_assert_int_eq (tierset_read (set.ts, s, 1, buf), 0);
+  ck_assert_int_eq (tierset_read (set.ts, s, 1, buf, 1), 0);
   mem_backend_peek (set.be[1], 1, peek);
   ck_assert_mem_eq (buf, peek, PAGE_SIZE);
   st = test_stats (set.ts, 1);
@@ -818,7 +818,7 @@ START_TEST (test_failing)
   for (i = 0; i < 2; i++)
     ck_assert_int_eq (tierset_write (set.ts, s0, 1, data, false), -1);
   /* A read that works does not excuse the writes that keep failing. */
-  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf), 0);
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf, 1), 0);
   st = test_stats (set.ts, 0);
   ck_assert_int_eq (st.state, TIER_ACTIVE);
   ck_assert_str_eq (tier_state_name (st.state), "active");
@@ -841,7 +841,7 @@ START_TEST (test_failing)
 
   /* Reads are still served, with the data of the last good write. */
   mem_backend_heal (set.be[0]);
-  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf), 0);
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf, 1), 0);
   ck_assert_mem_eq (buf, data, PAGE_SIZE);
   st = test_stats (set.ts, 0);
   ck_assert_uint_eq (st.reads, 2);
@@ -852,9 +852,9 @@ START_TEST (test_failing)
   test_set_create (&set, 2, 2, nslots, priority);
   ck_assert_uint_eq (test_alloc_one (set.ts, &s0), 0);
   mem_backend_fail_all (set.be[0], MEM_FAIL_READ);
-  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf), -1);
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf, 1), -1);
   ck_assert_int_eq (test_stats (set.ts, 0).state, TIER_ACTIVE);
-  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf), -1);
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, buf, 1), -1);
   ck_assert_int_eq (errno, EIO);
   ck_assert_int_eq (test_stats (set.ts, 0).state, TIER_FAILED);
   ck_assert_uint_eq (test_alloc_one (set.ts, &s), 1);
@@ -1033,7 +1033,7 @@ START_TEST (test_health)
   mem_backend_set_health (set.be[0], BACKEND_DEAD);
   ck_assert_uint_eq (test_alloc_one (set.ts, &s), 1);
   errno = 0;
-  ck_assert_int_eq (tierset_read (set.ts, s0, 1, data), -1);
+  ck_assert_int_eq (tierset_read (set.ts, s0, 1, data, 1), -1);
   ck_assert_int_eq (errno, EIO);
   st = test_stats (set.ts, 0);
   ck_assert_int_eq (st.state, TIER_FAILED);
