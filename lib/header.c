@@ -91,11 +91,13 @@ header_process_start (uint32_t pid)
   n = fread (buf, 1, sizeof buf - 1, fp);
   fclose (fp);
   buf[n] = '\0';
-  /* The command name (field 2) may hold spaces: count from its end. */
+  /* The command name (field 2) may hold spaces: count from its end.
+   * The space before field n is the (n - 2)th after it.
+   */
   p = strrchr (buf, ')');
   if (p == NULL)
     return 0;
-  for (field = 2; p && field < 21; field++)
+  for (field = 3; p && field <= 22; field++)
     p = strchr (p + 1, ' ');
   if (p == NULL || sscanf (p + 1, "%llu", &start) != 1)
     return 0;
