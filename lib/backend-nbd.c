@@ -276,7 +276,7 @@ remote_destroy (struct remote_backend *rb, bool claimed)
 
   remote_keeper_remove (rb);
   pthread_mutex_lock (&rb->lock);
-  rb->closing = true;
+  __atomic_store_n (&rb->closing, true, __ATOMIC_RELEASE);
   pthread_cond_broadcast (&rb->changed);
   pthread_mutex_unlock (&rb->lock);
   if (rb->keeper_started)

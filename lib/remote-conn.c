@@ -29,11 +29,14 @@ remote_now_ms (void)
   return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether the shutdown operation was called. */
+/* Whether waits must end now: the shutdown operation was called, or the
+ * backend is being closed.
+ */
 bool
 remote_stopping (struct remote_backend *rb)
 {
-  return __atomic_load_n (&rb->stopping, __ATOMIC_ACQUIRE);
+  return __atomic_load_n (&rb->stopping, __ATOMIC_ACQUIRE) ||
+    __atomic_load_n (&rb->closing, __ATOMIC_ACQUIRE);
 }
 
 /* Wait on rb->changed (with the lock) until woken or until the monotonic
@@ -130,7 +133,7 @@ remote_run (struct remote_backend *rb, struct nbd_handle *h,
     if (r == -1)
       return remote_command_failed (rb, h);
     if (stoppable && remote_stopping (rb)) {
-      log_error ("%s: request abandoned: the server is stopping",
+      log_error ("%s: request abandoned: stopping",
                  rb->be.target);
       return REMOTE_LOST;
     }
@@ -171,8 +174,11 @@ remote_connect_handle (struct remote_backend *rb, uint64_t until)
     uint64_t now = remote_now_ms ();
 
     if (now >= deadline || remote_stopping (rb)) {
-      log_error ("%s: cannot connect: no answer within %u ms",
-                 rb->be.target, rb->timeout_ms);
+      if (remote_stopping (rb))
+        log_error ("%s: connection abandoned: stopping", rb->be.target);
+      else
+        log_error ("%s: cannot connect: no answer within %u ms",
+                   rb->be.target, rb->timeout_ms);
       nbd_close (h);
       return NULL;
     }

@@ -168,7 +168,8 @@ remote_release_claim (struct remote_backend *rb)
   for (i = 0; i < rb->nconns && s.h == NULL; i++)
     s.h = rb->conn[i].h;
   claim_release (&rb->claim, rb->be.target,
-                 s.h && rb->health == BACKEND_UP ? &io : NULL, rb->page);
+                 s.h && __atomic_load_n (&rb->health, __ATOMIC_RELAXED)
+                 == BACKEND_UP ? &io : NULL, rb->page);
 }
 
 void

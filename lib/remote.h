@@ -14,7 +14,7 @@
  * fails).  Deadlines are absolute times in milliseconds on the monotonic
  * clock, REMOTE_FOREVER for none.  Every wait lasts at most
  * REMOTE_SLICE_MS between checks of its deadline and of stopping (the
- * shutdown operation was called).
+ * shutdown operation was called, or the backend is being closed).
  *
  * lock guards the pool, health (also read without it, atomically),
  * closing and the keeper's state; changed is broadcast whenever a
@@ -61,7 +61,7 @@ struct remote_backend {
   pthread_cond_t changed;              /* a connection or the state */
   enum backend_health health;          /* also read without the lock */
   bool stopping;                       /* shutdown: also read without it */
-  bool closing;
+  bool closing;                        /* also read without it */
   uint64_t down_since_ms;
   bool keeper_started;
   pthread_t keeper;
@@ -94,7 +94,9 @@ struct remote_slot0 {
 /* Milliseconds on the monotonic clock. */
 extern uint64_t remote_now_ms (void);
 
-/* Whether the shutdown operation was called. */
+/* Whether waits must end now: the shutdown operation was called, or the
+ * backend is being closed.
+ */
 extern bool remote_stopping (struct remote_backend *rb);
 
 /* Wait on rb->changed (with the lock) until woken or until until_ms. */
