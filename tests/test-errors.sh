@@ -19,7 +19,7 @@
 #      in a row, the writes go on to the others, fio verify passes, and no
 #      more than the requests then in flight were still sent to it.
 #   4. as 2, with four clients reading at once, so that swaptier opens new
-#      connections to the failing server (each checks the token in slot
+#      connections to the failing server (each checks the claim in slot
 #      0) while it answers reads with EIO: still only the pages read are
 #      lost, the backend is not declared to have lost its data.
 set -euo pipefail
@@ -83,7 +83,7 @@ is_failed ()
 
 # =============================================================================
 section "1: 5% of the writes to one remote backend fail"
-# The errors start once swaptier is up (error-file): the token swaptier
+# The errors start once swaptier is up (error-file): the header swaptier
 # writes to slot 0 at start must get through.
 rmt_start w1 --filter=log --filter=error memory 512M \
     logfile="$d/w1.req" error-pwrite-rate=5% error=EIO \
@@ -121,7 +121,7 @@ rmt_stop h1
 
 # =============================================================================
 section "2: reads start failing on a backend: its pages read are LOST"
-# r2 holds 1 MiB, 255 slots after the token: pages 0..254, written first at
+# r2 holds 1 MiB, 255 slots after the header: pages 0..254, written first at
 # the higher priority, fill it exactly; pages 255..510 go to the local file.
 rmt_start r2 --filter=log --filter=error memory 1M \
     logfile="$d/r2.req" error-pread-rate=100% \
@@ -260,9 +260,9 @@ rm -f "$d/l3"
 section "4: concurrent reads while reads fail: only the pages read are lost"
 # As in 2, but four clients read pages 0..3 at the same time, so swaptier
 # opens more connections to r4 (the pool connects lazily, and checks the
-# token in slot 0 on each new connection) while r4 answers every read with
+# claim in slot 0 on each new connection) while r4 answers every read with
 # EIO.  The delay filter makes the four reads overlap.  An error answered
-# to the token read is not a different token: r4 did not lose its data,
+# to the claim read is not a different claim: r4 did not lose its data,
 # so only pages 0..3 may be lost.
 rmt_start r4 --filter=delay --filter=error memory 1M rdelay=200ms \
     error-pread-rate=100% error-file="$d/r4.on"
@@ -324,7 +324,7 @@ swt_stop
 swt_show_counters
 rmt_check_invariant5
 if grep -F "the server lost its data" "$swt_log"; then
-    swt_fail "r4 declared dead for a read error of its token"
+    swt_fail "r4 declared dead for a read error of its header"
 fi
 (( $(swt_stat 0 bad) == 4 )) ||
     swt_fail "r4: $(swt_stat 0 bad) bad slots, expected the 4 pages read"

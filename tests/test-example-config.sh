@@ -50,7 +50,7 @@ size=$(timeout 60 nbdkit -U - --run 'nbdinfo --size "$uri"' "$swt_plugin" \
 }
 swt_show_counters "$log"
 
-# Slots: 4096 + 8192 + (16384 less the token slot); 1% of that is less
+# Slots: 4096 + 8192 + (16384 less the header slot); 1% of that is less
 # than the 512 kept for the requests in flight.
 expected=$(( (4096 + 8192 + 16383 - 512) * 4096 ))
 [[ $size -eq $expected ]] ||
