@@ -81,16 +81,25 @@ extern bool backend_file_identity (const struct backend *be,
 
 /* Open a remote NBD export given by a libnbd URI as a backend, with up to
  * nconns connections (requests in flight), a per-request timeout and a
- * grace time after which an unreachable server is given up.  The first
- * connection is made now; failure to connect is an error.  Slot 0 of the
- * export holds a token identifying this use of it, checked on every
- * connection, so a server that lost its data (restarted memory server,
- * another export) is never read as if it had it.  Returns NULL after
- * log_error on failure.
+ * grace time: how long a request keeps trying after its first failure,
+ * and an unreachable server is waited for, before the backend is given
+ * up.  The first connection is made now; failure to connect is an
+ * error.  Slot 0 of the export holds the header of this backend's claim
+ * (remote-claim.h): an export claimed by another live backend or
+ * instance is refused, and every connection checks the claim, so a
+ * server that lost its data (restarted memory server, another export)
+ * is never read as if it had it.  Returns NULL after log_error on
+ * failure.
  */
 extern struct backend *backend_nbd_open (const char *uri, unsigned nconns,
                                          unsigned timeout_ms,
                                          unsigned grace_ms);
+
+/* In the process that serves (after nbdkit's fork, which drops threads):
+ * start the keeper thread of every remote backend (heartbeat of its
+ * claim, reconnection); those opened later start theirs at once.
+ */
+extern void backend_nbd_serve (void);
 
 /* Whether target names a remote backend (an NBD URI) rather than a path. */
 extern bool backend_is_uri (const char *target);

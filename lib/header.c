@@ -25,12 +25,14 @@
 #define HEADER_OFF_BOOT 160
 #define HEADER_OFF_TARGET 256
 
-/* This process's identity, made once. */
+/* This process's identity, made once.  The pid and start time are not
+ * kept: nbdkit forks after the configuration, and the serving process
+ * is another one.
+ */
 static struct {
   pthread_once_t once;
   int error;                           /* errno if it could not be made */
   uint8_t instance[16];
-  uint64_t start_time;
   char host[64];
   char boot_id[40];
 } header_self = { .once = PTHREAD_ONCE_INIT };
@@ -89,11 +91,13 @@ header_process_start (uint32_t pid)
   n = fread (buf, 1, sizeof buf - 1, fp);
   fclose (fp);
   buf[n] = '\0';
-  /* The command name (field 2) may hold spaces: count from its end. */
+  /* The command name (field 2) may hold spaces: count from its end.
+   * The space before field n is the (n - 2)th after it.
+   */
   p = strrchr (buf, ')');
   if (p == NULL)
     return 0;
-  for (field = 2; p && field < 21; field++)
+  for (field = 3; p && field <= 22; field++)
     p = strchr (p + 1, ' ');
   if (p == NULL || sscanf (p + 1, "%llu", &start) != 1)
     return 0;
@@ -108,7 +112,6 @@ header_make_self (void)
     header_self.error = errno;
     return;
   }
-  header_self.start_time = header_process_start (getpid ());
   if (gethostname (header_self.host, sizeof header_self.host) == -1)
     header_self.host[0] = '\0';
   header_self.host[sizeof header_self.host - 1] = '\0';
@@ -130,12 +133,23 @@ header_init_self (struct header *h, const char *target)
     log_error ("%s: getrandom: %m", target);
     return -1;
   }
-  h->start_time = header_self.start_time;
-  h->pid = getpid ();
+  header_refresh_self (h);
   memcpy (h->host, header_self.host, sizeof h->host);
   memcpy (h->boot_id, header_self.boot_id, sizeof h->boot_id);
   snprintf (h->target, sizeof h->target, "%s", target);
   return 0;
+}
+
+bool
+header_refresh_self (struct header *h)
+{
+  uint32_t pid = getpid ();
+
+  if (h->pid == pid && h->start_time != 0)
+    return false;
+  h->pid = pid;
+  h->start_time = header_process_start (pid);
+  return true;
 }
 
 /* Store and load little-endian integers of n bytes. */

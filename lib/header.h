@@ -53,6 +53,12 @@ struct header {
  */
 extern int header_init_self (struct header *h, const char *target);
 
+/* Make the claim *h name the calling process (pid and start time), which
+ * differs from the one that made it after a fork.  Returns whether that
+ * changed *h.
+ */
+extern bool header_refresh_self (struct header *h);
+
 /* Write *h as the header page (PAGE_SIZE bytes at page). */
 extern void header_encode (const struct header *h, void *page);
 

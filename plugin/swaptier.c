@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +34,11 @@ static uint64_t export_spare;          /* slots kept free: the reserve */
 
 /* The handle of every connection: all share the one engine. */
 static int swaptier_handle;
+
+/* The thread that waits for nbdkit to shut down (see swaptier_watch). */
+static pthread_t swaptier_watcher;
+static bool swaptier_watcher_started;
+static bool swaptier_unloading;        /* atomic: unload stops the watcher */
 
 /* Sinks that hand libswaptier's messages to nbdkit. */
 static void
@@ -61,6 +68,10 @@ swaptier_unload (void)
   unsigned i;
 
   control_close ();
+  if (swaptier_watcher_started) {
+    __atomic_store_n (&swaptier_unloading, true, __ATOMIC_RELAXED);
+    pthread_join (swaptier_watcher, NULL);
+  }
   if (tiers) {
     for (i = 0; i < tierset_count (tiers); i++) {
       struct tier_stats st;
@@ -188,17 +199,44 @@ swaptier_config_complete (void)
   return -1;
 }
 
+/* Sleep in nbdkit_nanosleep, which ends early (ESHUTDOWN) once nbdkit
+ * starts shutting down, also in a thread that serves no connection; then
+ * make every backend end its waits, so that the requests in progress
+ * (which nbdkit waits for) and a drain end promptly.
+ */
+static void *
+swaptier_watch (void *arg)
+{
+  while (!__atomic_load_n (&swaptier_unloading, __ATOMIC_RELAXED)) {
+    if (nbdkit_nanosleep (1, 0) == -1 && errno == ESHUTDOWN) {
+      tierset_shutdown (tiers);
+      break;
+    }
+  }
+  return NULL;
+}
+
 /* In the process that serves (after nbdkit's fork, which would drop
  * memory locks and threads): small stacks, memory locked, I/O flusher,
- * then the control thread.
+ * the remote backends' keepers, the shutdown watcher, then the control
+ * thread.
  */
 static int
 swaptier_after_fork (void)
 {
+  int err;
+
   if (swapsafe_setup (options.mlock) == -1)
     return -1;
   if (options.mlock)
     engine_prefault (engine);
+  backend_nbd_serve ();
+  err = pthread_create (&swaptier_watcher, NULL, swaptier_watch, NULL);
+  if (err) {
+    nbdkit_error ("starting the shutdown watcher: %s", strerror (err));
+    return -1;
+  }
+  swaptier_watcher_started = true;
   return control_start (engine, tiers, export_pages, export_spare);
 }
 

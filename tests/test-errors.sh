@@ -19,7 +19,7 @@
 #      in a row, the writes go on to the others, fio verify passes, and no
 #      more than the requests then in flight were still sent to it.
 #   4. as 2, with four clients reading at once, so that swaptier opens new
-#      connections to the failing server (each checks the token in slot
+#      connections to the failing server (each checks the claim in slot
 #      0) while it answers reads with EIO: still only the pages read are
 #      lost, the backend is not declared to have lost its data.
 set -euo pipefail
@@ -41,10 +41,27 @@ section ()
 }
 
 # Errors the error filter of server NAME injected into requests of kind
-# $2 (pread, pwrite).
+# $2 (pread, pwrite) on the data slots, from the log filter in front of
+# it (logfile=$d/NAME.req).  Slot 0 holds swaptier's header, whose reads
+# and writes (claim checks, heartbeats) are not requests of the engine.
 injected_eio ()
 {
-    grep -c "injecting EIO error into $2" "$d/$1.log" || true
+    "$swt_python" - "$d/$1.req" "$2" <<'PYEOF'
+import re, sys
+kind = {"pread": "Read", "pwrite": "Write"}[sys.argv[2]]
+offset, n = {}, 0
+for line in open(sys.argv[1]):
+    m = re.search(r"connection=(\d+) (\.\.\.)?%s id=(\d+) (offset=0x([0-9a-f]+))?"
+                  % kind, line)
+    if not m:
+        continue
+    key = (m.group(1), m.group(3))
+    if m.group(2) is None:
+        offset[key] = int(m.group(5), 16)
+    elif "error=EIO" in line and offset.get(key, 0) != 0:
+        n += 1
+print(n)
+PYEOF
 }
 
 # --- Counter helpers ---------------------------------------------------------
@@ -66,9 +83,10 @@ is_failed ()
 
 # =============================================================================
 section "1: 5% of the writes to one remote backend fail"
-# The errors start once swaptier is up (error-file): the token swaptier
+# The errors start once swaptier is up (error-file): the header swaptier
 # writes to slot 0 at start must get through.
-rmt_start w1 --filter=error memory 512M error-pwrite-rate=5% error=EIO \
+rmt_start w1 --filter=log --filter=error memory 512M \
+    logfile="$d/w1.req" error-pwrite-rate=5% error=EIO \
     error-file="$d/w1.on"
 rmt_start h1 memory 512M
 swt_start backend="$(rmt_uri w1)" backend="$(rmt_uri h1)"
@@ -103,9 +121,10 @@ rmt_stop h1
 
 # =============================================================================
 section "2: reads start failing on a backend: its pages read are LOST"
-# r2 holds 1 MiB, 255 slots after the token: pages 0..254, written first at
+# r2 holds 1 MiB, 255 slots after the header: pages 0..254, written first at
 # the higher priority, fill it exactly; pages 255..510 go to the local file.
-rmt_start r2 --filter=error memory 1M error-pread-rate=100% \
+rmt_start r2 --filter=log --filter=error memory 1M \
+    logfile="$d/r2.req" error-pread-rate=100% \
     error-file="$d/r2.on"
 swt_start backend="$(rmt_uri r2)" priority=10 \
           backend="$d/l2" capacity=32M priority=1
@@ -192,7 +211,8 @@ rm -f "$d/l2"
 
 # =============================================================================
 section "3: every write to one backend fails from the middle of a fio run"
-rmt_start w3 --filter=error memory 256M error-pwrite-rate=100% \
+rmt_start w3 --filter=log --filter=error memory 256M \
+    logfile="$d/w3.req" error-pwrite-rate=100% \
     error-file="$d/w3.on"
 rmt_start h3 memory 256M
 swt_start backend="$d/l3" capacity=64M \
@@ -240,9 +260,9 @@ rm -f "$d/l3"
 section "4: concurrent reads while reads fail: only the pages read are lost"
 # As in 2, but four clients read pages 0..3 at the same time, so swaptier
 # opens more connections to r4 (the pool connects lazily, and checks the
-# token in slot 0 on each new connection) while r4 answers every read with
+# claim in slot 0 on each new connection) while r4 answers every read with
 # EIO.  The delay filter makes the four reads overlap.  An error answered
-# to the token read is not a different token: r4 did not lose its data,
+# to the claim read is not a different claim: r4 did not lose its data,
 # so only pages 0..3 may be lost.
 rmt_start r4 --filter=delay --filter=error memory 1M rdelay=200ms \
     error-pread-rate=100% error-file="$d/r4.on"
@@ -304,7 +324,7 @@ swt_stop
 swt_show_counters
 rmt_check_invariant5
 if grep -F "the server lost its data" "$swt_log"; then
-    swt_fail "r4 declared dead for a read error of its token"
+    swt_fail "r4 declared dead for a read error of its header"
 fi
 (( $(swt_stat 0 bad) == 4 )) ||
     swt_fail "r4: $(swt_stat 0 bad) bad slots, expected the 4 pages read"

@@ -2,7 +2,7 @@
 # Remote backends (NBD servers reached through libnbd, Unix sockets only):
 #   A. fio verify=crc32c over one local file and two remote memory servers
 #      of equal priority: no verify error, every backend gets writes, one
-#      slot per page written, the remote sizes are probed (less the token
+#      slot per page written, the remote sizes are probed (less the header
 #      slot).
 #   B. a remote server (nbdkit file, so its data survives) is killed and
 #      restarted in the middle of the write phase of a fio verify run: no
@@ -16,7 +16,7 @@
 #      says it is failed, a second fio verify run passes and not one write
 #      is sent to that backend during it; the pages it held read as EIO,
 #      never as zeroes.
-#   D. a remote memory server restarted empty: the token in slot 0 differs,
+#   D. a remote memory server restarted empty: slot 0 holds no header (claim),
 #      so the backend is failed at once; each page that was on it reads as
 #      EIO (again and again), never zeroes; an unwritten page still reads
 #      zeroes; a rewritten page reads its new data; a trimmed one zeroes.
@@ -101,8 +101,7 @@ rmt_start a1 memory 32M
 rmt_start a2 memory 32M
 swt_start backend="$d/a0" capacity=32M \
           backend="$(rmt_uri a1)" backend="$(rmt_uri a2)"
-# 8191 slots on each backend (slot 0 holds the local header or the
-# remote token), 512 spare.
+# 8191 slots on each backend (slot 0 holds the header), 512 spare.
 size=$(nbdinfo --size "$swt_uri")
 (( size == (3 * 8191 - 512) * 4096 )) ||
     swt_fail "export size $size, expected $(( (3 * 8191 - 512) * 4096 ))"

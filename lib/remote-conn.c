@@ -1,0 +1,429 @@
+/* swaptier: the remote backend's connections (see remote.h).
+ *
+ * One command on one connection is issued with libnbd's asynchronous API
+ * and waited for with nbd_poll in slices of REMOTE_SLICE_MS.  The
+ * outcome tells what the server may have done: REMOTE_OK and
+ * REMOTE_FAILED are answers; REMOTE_LOST means the command may have been
+ * sent and no answer came, so the server may still execute it;
+ * REMOTE_UNSENT that nothing was sent.  A lost or unusable connection is
+ * closed and makes the backend DOWN; the keeper reconnects.
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "log.h"
+#include "remote.h"
+
+/* Milliseconds on the monotonic clock. */
+uint64_t
+remote_now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether waits must end now: the shutdown operation was called, or the
+ * backend is being closed.
+ */
+bool
+remote_stopping (struct remote_backend *rb)
+{
+  return __atomic_load_n (&rb->stopping, __ATOMIC_ACQUIRE) ||
+    __atomic_load_n (&rb->closing, __ATOMIC_ACQUIRE);
+}
+
+/* Wait on rb->changed (with the lock) until woken or until the monotonic
+ * time until_ms.
+ */
+void
+remote_wait (struct remote_backend *rb, uint64_t until_ms)
+{
+  struct timespec ts;
+
+  if (until_ms == REMOTE_FOREVER) {
+    pthread_cond_wait (&rb->changed, &rb->lock);
+    return;
+  }
+  ts.tv_sec = until_ms / 1000;
+  ts.tv_nsec = (until_ms % 1000) * 1000000L;
+  pthread_cond_timedwait (&rb->changed, &rb->lock, &ts);
+}
+
+/* Whether a failed command means the connection is unusable rather than
+ * an error answered by the server: the handle left the ready state, or
+ * the error is one of the socket's.
+ */
+static bool
+remote_connection_error (struct nbd_handle *h, int err)
+{
+  if (!nbd_aio_is_ready (h) && !nbd_aio_is_processing (h))
+    return true;
+  switch (err) {
+  case ENOTCONN: case ESHUTDOWN: case ECONNRESET: case ECONNREFUSED:
+  case ECONNABORTED: case EPIPE: case ETIMEDOUT:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* Report libnbd's error for a command that failed on h, and classify it:
+ * REMOTE_LOST for the connection (the command may have been sent), else
+ * REMOTE_FAILED with errno set to the server's error.
+ */
+static enum remote_result
+remote_command_failed (struct remote_backend *rb, struct nbd_handle *h)
+{
+  int err = nbd_get_errno ();
+
+  log_error ("%s: %s", rb->be.target, nbd_get_error ());
+  if (remote_connection_error (h, err))
+    return REMOTE_LOST;
+  errno = err ? err : EIO;
+  return REMOTE_FAILED;
+}
+
+/* Issue one command on handle h and wait for its reply for timeout=, and
+ * not past until.  With stoppable, a shutdown ends the wait too.
+ * REMOTE_FAILED leaves errno as the server's error.
+ */
+enum remote_result
+remote_run (struct remote_backend *rb, struct nbd_handle *h,
+            enum remote_op op, void *buf, uint64_t count, uint64_t offset,
+            bool fua, uint64_t until, bool stoppable)
+{
+  uint64_t start = remote_now_ms ();
+  uint64_t deadline = start + rb->timeout_ms;
+  uint32_t flags = fua && rb->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
+  int64_t cookie = -1;
+
+  if (until < deadline)
+    deadline = until;
+  switch (op) {
+  case REMOTE_OP_READ:
+    cookie = nbd_aio_pread (h, buf, count, offset, NBD_NULL_COMPLETION, 0);
+    break;
+  case REMOTE_OP_WRITE:
+    cookie = nbd_aio_pwrite (h, buf, count, offset, NBD_NULL_COMPLETION,
+                             flags);
+    break;
+  case REMOTE_OP_FLUSH:
+    cookie = nbd_aio_flush (h, NBD_NULL_COMPLETION, 0);
+    break;
+  case REMOTE_OP_TRIM:
+    cookie = nbd_aio_trim (h, count, offset, NBD_NULL_COMPLETION, 0);
+    break;
+  }
+  if (cookie == -1)
+    return remote_command_failed (rb, h);
+
+  for (;;) {
+    uint64_t now, slice;
+    int r = nbd_aio_command_completed (h, cookie);
+
+    if (r == 1)
+      return REMOTE_OK;
+    if (r == -1)
+      return remote_command_failed (rb, h);
+    if (stoppable && remote_stopping (rb)) {
+      log_error ("%s: request abandoned: stopping",
+                 rb->be.target);
+      return REMOTE_LOST;
+    }
+    now = remote_now_ms ();
+    if (now >= deadline) {
+      log_error ("%s: no reply within %" PRIu64 " ms", rb->be.target,
+                 deadline - start);
+      return REMOTE_LOST;
+    }
+    slice = deadline - now < REMOTE_SLICE_MS ? deadline - now
+      : REMOTE_SLICE_MS;
+    if (nbd_poll (h, slice) == -1) {
+      log_error ("%s: %s", rb->be.target, nbd_get_error ());
+      return REMOTE_LOST;
+    }
+  }
+}
+
+/* Connect a new handle, waiting at most the request timeout, not past
+ * until, and not after a shutdown.  NULL after log_error on failure.
+ */
+struct nbd_handle *
+remote_connect_handle (struct remote_backend *rb, uint64_t until)
+{
+  uint64_t deadline = remote_now_ms () + rb->timeout_ms;
+  struct nbd_handle *h = nbd_create ();
+
+  if (until < deadline)
+    deadline = until;
+  if (h == NULL) {
+    log_error ("%s: %s", rb->be.target, nbd_get_error ());
+    return NULL;
+  }
+  if (nbd_set_uri_allow_local_file (h, true) == -1 ||
+      nbd_aio_connect_uri (h, rb->be.target) == -1)
+    goto err;
+  while (nbd_aio_is_connecting (h)) {
+    uint64_t now = remote_now_ms ();
+
+    if (now >= deadline || remote_stopping (rb)) {
+      if (remote_stopping (rb))
+        log_error ("%s: connection abandoned: stopping", rb->be.target);
+      else
+        log_error ("%s: cannot connect: no answer within %u ms",
+                   rb->be.target, rb->timeout_ms);
+      nbd_close (h);
+      return NULL;
+    }
+    if (nbd_poll (h, deadline - now < REMOTE_SLICE_MS ? deadline - now
+                  : REMOTE_SLICE_MS) == -1)
+      goto err;
+  }
+  if (!nbd_aio_is_ready (h)) {
+    log_error ("%s: cannot connect: the server closed the connection",
+               rb->be.target);
+    nbd_close (h);
+    return NULL;
+  }
+  return h;
+
+ err:
+  log_error ("%s: cannot connect: %s", rb->be.target, nbd_get_error ());
+  nbd_close (h);
+  return NULL;
+}
+
+/* Mark the backend DEAD (with the lock). */
+void
+remote_mark_dead (struct remote_backend *rb, const char *why)
+{
+  if (rb->health != BACKEND_DEAD)
+    log_error ("%s: %s; the backend is failed", rb->be.target, why);
+  __atomic_store_n (&rb->health, BACKEND_DEAD, __ATOMIC_RELAXED);
+  pthread_cond_broadcast (&rb->changed);
+}
+
+/* Whether slot 0 behind h holds our claim (read into page): on
+ * REMOTE_MISMATCH the backend is DEAD; REMOTE_FAILED means the server
+ * answered the read with an error, which proves nothing either way.
+ */
+enum remote_result
+remote_check_claim (struct remote_backend *rb, struct nbd_handle *h,
+                    void *page, uint64_t until)
+{
+  enum remote_result r = remote_run (rb, h, REMOTE_OP_READ, page, PAGE_SIZE,
+                                     0, false, until, true);
+  enum claim_state state;
+
+  if (r != REMOTE_OK)
+    return r;
+  state = claim_check (&rb->claim, page, rb->be.target);
+  if (state == CLAIM_OURS)
+    return REMOTE_OK;
+  pthread_mutex_lock (&rb->lock);
+  remote_mark_dead (rb, state == CLAIM_GONE ? "the server lost its data"
+                    : "claimed by another instance");
+  pthread_mutex_unlock (&rb->lock);
+  return REMOTE_MISMATCH;
+}
+
+static int
+remote_slot0_read (void *opaque, void *page)
+{
+  struct remote_slot0 *s = opaque;
+
+  s->r = remote_run (s->rb, s->h, REMOTE_OP_READ, page, PAGE_SIZE, 0, false,
+                     remote_now_ms () + s->wait_ms, s->stoppable);
+  if (s->r != REMOTE_OK)
+    log_error ("%s: cannot read swaptier's header in slot 0",
+               s->rb->be.target);
+  return s->r == REMOTE_OK ? 0 : -1;
+}
+
+static int
+remote_slot0_write (void *opaque, const void *page)
+{
+  struct remote_slot0 *s = opaque;
+
+  s->r = remote_run (s->rb, s->h, REMOTE_OP_WRITE, (void *) page, PAGE_SIZE,
+                     0, true, remote_now_ms () + s->wait_ms, s->stoppable);
+  if (s->r != REMOTE_OK)
+    log_error ("%s: cannot write swaptier's header to slot 0",
+               s->rb->be.target);
+  return s->r == REMOTE_OK ? 0 : -1;
+}
+
+/* The claim I/O of s. */
+struct claim_io
+remote_slot0_io (struct remote_slot0 *s)
+{
+  return (struct claim_io) { .read = remote_slot0_read,
+                             .write = remote_slot0_write, .opaque = s };
+}
+
+/* Mark the backend DOWN after a lost connection and have the keeper
+ * reconnect (with the lock).  Idle connections to the same server are
+ * closed too: they are most likely broken the same way.
+ */
+void
+remote_mark_down (struct remote_backend *rb)
+{
+  unsigned i;
+
+  for (i = 0; i < rb->nconns; i++) {
+    if (!rb->conn[i].busy && rb->conn[i].h) {
+      nbd_close (rb->conn[i].h);
+      rb->conn[i].h = NULL;
+    }
+  }
+  if (rb->health != BACKEND_UP)
+    return;
+  __atomic_store_n (&rb->health, BACKEND_DOWN, __ATOMIC_RELAXED);
+  rb->down_since_ms = remote_now_ms ();
+  log_error ("%s: connection lost; reconnecting for up to %u s",
+             rb->be.target, rb->grace_ms / 1000);
+  remote_start_keeper (rb);
+  pthread_cond_broadcast (&rb->changed);
+}
+
+/* Take a connection for one request, waiting for one to be free.  While
+ * DOWN, fail at once (ENOTCONN) unless wait_while_down, which waits out
+ * a reconnection until *until, first set to grace= from now if it had
+ * no deadline yet.  Fails with EIO once DEAD, ESHUTDOWN after a
+ * shutdown, ETIMEDOUT past *until.
+ */
+struct remote_conn *
+remote_acquire (struct remote_backend *rb, bool wait_while_down,
+                uint64_t *until)
+{
+  struct remote_conn *c = NULL;
+  unsigned i;
+
+  pthread_mutex_lock (&rb->lock);
+  for (;;) {
+    if (rb->stopping) {
+      errno = ESHUTDOWN;
+      break;
+    }
+    if (rb->health == BACKEND_DEAD) {
+      errno = EIO;
+      break;
+    }
+    if (rb->health == BACKEND_DOWN) {
+      if (!wait_while_down) {
+        errno = ENOTCONN;
+        break;
+      }
+      if (*until == REMOTE_FOREVER)
+        *until = remote_now_ms () + rb->grace_ms;
+    }
+    if (rb->health == BACKEND_UP) {
+      /* Prefer a connected idle connection. */
+      for (i = 0; i < rb->nconns; i++) {
+        if (!rb->conn[i].busy &&
+            (c == NULL || (c->h == NULL && rb->conn[i].h)))
+          c = &rb->conn[i];
+      }
+      if (c) {
+        c->busy = true;
+        break;
+      }
+    }
+    if (remote_now_ms () >= *until) {
+      errno = ETIMEDOUT;
+      break;
+    }
+    remote_wait (rb, *until);
+  }
+  pthread_mutex_unlock (&rb->lock);
+  return c;
+}
+
+/* Give the connection back.  After REMOTE_LOST or REMOTE_UNSENT its
+ * handle is closed and the backend goes DOWN.
+ */
+void
+remote_release (struct remote_backend *rb, struct remote_conn *c,
+                enum remote_result r)
+{
+  pthread_mutex_lock (&rb->lock);
+  if (r == REMOTE_LOST || r == REMOTE_UNSENT) {
+    if (c->h)
+      nbd_close (c->h);
+    c->h = NULL;
+    remote_mark_down (rb);
+  }
+  c->busy = false;
+  pthread_cond_broadcast (&rb->changed);
+  pthread_mutex_unlock (&rb->lock);
+}
+
+/* Connect c, whose handle is NULL, and check the claim on it.  Anything
+ * but REMOTE_OK means that the request was not sent.
+ */
+static enum remote_result
+remote_connect_conn (struct remote_backend *rb, struct remote_conn *c,
+                     uint64_t until)
+{
+  /* Connecting allocates anyway (libnbd), so this costs nothing more. */
+  char *page = malloc (PAGE_SIZE);
+  enum remote_result r;
+
+  if (page == NULL) {
+    log_error ("%s: %m", rb->be.target);
+    return REMOTE_UNSENT;
+  }
+  c->h = remote_connect_handle (rb, until);
+  if (c->h == NULL) {
+    free (page);
+    return REMOTE_UNSENT;
+  }
+  r = remote_check_claim (rb, c->h, page, until);
+  free (page);
+  if (r == REMOTE_LOST)
+    return REMOTE_UNSENT;
+  if (r != REMOTE_OK) {
+    /* Not verified: fail this request only (REMOTE_FAILED), and check
+     * again on the next use of this connection.
+     */
+    nbd_close (c->h);
+    c->h = NULL;
+    if (r == REMOTE_MISMATCH)
+      errno = EIO;
+  }
+  return r;
+}
+
+/* Run one request on connection c until the deadline until, connecting
+ * it first if needed and splitting the transfer at the server's largest
+ * request.
+ */
+enum remote_result
+remote_transfer (struct remote_backend *rb, struct remote_conn *c,
+                 enum remote_op op, char *buf, uint64_t count,
+                 uint64_t offset, bool fua, uint64_t until)
+{
+  enum remote_result r = REMOTE_OK;
+
+  if (c->h == NULL && (r = remote_connect_conn (rb, c, until)) != REMOTE_OK)
+    return r;
+  if (op == REMOTE_OP_FLUSH)
+    return remote_run (rb, c->h, op, NULL, 0, 0, false, until, true);
+  while (r == REMOTE_OK && count > 0) {
+    uint64_t n = count < rb->max_request ? count : rb->max_request;
+
+    r = remote_run (rb, c->h, op, buf, n, offset, fua, until, true);
+    if (buf)
+      buf += n;
+    offset += n;
+    count -= n;
+  }
+  return r;
+}

@@ -1,0 +1,217 @@
+/* swaptier: the keeper thread of a remote backend (see remote.h).
+ *
+ * One per backend, started in the serving process (backend_nbd_serve,
+ * for the backends opened before; at opening, for those opened after;
+ * and at the first lost connection, for programs that never call
+ * backend_nbd_serve).  While DOWN it reconnects with growing pauses, the
+ * new connection checked for our claim; while UP it raises the claim's
+ * heartbeat every CLAIM_BEAT_MS on an idle connection, and fails the
+ * backend if slot 0 is no longer our claim.  It stops when the backend
+ * is closed, shut down or DEAD.
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+
+#include "log.h"
+#include "remote.h"
+
+/* Every open remote backend, so that the serving process can start
+ * their keepers.
+ */
+static struct {
+  pthread_mutex_t lock;
+  bool serving;                        /* backend_nbd_serve was called */
+  struct remote_backend *first;
+} remote_all = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void *remote_keeper (void *arg);
+
+/* Start the keeper unless it runs (with the lock).  Failing to start it
+ * fails the backend: nothing would reconnect.
+ */
+void
+remote_start_keeper (struct remote_backend *rb)
+{
+  int err;
+
+  if (rb->keeper_started || rb->closing)
+    return;
+  err = pthread_create (&rb->keeper, NULL, remote_keeper, rb);
+  if (err) {
+    errno = err;
+    log_error ("%s: starting the keeper thread: %m", rb->be.target);
+    remote_mark_dead (rb, "cannot start the keeper thread");
+    return;
+  }
+  rb->keeper_started = true;
+}
+
+/* One attempt of the keeper to reconnect (with the lock, dropped
+ * meanwhile): UP with the new connection in the pool, DEAD if slot 0 is
+ * not our claim or the grace time is over, else still DOWN.
+ */
+static void
+remote_reconnect (struct remote_backend *rb)
+{
+  struct nbd_handle *h;
+  enum remote_result r = REMOTE_UNSENT;
+  unsigned i;
+
+  pthread_mutex_unlock (&rb->lock);
+  h = remote_connect_handle (rb, REMOTE_FOREVER);
+  if (h)
+    r = remote_check_claim (rb, h, rb->page, REMOTE_FOREVER);
+  pthread_mutex_lock (&rb->lock);
+
+  if (r == REMOTE_OK && rb->health == BACKEND_DOWN) {
+    for (i = 0; i < rb->nconns; i++)
+      if (!rb->conn[i].busy && rb->conn[i].h == NULL)
+        break;
+    if (i < rb->nconns) {
+      rb->conn[i].h = h;
+      h = NULL;
+    }
+    __atomic_store_n (&rb->health, BACKEND_UP, __ATOMIC_RELAXED);
+    log_error ("%s: reconnected after %" PRIu64 " ms", rb->be.target,
+               remote_now_ms () - rb->down_since_ms);
+    pthread_cond_broadcast (&rb->changed);
+  }
+  if (h)
+    nbd_close (h);
+  if (rb->health == BACKEND_DOWN &&
+      remote_now_ms () - rb->down_since_ms >= rb->grace_ms)
+    remote_mark_dead (rb, "the server did not come back in time");
+}
+
+/* One heartbeat of the keeper on an idle connection (with the lock,
+ * dropped meanwhile).  No idle connection: no beat this time.
+ */
+static void
+remote_beat (struct remote_backend *rb)
+{
+  struct remote_slot0 s = { .rb = rb, .wait_ms = rb->timeout_ms,
+                            .stoppable = true, .r = REMOTE_OK };
+  struct claim_io io = remote_slot0_io (&s);
+  struct remote_conn *c = NULL;
+  enum claim_state state = CLAIM_OURS;
+  unsigned i;
+
+  for (i = 0; i < rb->nconns && c == NULL; i++)
+    if (!rb->conn[i].busy && rb->conn[i].h)
+      c = &rb->conn[i];
+  if (c == NULL)
+    return;
+  c->busy = true;
+  s.h = c->h;
+  pthread_mutex_unlock (&rb->lock);
+  claim_beat (&rb->claim, rb->be.target, &io, rb->page, &state);
+  if (state != CLAIM_OURS) {
+    pthread_mutex_lock (&rb->lock);
+    remote_mark_dead (rb, state == CLAIM_GONE ? "the server lost its data"
+                      : "claimed by another instance");
+    pthread_mutex_unlock (&rb->lock);
+  }
+  remote_release (rb, c, s.r);
+  pthread_mutex_lock (&rb->lock);
+}
+
+/* The keeper: reconnect with growing pauses while DOWN, raise the
+ * heartbeat every CLAIM_BEAT_MS while UP, until the backend is closed,
+ * shut down or DEAD.
+ */
+static void *
+remote_keeper (void *arg)
+{
+  struct remote_backend *rb = arg;
+  unsigned backoff = REMOTE_BACKOFF_MIN_MS;
+  uint64_t next_beat = 0;
+
+  pthread_mutex_lock (&rb->lock);
+  while (!rb->closing && !rb->stopping && rb->health != BACKEND_DEAD) {
+    uint64_t now = remote_now_ms ();
+
+    if (rb->health == BACKEND_DOWN) {
+      remote_wait (rb, now + backoff);
+      if (rb->closing || rb->stopping || rb->health != BACKEND_DOWN)
+        continue;
+      remote_reconnect (rb);
+      backoff = backoff * 2 < REMOTE_BACKOFF_MAX_MS ? backoff * 2
+        : REMOTE_BACKOFF_MAX_MS;
+      continue;
+    }
+    backoff = REMOTE_BACKOFF_MIN_MS;
+    if (now >= next_beat) {
+      next_beat = now + CLAIM_BEAT_MS;
+      remote_beat (rb);
+      continue;
+    }
+    remote_wait (rb, next_beat);
+  }
+  pthread_mutex_unlock (&rb->lock);
+  return NULL;
+}
+
+/* Write the claim back released on an idle connection, waiting at most
+ * REMOTE_RELEASE_MS for each command (the process may be stopping).
+ */
+void
+remote_release_claim (struct remote_backend *rb)
+{
+  struct remote_slot0 s = { .rb = rb, .wait_ms = REMOTE_RELEASE_MS };
+  struct claim_io io = remote_slot0_io (&s);
+  unsigned i;
+
+  for (i = 0; i < rb->nconns && s.h == NULL; i++)
+    s.h = rb->conn[i].h;
+  claim_release (&rb->claim, rb->be.target,
+                 s.h && __atomic_load_n (&rb->health, __ATOMIC_RELAXED)
+                 == BACKEND_UP ? &io : NULL, rb->page);
+}
+
+void
+remote_keeper_add (struct remote_backend *rb)
+{
+  pthread_mutex_lock (&remote_all.lock);
+  rb->next = remote_all.first;
+  remote_all.first = rb;
+  if (remote_all.serving) {
+    pthread_mutex_lock (&rb->lock);
+    remote_start_keeper (rb);
+    pthread_mutex_unlock (&rb->lock);
+  }
+  pthread_mutex_unlock (&remote_all.lock);
+}
+
+void
+remote_keeper_remove (struct remote_backend *rb)
+{
+  struct remote_backend **p;
+
+  pthread_mutex_lock (&remote_all.lock);
+  for (p = &remote_all.first; *p; p = &(*p)->next) {
+    if (*p == rb) {
+      *p = rb->next;
+      break;
+    }
+  }
+  pthread_mutex_unlock (&remote_all.lock);
+}
+
+void
+backend_nbd_serve (void)
+{
+  struct remote_backend *rb;
+
+  pthread_mutex_lock (&remote_all.lock);
+  remote_all.serving = true;
+  for (rb = remote_all.first; rb; rb = rb->next) {
+    pthread_mutex_lock (&rb->lock);
+    remote_start_keeper (rb);
+    pthread_mutex_unlock (&rb->lock);
+  }
+  pthread_mutex_unlock (&remote_all.lock);
+}

@@ -1,0 +1,167 @@
+/* swaptier: the remote NBD backend's shared state (internal to lib/).
+ *
+ * The remote backend is three modules over one struct remote_backend:
+ *   backend-nbd.c    the backend operations: requests and their
+ *                    deadlines, opening and closing;
+ *   remote-conn.c    the connection pool and one command on one
+ *                    connection: waits in slices, the health states;
+ *   remote-keeper.c  the keeper thread of each backend: reconnection and
+ *                    the claim's heartbeat.
+ *
+ * A pool of up to nconns connections to one export; each request owns
+ * one connection (busy) from start to end.  Health is UP, DOWN (a
+ * connection was lost: the keeper reconnects) or DEAD (every request
+ * fails).  Deadlines are absolute times in milliseconds on the monotonic
+ * clock, REMOTE_FOREVER for none.  Every wait lasts at most
+ * REMOTE_SLICE_MS between checks of its deadline and of stopping (the
+ * shutdown operation was called, or the backend is being closed).
+ *
+ * lock guards the pool, health (also read without it, atomically),
+ * closing and the keeper's state; changed is broadcast whenever a
+ * connection is given back or the state changes.
+ */
+
+#ifndef SWAPTIER_REMOTE_H
+#define SWAPTIER_REMOTE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libnbd.h>
+
+#include "backend.h"
+#include "page.h"
+#include "remote-claim.h"
+
+#define REMOTE_MAX_CONNS 64
+#define REMOTE_MAX_REQUEST (32 * 1024 * 1024) /* largest request we send */
+#define REMOTE_BACKOFF_MIN_MS 100
+#define REMOTE_BACKOFF_MAX_MS 2000
+#define REMOTE_SLICE_MS 200             /* longest wait without a check */
+#define REMOTE_RELEASE_MS 1000          /* wait for the release at close */
+#define REMOTE_FOREVER UINT64_MAX       /* no deadline */
+
+struct remote_conn {
+  struct nbd_handle *h;                /* NULL: not connected */
+  bool busy;                           /* owned by a request */
+};
+
+struct remote_backend {
+  struct backend be;                   /* must be first */
+  unsigned timeout_ms, grace_ms;
+  uint32_t max_request;                /* bytes, a multiple of PAGE_SIZE */
+  bool multi_conn, can_fua, can_trim;
+  struct remote_claim claim;           /* ours, in slot 0 */
+  /* Slot 0 I/O of the opening, the keeper and the closing. */
+  char page[PAGE_SIZE] __attribute__ ((aligned (PAGE_SIZE)));
+  struct remote_backend *next;         /* the keepers' list, while open */
+
+  pthread_mutex_t lock;                /* guards everything below */
+  pthread_cond_t changed;              /* a connection or the state */
+  enum backend_health health;          /* also read without the lock */
+  bool stopping;                       /* shutdown: also read without it */
+  bool closing;                        /* also read without it */
+  uint64_t down_since_ms;
+  bool keeper_started;
+  pthread_t keeper;
+  unsigned nconns;
+  struct remote_conn conn[REMOTE_MAX_CONNS];
+};
+
+enum remote_result {
+  REMOTE_OK,                           /* done */
+  REMOTE_FAILED,                       /* the server answered an error */
+  REMOTE_UNSENT,                       /* not sent: no usable connection */
+  REMOTE_LOST,                         /* sent, no answer: unknown */
+  REMOTE_MISMATCH,                     /* slot 0 is not our claim */
+};
+
+enum remote_op { REMOTE_OP_READ, REMOTE_OP_WRITE, REMOTE_OP_FLUSH,
+                 REMOTE_OP_TRIM };
+
+/* Slot 0 I/O on one handle for the claim functions (struct claim_io). */
+struct remote_slot0 {
+  struct remote_backend *rb;
+  struct nbd_handle *h;
+  unsigned wait_ms;                    /* longest wait of one command */
+  bool stoppable;
+  enum remote_result r;                /* of the last command */
+};
+
+/* remote-conn.c */
+
+/* Milliseconds on the monotonic clock. */
+extern uint64_t remote_now_ms (void);
+
+/* Whether waits must end now: the shutdown operation was called, or the
+ * backend is being closed.
+ */
+extern bool remote_stopping (struct remote_backend *rb);
+
+/* Wait on rb->changed (with the lock) until woken or until until_ms. */
+extern void remote_wait (struct remote_backend *rb, uint64_t until_ms);
+
+/* Issue one command on handle h and wait for its reply for timeout=, and
+ * not past until.  With stoppable, a shutdown ends the wait too.
+ * REMOTE_FAILED leaves errno as the server's error.
+ */
+extern enum remote_result remote_run (struct remote_backend *rb,
+                                      struct nbd_handle *h,
+                                      enum remote_op op, void *buf,
+                                      uint64_t count, uint64_t offset,
+                                      bool fua, uint64_t until,
+                                      bool stoppable);
+
+/* Connect a new handle, waiting at most timeout=, not past until, and
+ * not after a shutdown.  NULL after log_error on failure.
+ */
+extern struct nbd_handle *remote_connect_handle (struct remote_backend *rb,
+                                                 uint64_t until);
+
+/* Mark the backend DEAD, DOWN (with the lock); see remote-conn.c. */
+extern void remote_mark_dead (struct remote_backend *rb, const char *why);
+extern void remote_mark_down (struct remote_backend *rb);
+
+/* Whether slot 0 behind h holds our claim (read into page); on
+ * REMOTE_MISMATCH the backend is DEAD.
+ */
+extern enum remote_result remote_check_claim (struct remote_backend *rb,
+                                              struct nbd_handle *h,
+                                              void *page, uint64_t until);
+
+/* The claim I/O of s. */
+extern struct claim_io remote_slot0_io (struct remote_slot0 *s);
+
+/* Take a connection for one request, give it back; see remote-conn.c. */
+extern struct remote_conn *remote_acquire (struct remote_backend *rb,
+                                           bool wait_while_down,
+                                           uint64_t *until);
+extern void remote_release (struct remote_backend *rb,
+                            struct remote_conn *c, enum remote_result r);
+
+/* Run one request on connection c until the deadline until, connecting
+ * it first if needed and splitting the transfer at the server's largest
+ * request.  REMOTE_UNSENT: nothing was sent.
+ */
+extern enum remote_result remote_transfer (struct remote_backend *rb,
+                                           struct remote_conn *c,
+                                           enum remote_op op, char *buf,
+                                           uint64_t count, uint64_t offset,
+                                           bool fua, uint64_t until);
+
+/* remote-keeper.c */
+
+/* Start the keeper unless it runs (with the lock). */
+extern void remote_start_keeper (struct remote_backend *rb);
+
+/* Add an opened backend to the keepers' list (starting its keeper if
+ * the process serves already); take it off before closing it.
+ */
+extern void remote_keeper_add (struct remote_backend *rb);
+extern void remote_keeper_remove (struct remote_backend *rb);
+
+/* Write the claim back released (the keeper has stopped). */
+extern void remote_release_claim (struct remote_backend *rb);
+
+#endif /* SWAPTIER_REMOTE_H */
