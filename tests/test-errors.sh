@@ -199,9 +199,13 @@ check_clean 1
     swt_fail "r2: $(swt_stat 0 used) slots in use, expected $(( 255 - 32 ))"
 (( $(swt_stat 1 used) == 256 + 1 )) ||
     swt_fail "local: $(swt_stat 1 used) slots in use, expected 257"
+# A read is tried up to 3 times before its page is lost, and counts one
+# error whatever its tries: at least one per lost page, at most one per
+# injected error.
 injected=$(injected_eio r2 pread)
-(( $(swt_stat 0 errors) == injected )) ||
-    swt_fail "r2: $(swt_stat 0 errors) errors counted, $injected injected"
+errors=$(swt_stat 0 errors)
+(( errors >= 32 && errors <= injected )) ||
+    swt_fail "r2: $errors errors counted, $injected injected, 32 pages lost"
 grep -F "page 0 is lost" "$swt_log" >/dev/null || swt_fail "no 'page 0 is lost'"
 is_failed 0 || swt_fail "r2 was not failed after its errors"
 grep -F "failed (too many consecutive" "$swt_log" >/dev/null ||
