@@ -8,8 +8,8 @@
  * requests in progress (one may still be using a slot it looked up
  * before), and closes it with tierset_remove.  Moved pages are written
  * with FUA, so each is as durable where it goes as it was where it came
- * from before its old slot is freed.  Client requests go on meanwhile: a request
- * waits at most for one move of its own pages.  A page whose slot fails
+ * from before its old slot is freed.  Client requests go on meanwhile:
+ * a request waits at most for one move of its own pages.  A page whose slot fails
  * to read becomes LOST, as on any read; bad slots stay behind and vanish
  * with the backend.
  *

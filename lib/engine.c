@@ -113,8 +113,9 @@ engine_bounce (const struct engine *e, unsigned idx)
 
 /* Add slot s to the run being collected, freeing the run first when s does
  * not extend it (trimming it before, with trim: once freed, the slots may
- * hold another page's data; a trim of unknown outcome leaves them bad).  SLOT_NONE flushes the run.  LOST pages
- * have no slot to free: theirs was marked bad when they were lost.
+ * hold another page's data; a trim of unknown outcome leaves them bad).
+ * SLOT_NONE flushes the run.  LOST pages have no slot to free: theirs
+ * was marked bad when they were lost.
  */
 static void
 engine_free_slot (struct engine *e, struct engine_free_run *run, slot_t s)
@@ -171,8 +172,9 @@ static struct log_limit engine_lost_limit = LOG_LIMIT_INIT;
 
 /* After a failed read of a run, read its pages one by one: each page
  * whose slot still fails after ENGINE_READ_TRIES tries becomes LOST, its
- * slot bad and the loss counted.  Returns 0 if every page was read after
- * all, else -1 (EIO).
+ * slot bad and the loss counted, unless the process is stopping
+ * (ESHUTDOWN), which loses nothing.  Returns 0 if every page was read
+ * after all, else -1 (EIO).
  */
 static int
 engine_read_salvage (struct engine *e, uint64_t page, uint32_t n,
@@ -185,6 +187,11 @@ engine_read_salvage (struct engine *e, uint64_t page, uint32_t n,
     if (tierset_read (e->ts, first + i, 1, dst + (size_t) i * PAGE_SIZE,
                       ENGINE_READ_TRIES) == 0)
       continue;
+    /* The process is stopping: the copy is not known to be gone. */
+    if (errno == ESHUTDOWN) {
+      r = -1;
+      break;
+    }
     /* Concurrent readers of the page race here; one of them wins, so the
      * slot is marked bad and the page counted lost once.
      */

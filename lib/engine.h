@@ -91,8 +91,8 @@ struct engine_move {
  * slots of a backend that takes no new allocations, and move it, with
  * the pages after it in its stripe unit whose slots follow its own, to
  * new slots: read, write elsewhere (with FUA), publish, free the old
- * slots, as a rewrite does.  The range lock is held on those pages only, meanwhile,
- * so no request sees a page half moved.  A page whose slot fails to
+ * slots, as a rewrite does.  The range lock is held on those pages
+ * only, meanwhile, so no request sees a page half moved.  A page whose slot fails to
  * read becomes LOST (its slot bad).  Returns 1 and fills *mv, 0 if no
  * page from page on has a slot in [lo, hi), or -1 with errno set when no
  * other backend could take them (the pages not moved yet stay where they

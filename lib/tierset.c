@@ -1,4 +1,6 @@
-/* swaptier: the tier set. */
+/* swaptier: the tier set: backends, priorities, allocation, removal.
+ * Its I/O (reads, writes, flushes, errors) is in tierset-io.c.
+ */
 
 #include <config.h>
 
@@ -13,58 +15,8 @@
 #include "blist.h"
 #include "localpath.h"
 #include "log.h"
-#include "tierset.h"
+#include "tierset-internal.h"
 #include "unflushed.h"
-
-struct tier {
-  unsigned id;
-  int priority;                        /* changed under the set's lock */
-  struct backend *be;                  /* NULL once removed */
-  char *target;                        /* kept after removal */
-  const char *kind;
-  bool local;                          /* a local file: dev, ino are set */
-  uint64_t dev, ino;
-  slot_t first;                        /* global address of slot 0 */
-  uint64_t nslots;
-
-  pthread_mutex_t lock;                /* guards blist, used, bad,
-                                          unflushed */
-  struct blist *blist;
-  uint64_t used, bad;
-  struct unflushed *unflushed;         /* written since the last flush */
-  pthread_mutex_t flush_lock;          /* one flush of be at a time */
-
-  /* Atomics. */
-  bool failed;                         /* too many errors: for good */
-  bool draining;                       /* no allocations: being emptied */
-  bool removed;                        /* set under the set's write lock */
-  unsigned flushing;                   /* flushes using be right now */
-  unsigned error_streak[2];             /* consecutive read, write errors */
-  uint64_t reads, writes, errors;
-  uint64_t read_slots, write_slots;
-  uint64_t lost;                       /* pages lost here, kept after
-                                          removal */
-};
-
-/* The backends of one priority, rotated through by allocation. */
-struct tier_group {
-  int priority;
-  unsigned n;
-  struct tier *member[TIERSET_MAX_TIERS];
-  unsigned rotor;                      /* atomic */
-};
-
-struct tierset {
-  unsigned max_errors;
-  pthread_rwlock_t lock;               /* guards groups, priorities, adding,
-                                          removing */
-  unsigned ntiers;                     /* atomic: published after tier[] */
-  unsigned nlive;                      /* not removed */
-  struct tier *tier[TIERSET_MAX_IDS];  /* by id, so by increasing first */
-  unsigned ngroups;
-  struct tier_group group[TIERSET_MAX_TIERS]; /* by decreasing priority */
-  uint64_t next_first;                 /* first address after the last */
-};
 
 struct tierset *
 tierset_create (unsigned max_errors)
@@ -327,8 +279,7 @@ tierset_capacity (const struct tierset *ts)
   return sum;
 }
 
-/* The tier owning a global slot address (which must be one). */
-static struct tier *
+struct tier *
 tierset_lookup (const struct tierset *ts, slot_t slot)
 {
   unsigned lo = 0, hi = tierset_count (ts);
@@ -645,22 +596,6 @@ tierset_free_run (struct tierset *ts, slot_t first, uint32_t n)
 }
 
 void
-tierset_trim_free (struct tierset *ts, slot_t first, uint32_t n)
-{
-  struct tier *t = tierset_lookup (ts, first);
-
-  if (t->be->ops->trim &&
-      t->be->ops->trim (t->be, first - t->first, n) == -1) {
-    __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
-    if (errno == ENOTCONN) {
-      tierset_mark_bad (ts, first, n);
-      return;
-    }
-  }
-  tierset_free_run (ts, first, n);
-}
-
-void
 tierset_mark_bad (struct tierset *ts, slot_t first, uint32_t n)
 {
   struct tier *t = tierset_lookup (ts, first);
@@ -692,158 +627,6 @@ tierset_lost (const struct tierset *ts)
   for (i = 0; i < n; i++)
     sum += __atomic_load_n (&ts->tier[i]->lost, __ATOMIC_RELAXED);
   return sum;
-}
-
-/* Fail a tier: no new pages go there; its pages are still read. */
-static void
-tier_fail (struct tier *t, const char *why)
-{
-  if (!__atomic_exchange_n (&t->failed, true, __ATOMIC_RELAXED))
-    log_error ("backend %u %s: failed (%s); no new pages go there",
-               t->id, t->target, why);
-}
-
-/* Count the outcome of one read or write (is_write) on a tier; fail the
- * tier after max_errors errors in a row of one kind (reads that still
- * work do not excuse writes that keep failing, nor the reverse), or when
- * its backend gave up reaching its server.  A lost connection (ENOTCONN)
- * counts as an error but not towards max_errors: the backend's own grace
- * time decides about those.
- */
-static void
-tier_count_result (struct tierset *ts, struct tier *t, bool is_write, int r)
-{
-  unsigned *streak = &t->error_streak[is_write];
-  int err = errno;
-
-  if (r == 0) {
-    __atomic_store_n (streak, 0, __ATOMIC_RELAXED);
-    return;
-  }
-  __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
-  if (backend_health (t->be) == BACKEND_DEAD)
-    tier_fail (t, "its server is gone");
-  else if (err != ENOTCONN &&
-           __atomic_add_fetch (streak, 1, __ATOMIC_RELAXED) >= ts->max_errors)
-    tier_fail (t, is_write ? "too many consecutive write errors"
-               : "too many consecutive read errors");
-  errno = err;
-}
-
-int
-tierset_read (struct tierset *ts, slot_t first, uint32_t n, void *buf,
-              unsigned tries)
-{
-  struct tier *t = tierset_lookup (ts, first);
-  unsigned i;
-  int r = -1;
-
-  if (swaptier_debug_io)
-    log_debug ("read: backend %u slots %" PRIu32 "+%" PRIu32,
-               t->id, first - t->first, n);
-  __atomic_fetch_add (&t->reads, 1, __ATOMIC_RELAXED);
-  for (i = 0; i < tries && r == -1; i++) {
-    /* A backend that gave up fails every try the same way. */
-    if (i > 0 && backend_health (t->be) == BACKEND_DEAD)
-      break;
-    r = t->be->ops->read (t->be, buf, first - t->first, n);
-  }
-  if (r == 0)
-    __atomic_fetch_add (&t->read_slots, n, __ATOMIC_RELAXED);
-  tier_count_result (ts, t, false, r);
-  return r;
-}
-
-int
-tierset_write (struct tierset *ts, slot_t first, uint32_t n,
-               const void *buf, bool fua)
-{
-  struct tier *t = tierset_lookup (ts, first);
-  int r;
-
-  if (swaptier_debug_io)
-    log_debug ("write: backend %u slots %" PRIu32 "+%" PRIu32 "%s",
-               t->id, first - t->first, n, fua ? " fua" : "");
-  __atomic_fetch_add (&t->writes, 1, __ATOMIC_RELAXED);
-  r = t->be->ops->write (t->be, buf, first - t->first, n, fua);
-  if (r == 0) {
-    __atomic_fetch_add (&t->write_slots, n, __ATOMIC_RELAXED);
-    /* Before the write is acknowledged, so that every flush the client
-     * sends after that covers it.
-     */
-    if (!fua) {
-      pthread_mutex_lock (&t->lock);
-      unflushed_add (t->unflushed, first - t->first, n);
-      pthread_mutex_unlock (&t->lock);
-    }
-  }
-  tier_count_result (ts, t, true, r);
-  return r;
-}
-
-/* Flush one tier if it holds slots written since its last good flush:
- * see unflushed.h.  Returns 0, or -1 with errno set.
- */
-static int
-tier_flush (struct tier *t)
-{
-  uint64_t covered;
-  int r = 0;
-
-  pthread_mutex_lock (&t->flush_lock);
-  pthread_mutex_lock (&t->lock);
-  covered = unflushed_begin (t->unflushed);
-  pthread_mutex_unlock (&t->lock);
-  if (covered > 0) {
-    r = t->be->ops->flush (t->be);
-    if (r == -1)
-      __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
-  }
-  pthread_mutex_lock (&t->lock);
-  unflushed_end (t->unflushed, r == 0);
-  pthread_mutex_unlock (&t->lock);
-  pthread_mutex_unlock (&t->flush_lock);
-  return r;
-}
-
-int
-tierset_flush (struct tierset *ts)
-{
-  unsigned i, n = tierset_count (ts);
-  int r = 0, saved_errno = 0;
-
-  for (i = 0; i < n; i++) {
-    struct tier *t = ts->tier[i];
-
-    /* Keep tierset_remove from closing the backend meanwhile (a removed
-     * tier holds no slot in use, so it needs no flush).
-     */
-    __atomic_add_fetch (&t->flushing, 1, __ATOMIC_SEQ_CST);
-    if (!__atomic_load_n (&t->removed, __ATOMIC_SEQ_CST) &&
-        tier_flush (t) == -1) {
-      saved_errno = errno;
-      r = -1;
-    }
-    __atomic_sub_fetch (&t->flushing, 1, __ATOMIC_RELEASE);
-  }
-  if (r == -1)
-    errno = saved_errno;
-  return r;
-}
-
-void
-tierset_shutdown (struct tierset *ts)
-{
-  unsigned i, n = tierset_count (ts);
-
-  pthread_rwlock_rdlock (&ts->lock);
-  for (i = 0; i < n; i++) {
-    struct tier *t = ts->tier[i];
-
-    if (!t->removed && t->be->ops->shutdown)
-      t->be->ops->shutdown (t->be);
-  }
-  pthread_rwlock_unlock (&ts->lock);
 }
 
 const char *

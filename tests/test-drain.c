@@ -308,7 +308,8 @@ START_TEST (test_drain_refused)
 
   ck_assert_ptr_null (drain_start (d.e, d.ts, 2, engine_spare (d.e)));
   ck_assert_str_eq (test_last_error, "no backend 2");
-  ck_assert_ptr_null (drain_start (d.e, d.ts, TIERSET_MAX_IDS + 5, engine_spare (d.e)));
+  ck_assert_ptr_null (drain_start (d.e, d.ts, TIERSET_MAX_IDS + 5,
+                                   engine_spare (d.e)));
 
   /* Empty the device: now 0 can go, but then 1 is the last one. */
   ck_assert_int_eq (engine_trim (d.e, d.npages * PAGE_SIZE, 0, false), 0);

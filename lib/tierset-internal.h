@@ -1,0 +1,71 @@
+/* swaptier: the tier set's own structures, shared by tierset.c (the
+ * backends, their priorities, allocation and removal) and tierset-io.c
+ * (their I/O: reads, writes, trims, flushes and the counting of errors).
+ * Nothing outside those two files includes this.
+ */
+
+#ifndef SWAPTIER_TIERSET_INTERNAL_H
+#define SWAPTIER_TIERSET_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blist.h"
+#include "tierset.h"
+#include "unflushed.h"
+
+struct tier {
+  unsigned id;
+  int priority;                        /* changed under the set's lock */
+  struct backend *be;                  /* NULL once removed */
+  char *target;                        /* kept after removal */
+  const char *kind;
+  bool local;                          /* a local file: dev, ino are set */
+  uint64_t dev, ino;
+  slot_t first;                        /* global address of slot 0 */
+  uint64_t nslots;
+
+  pthread_mutex_t lock;                /* guards blist, used, bad,
+                                          unflushed */
+  struct blist *blist;
+  uint64_t used, bad;
+  struct unflushed *unflushed;         /* written since the last flush */
+  pthread_mutex_t flush_lock;          /* one flush of be at a time */
+
+  /* Atomics. */
+  bool failed;                         /* too many errors: for good */
+  bool draining;                       /* no allocations: being emptied */
+  bool removed;                        /* set under the set's write lock */
+  unsigned flushing;                   /* flushes using be right now */
+  unsigned error_streak[2];             /* consecutive read, write errors */
+  uint64_t reads, writes, errors;
+  uint64_t read_slots, write_slots;
+  uint64_t lost;                       /* pages lost here, kept after
+                                          removal */
+};
+
+/* The backends of one priority, rotated through by allocation. */
+struct tier_group {
+  int priority;
+  unsigned n;
+  struct tier *member[TIERSET_MAX_TIERS];
+  unsigned rotor;                      /* atomic */
+};
+
+struct tierset {
+  unsigned max_errors;
+  pthread_rwlock_t lock;               /* guards groups, priorities, adding,
+                                          removing */
+  unsigned ntiers;                     /* atomic: published after tier[] */
+  unsigned nlive;                      /* not removed */
+  struct tier *tier[TIERSET_MAX_IDS];  /* by id, so by increasing first */
+  unsigned ngroups;
+  struct tier_group group[TIERSET_MAX_TIERS]; /* by decreasing priority */
+  uint64_t next_first;                 /* first address after the last */
+};
+
+/* The tier owning a global slot address (which must be one). */
+extern struct tier *tierset_lookup (const struct tierset *ts, slot_t slot);
+
+#endif /* SWAPTIER_TIERSET_INTERNAL_H */
