@@ -101,6 +101,12 @@ extern struct backend *backend_nbd_open (const char *uri, unsigned nconns,
  */
 extern void backend_nbd_serve (void);
 
+/* The process is stopping: besides the backends of a tier set (their
+ * shutdown operation), a remote backend being opened now (swaptierctl
+ * add) gives up its connection or claim at once.
+ */
+extern void backend_nbd_shutdown_all (void);
+
 /* Whether target names a remote backend (an NBD URI) rather than a path. */
 extern bool backend_is_uri (const char *target);
 

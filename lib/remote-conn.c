@@ -29,13 +29,23 @@ remote_now_ms (void)
   return (uint64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether waits must end now: the shutdown operation was called, or the
- * backend is being closed.
+/* Set by backend_nbd_shutdown_all: the whole process is stopping. */
+static bool remote_process_stopping;
+
+void
+backend_nbd_shutdown_all (void)
+{
+  __atomic_store_n (&remote_process_stopping, true, __ATOMIC_RELEASE);
+}
+
+/* Whether waits must end now: the shutdown operation was called, the
+ * process is stopping, or the backend is being closed.
  */
 bool
 remote_stopping (struct remote_backend *rb)
 {
   return __atomic_load_n (&rb->stopping, __ATOMIC_ACQUIRE) ||
+    __atomic_load_n (&remote_process_stopping, __ATOMIC_ACQUIRE) ||
     __atomic_load_n (&rb->closing, __ATOMIC_ACQUIRE);
 }
 

@@ -210,6 +210,7 @@ swaptier_watch (void *arg)
   while (!__atomic_load_n (&swaptier_unloading, __ATOMIC_RELAXED)) {
     if (nbdkit_nanosleep (1, 0) == -1 && errno == ESHUTDOWN) {
       tierset_shutdown (tiers);
+      backend_nbd_shutdown_all ();
       break;
     }
   }

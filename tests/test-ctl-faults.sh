@@ -11,7 +11,9 @@
 #   3. a removal keeps the reserve (reserve=) free on the other backends
 #      and list --json reports that reserve as the spare;
 #   4. a drain writes the pages it moves with FUA: their old copies are
-#      freed at once.
+#      freed at once;
+#   5. SIGTERM while an add waits for a stopped server ends nbdkit
+#      within seconds, not after the add's timeout=.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/remote-functions.sh"
@@ -194,3 +196,23 @@ assert not plain, "moved without FUA: %s" % plain[0]
 print("ok: %d writes of moved pages to d4, all with FUA" % len(writes))
 EOF2
 swt_stop
+
+# =============================================================================
+section "5: SIGTERM during an add to a stopped server ends promptly"
+rmt_start s5 memory 64M
+kill -STOP "${rmt_pid[s5]}"
+swt_start backend="$d/l5" capacity=16M control="$ctl_sock"
+ctl add "$(rmt_uri s5)" timeout=60 >"$d/add5.out" 2>&1 &
+add_pid=$!
+sleep 1
+kill -0 "$add_pid" 2>/dev/null || swt_fail "the add ended before SIGTERM"
+start=$SECONDS
+kill -TERM "$swt_pid"
+swt_wait_gone "$swt_pid" 10 ||
+    swt_fail "nbdkit still runs 10 s after SIGTERM, an add connecting"
+wait "$swt_pid" 2>/dev/null || true
+swt_pid=
+echo "ok: nbdkit exited $((SECONDS - start)) s after SIGTERM"
+wait "$add_pid" 2>/dev/null || true
+kill -CONT "${rmt_pid[s5]}"
+rmt_stop s5
