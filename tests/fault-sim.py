@@ -35,11 +35,12 @@ import threading
 import time
 
 try:
-    import nbd  # noqa: F401  (the driver needs it; skip without it)
+    import nbd
 except ImportError:
     print("SKIP: no python3 nbd module (python3-libnbd)", file=sys.stderr)
     sys.exit(77)
 
+sys.dont_write_bytecode = True     # the source tree may be read-only
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faultsim.driver import Driver                      # noqa: E402
 from faultsim.faults import (Backend, Cluster, FaultInjector,  # noqa: E402
@@ -84,7 +85,9 @@ def parse_args():
 
 
 def start_device(args, tmpdir, report):
-    """Start the first remotes and swaptier; returns (swaptier, cluster)."""
+    """Start the first remotes and swaptier over a local file (priority 5,
+    filled first) and the two remotes (priority 4, sharing the rest);
+    returns (swaptier, cluster)."""
     ctl = Ctl(args.ctl, os.path.join(tmpdir, "ctl.sock"))
     cluster = Cluster(tmpdir, ctl, args.timeout, args.grace, report)
     local = cluster.new_local()
@@ -92,8 +95,8 @@ def start_device(args, tmpdir, report):
     rmem = cluster.new_remote("memory")
     params = ["backend=" + local, "capacity=%d" % LOCAL_CAPACITY,
               "priority=5",
-              "backend=" + rfile.uri, "priority=5"] + cluster.remote_params() + \
-             ["backend=" + rmem.uri, "priority=3"] + cluster.remote_params() + \
+              "backend=" + rfile.uri, "priority=4"] + cluster.remote_params() + \
+             ["backend=" + rmem.uri, "priority=4"] + cluster.remote_params() + \
              ["stripe=4", "size=%d" % DEVICE_SIZE]
     sw = Swaptier(tmpdir, args.plugin, params)
     sw.start()
@@ -133,14 +136,21 @@ def run_load(args, driver, faults, report):
         t.join(driver.deadline + 10)
 
 
-def check_shutdown(sw, cluster, report, timeout):
-    """SIGTERM nbdkit with a remote stalled: it must exit 0 within
-    timeout= + 3 s and print counters with used + free + bad = capacity."""
+def check_shutdown(sw, cluster, driver, report, timeout):
+    """SIGTERM nbdkit with a remote stalled and reads of the whole device
+    in flight (some wait for that remote): it must exit 0 within
+    timeout= + 3 s and print counters with used + free + bad = capacity.
+    The answers of those reads are not checked."""
     stalled = next(iter(cluster.remotes()), None)
     if stalled is not None:
         stalled.pause()
+    h = driver.connect()
+    for off in range(0, driver.size, 1 << 20):
+        h.aio_pread(nbd.Buffer(1 << 20), off)
+    time.sleep(0.5)
     limit = timeout + 3
     took, rc = sw.terminate(limit)
+    del h
     if stalled is not None:
         stalled.resume()
     label = "SIGTERM with %s stalled" % (stalled.name if stalled else "none")
@@ -189,7 +199,9 @@ def main():
             h = driver.connect()
             driver.verify_all(h)
             h.shutdown()
-            check_shutdown(sw, cluster, report, args.timeout)
+            del h
+            driver.close_abandoned()
+            check_shutdown(sw, cluster, driver, report, args.timeout)
         elif not sw.alive():
             report.violation("crash", "end", "nbdkit exited: " +
                              sw.log_tail(15))

@@ -17,6 +17,7 @@ with a new connection.
 """
 
 import errno
+import gc
 import random
 import threading
 import time
@@ -294,6 +295,12 @@ class Driver:
         finally:
             if gate:
                 self.flush_gate.release()
+
+    def close_abandoned(self):
+        """Close the connections of hung requests (already reported), so
+        that they do not hold nbdkit's shutdown."""
+        self.abandoned.clear()
+        gc.collect()    # a handle closes its connection when collected
 
     def verify_all(self, h, chunk_pages=64):
         """Read the whole device and check every page (once the faults

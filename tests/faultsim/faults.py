@@ -225,8 +225,9 @@ class FaultInjector(threading.Thread):
                 self.model.loss_end()
 
     def end_all(self):
-        """Turn every error injection off and resume every stopped remote
-        (at the end of the run)."""
+        """Turn every error injection off, resume every stopped remote and
+        close the probe's connection (at the end of the run)."""
+        self.probe_handle = None    # collected, so closed, with the rest
         self._expire(float("inf"))
         for r in self.cluster.remotes():
             r.clear_errors()

@@ -12,6 +12,7 @@ injection; they fail or wait when a server is stopped or killed.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -170,10 +171,24 @@ class Swaptier:
         try:
             rc = self.proc.wait(limit + 20)
         except subprocess.TimeoutExpired:
+            self.dump_stacks()
             self.proc.kill()
             self.proc.wait()
             return None, None
         return time.monotonic() - t0, rc
+
+    def dump_stacks(self):
+        """Append the stacks of nbdkit's threads to its log (when gdb is
+        installed), to show where it is stuck."""
+        if shutil.which("gdb") is None:
+            return
+        with open(self.log, "ab") as log:
+            log.write(b"--- thread stacks (gdb) ---\n")
+            log.flush()
+            subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-nx",
+                            "-ex", "thread apply all bt"],
+                           stdin=subprocess.DEVNULL, stdout=log,
+                           stderr=subprocess.DEVNULL, timeout=60, check=False)
 
     def unload_lines(self):
         """The "swaptier: backend ..." lines nbdkit printed at exit."""
