@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The model-based fault simulation (fault-sim.py, faultsim/*.py) for about
-# 100 s: random writes, reads, trims, zeroes and flushes from four
+# 90 s: random writes, reads, trims, zeroes and flushes from four
 # connections while remotes fail, stall, crash, lose their data and are
 # added, reprioritized and removed through swaptierctl.  Every read is
 # checked against the shadow model; any wrong byte, zeroes for data, EIO
@@ -22,5 +22,5 @@ nbdkit --filter=error null --dump-plugin >/dev/null 2>&1 || {
 seed=${SWAPTIER_SIM_SEED:-$(( (RANDOM << 15 | RANDOM) + 1 ))}
 echo "fault-sim seed: $seed"
 TMPDIR=$swt_tmpdir "$swt_python" "$(dirname "$0")/fault-sim.py" \
-    --seed "$seed" --duration "${SWAPTIER_SIM_DURATION:-100}" \
+    --seed "$seed" --duration "${SWAPTIER_SIM_DURATION:-90}" \
     --plugin "$swt_plugin" --ctl "$(dirname "$swt_plugin")/ctl/swaptierctl"

@@ -168,7 +168,7 @@ class Driver:
             return h.aio_zero(op.length, op.offset, flags=flags), None
         return h.aio_flush(), None
 
-    def _wait(self, h, cookie, deadline):
+    def wait_for(self, h, cookie, deadline):
         """Wait for cookie: None on success, the nbd.Error if it failed,
         HANG if it had not ended by deadline seconds."""
         end = time.monotonic() + deadline
@@ -190,7 +190,7 @@ class Driver:
         token = self.model.begin_op()
         try:
             cookie, buf = self._issue(h, op)
-            outcome = self._wait(h, cookie, self.deadline)
+            outcome = self.wait_for(h, cookie, self.deadline)
         except nbd.Error as e:
             outcome = e
         if outcome == HANG:

@@ -40,7 +40,7 @@ import re
 import threading
 import time
 
-from .driver import Op
+from .driver import HANG, Op
 from .model import PAGE
 from .procs import Remote
 
@@ -477,7 +477,7 @@ class FaultInjector(threading.Thread):
         b.remote.pause()
         t0 = time.monotonic()
         cookie = self.probe_handle.aio_flush()
-        outcome = drv._wait(self.probe_handle, cookie, stop_for)
+        outcome = drv.wait_for(self.probe_handle, cookie, stop_for)
         b.remote.resume()
         if outcome is None:
             self.report.violation(
@@ -485,9 +485,9 @@ class FaultInjector(threading.Thread):
                 "flush succeeded %.2f s after backend %d (holding %d "
                 "unflushed writes) was stopped, before it answered again"
                 % (time.monotonic() - t0, b.bid, after[0] - before[0]))
-        elif outcome == "hang":
-            outcome = drv._wait(self.probe_handle, cookie, drv.deadline)
-            if outcome == "hang":
+        elif outcome == HANG:
+            outcome = drv.wait_for(self.probe_handle, cookie, drv.deadline)
+            if outcome == HANG:
                 drv.report.violation("hang", "flush-probe", "flush did not "
                                      "end within %d s" % drv.deadline)
                 drv.abandoned.append(self.probe_handle)

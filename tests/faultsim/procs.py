@@ -164,12 +164,12 @@ class Swaptier:
 
     def terminate(self, limit):
         """SIGTERM nbdkit and wait for it: returns (seconds it took, exit
-        status), or (None, None) if it was still there after limit + 20 s
-        (then it is killed)."""
+        status), or (None, None) if it was still there after limit + 15 s
+        (then its thread stacks go to its log and it is killed)."""
         t0 = time.monotonic()
         self.proc.terminate()
         try:
-            rc = self.proc.wait(limit + 20)
+            rc = self.proc.wait(limit + 15)
         except subprocess.TimeoutExpired:
             self.dump_stacks()
             self.proc.kill()
