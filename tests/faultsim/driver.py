@@ -10,10 +10,11 @@ Requests are writes, reads, trims, zeroes (may-trim or NO_HOLE), with or
 without FUA, and flushes; half are page aligned (1 to 256 pages), half
 start and end at any byte (1 byte to 1 MiB).  A page-range lock keeps
 concurrent requests on disjoint pages, as the kernel's swap does, so the
-model's expected state stays exact.  Every request has a deadline: one
-that does not end by then is a "hang" violation, its pages stay locked
-for the rest of the run (its outcome is unknown) and the worker goes on
-with a new connection.
+model's expected state stays exact.  Every request has a deadline,
+watched by a thread: one that does not end by then is a "hang"
+violation.  Its worker waits for it; should it end after all, its pages
+stay locked for the rest of the run (its outcome is unknown) and the
+worker goes on with a new connection.
 """
 
 import errno
@@ -142,6 +143,11 @@ class Driver:
         self.issued = 0
         self.issued_lock = threading.Lock()
         self.skipped = 0
+        # Requests running now: id -> [start time, op, reported as hung].
+        self.inflight = {}
+        self.inflight_lock = threading.Lock()
+        threading.Thread(target=self._watchdog, name="watchdog",
+                         daemon=True).start()
 
     def connect(self):
         """A new handle connected to swaptier (strict mode off)."""
@@ -152,25 +158,27 @@ class Driver:
 
     # --- one request ---------------------------------------------------------
 
-    def _issue(self, h, op):
-        """Send op on h; returns (cookie, read buffer or None)."""
+    def _call(self, h, op):
+        """Run op on h with the blocking API (libnbd 1.14's Python aio
+        calls never free an nbd.Buffer, so they cannot carry millions of
+        requests); returns the bytes of a read, else None."""
         fua = nbd.CMD_FLAG_FUA if op.fua else 0
         if op.kind == "read":
-            buf = nbd.Buffer(op.length)
-            return h.aio_pread(buf, op.offset), buf
+            return h.pread(op.length, op.offset)
         if op.kind == "write":
-            buf = nbd.Buffer.from_bytearray(bytearray(op.data))
-            return h.aio_pwrite(buf, op.offset, flags=fua), None
-        if op.kind == "trim":
-            return h.aio_trim(op.length, op.offset, flags=fua), None
-        if op.kind == "zero":
-            flags = fua | (nbd.CMD_FLAG_NO_HOLE if op.no_hole else 0)
-            return h.aio_zero(op.length, op.offset, flags=flags), None
-        return h.aio_flush(), None
+            h.pwrite(op.data, op.offset, flags=fua)
+        elif op.kind == "trim":
+            h.trim(op.length, op.offset, flags=fua)
+        elif op.kind == "zero":
+            h.zero(op.length, op.offset, flags=fua | (
+                nbd.CMD_FLAG_NO_HOLE if op.no_hole else 0))
+        else:
+            h.flush()
+        return None
 
     def wait_for(self, h, cookie, deadline):
-        """Wait for cookie: None on success, the nbd.Error if it failed,
-        HANG if it had not ended by deadline seconds."""
+        """Wait for the aio command cookie: None on success, the nbd.Error
+        if it failed, HANG if it had not ended by deadline seconds."""
         end = time.monotonic() + deadline
         while True:
             try:
@@ -183,20 +191,39 @@ class Driver:
                 return HANG
             h.poll(int(min(left, 0.5) * 1000) + 1)
 
+    def _watchdog(self):
+        """Report every request still running past the deadline as a hang
+        (once); runs as long as the process."""
+        while True:
+            time.sleep(0.5)
+            now = time.monotonic()
+            with self.inflight_lock:
+                late = [e for e in self.inflight.values()
+                        if not e[2] and now - e[0] > self.deadline]
+                for entry in late:
+                    entry[2] = True
+            for _, op, _ in late:
+                self.report.violation(
+                    "hang", op.label, "%s did not end within %d s" % (
+                        op.describe(), self.deadline))
+
     def execute(self, h, op):
         """Run op on h (the caller holds its pages), update the model and
         check the answer.  Returns False if h can no longer be used (the
-        request hung or the connection died)."""
+        request hung, as the watchdog reported, or the connection died)."""
         token = self.model.begin_op()
+        entry = [time.monotonic(), op, False]
+        with self.inflight_lock:
+            self.inflight[id(entry)] = entry
+        data = outcome = None
         try:
-            cookie, buf = self._issue(h, op)
-            outcome = self.wait_for(h, cookie, self.deadline)
+            data = self._call(h, op)
         except nbd.Error as e:
             outcome = e
-        if outcome == HANG:
-            self.report.violation(
-                "hang", op.label, "%s did not end within %d s" % (
-                    op.describe(), self.deadline))
+        finally:
+            with self.inflight_lock:
+                del self.inflight[id(entry)]
+        if entry[2]:
             return False
         if outcome is not None and (h.aio_is_dead() or h.aio_is_closed()):
             self.dead.set()
@@ -215,10 +242,10 @@ class Driver:
         elif op.kind == "trim":
             self.model.trim(op.offset, op.length, ok, token)
         elif op.kind == "read":
-            self._check_read(op, buf, outcome)
+            self._check_read(op, data, outcome)
         return True
 
-    def _check_read(self, op, buf, outcome):
+    def _check_read(self, op, data, outcome):
         """Check a read's answer: its bytes, or an EIO only where a page
         may be lost."""
         if outcome is not None:
@@ -231,7 +258,7 @@ class Driver:
                     op.describe(), name))
             return
         for kind, _page, text in self.model.check_read(
-                op.offset, bytes(buf.to_bytearray())):
+                op.offset, data):
             self.report.violation(kind, op.label, op.describe() + ": " + text)
 
     # --- workers --------------------------------------------------------------
