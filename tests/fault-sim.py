@@ -170,7 +170,8 @@ def check_shutdown(sw, cluster, driver, report, timeout):
                          "nbdkit took %.1f s to exit (limit %d s)" % (
                              took, limit))
     if rc != 0:
-        report.violation("shutdown-status", label, "exit status %d" % rc)
+        report.violation("shutdown-status", label, "exit status %d; log: %s"
+                         % (rc, sw.log_tail(1).strip()))
     for line in sw.unload_lines():
         f = line.split()
         vals = {f[i]: int(f[i + 1]) for i in range(len(f) - 1)
