@@ -1,0 +1,237 @@
+#!/usr/bin/python3
+"""Seeded, bounded, model-based fault simulation of swaptier.
+
+Starts, in a temp dir and over Unix sockets only: a file-backed remote
+(`nbdkit file`) and a memory-backed remote (`nbdkit memory`), both behind
+nbdkit's error filter, and swaptier over them plus a local file, with
+control=.  Then, for --duration seconds (or --ops requests), several
+workers send random writes, reads, trims, zeroes and flushes (aligned or
+not, 1 byte to 1 MiB) on disjoint page ranges while a fault thread injects
+errors, stalls, crashes, data loss and runtime control (faultsim/faults.py
+lists the kinds).  Every answer is checked against a shadow model
+(faultsim/model.py states its rules): a read must return exactly the
+acknowledged bytes (or one of the candidates left by a failed change), or
+EIO only for a page that may really be lost; never other bytes, never
+zeroes for data, never a request without an end (deadline: timeout= +
+grace= + 10 s).  At the end, the whole device is read back and checked,
+and nbdkit must stop promptly on SIGTERM with a remote stalled, and print
+counters with used + free + bad = capacity.
+
+Prints the seed, the requests by type, the faults by type and every
+violation (class, op number, request, expected vs got, seed); exits 1 on
+any violation, 77 if the nbd module is missing, 0 otherwise.  The same
+seed gives the same requests per worker and the same fault sequence;
+timing (thread interleaving, when a backend fails) differs between
+processes, so a run cannot be replayed exactly.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+
+try:
+    import nbd
+except ImportError:
+    print("SKIP: no python3 nbd module (python3-libnbd)", file=sys.stderr)
+    sys.exit(77)
+
+sys.dont_write_bytecode = True     # the source tree may be read-only
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from faultsim.driver import Driver                      # noqa: E402
+from faultsim.faults import (Backend, Cluster, FaultInjector,  # noqa: E402
+                             KIND_WEIGHTS, LOCAL_CAPACITY)
+from faultsim.model import PAGE, Model                  # noqa: E402
+from faultsim.procs import Ctl, Swaptier                # noqa: E402
+from faultsim.report import Report                      # noqa: E402
+
+DEVICE_SIZE = 16 << 20   # exported; the three first backends hold ~24 MiB
+
+
+def parse_args():
+    """The command line options."""
+    top = os.environ.get("abs_top_builddir") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed (default: random, printed)")
+    p.add_argument("--duration", type=float, default=60,
+                   help="seconds of load and faults (default 60)")
+    p.add_argument("--ops", type=int, default=0,
+                   help="stop after this many requests (default: no limit)")
+    p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--timeout", type=int, default=2,
+                   help="timeout= of the remote backends")
+    p.add_argument("--grace", type=int, default=6,
+                   help="grace= of the remote backends")
+    p.add_argument("--skip", default="",
+                   help="comma-separated fault kinds to leave out, of: " +
+                   ", ".join(KIND_WEIGHTS))
+    p.add_argument("--plugin", default=os.path.join(top, "swaptier.so"))
+    p.add_argument("--ctl", default=os.path.join(top, "ctl", "swaptierctl"))
+    p.add_argument("--keep", action="store_true",
+                   help="keep the temp dir (logs of every server)")
+    args = p.parse_args()
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 1 << 31)
+    unknown = set(filter(None, args.skip.split(","))) - set(KIND_WEIGHTS)
+    if unknown:
+        p.error("unknown fault kinds: " + ", ".join(sorted(unknown)))
+    return args
+
+
+def start_device(args, tmpdir, report):
+    """Start the first remotes and swaptier over a local file (priority 5,
+    filled first) and the two remotes (priority 4, sharing the rest);
+    returns (swaptier, cluster)."""
+    ctl = Ctl(args.ctl, os.path.join(tmpdir, "ctl.sock"))
+    cluster = Cluster(tmpdir, ctl, args.timeout, args.grace, report)
+    local = cluster.new_local()
+    rfile = cluster.new_remote("file")
+    rmem = cluster.new_remote("memory")
+    params = ["backend=" + local, "capacity=%d" % LOCAL_CAPACITY,
+              "priority=5",
+              "backend=" + rfile.uri, "priority=4"] + cluster.remote_params() + \
+             ["backend=" + rmem.uri, "priority=4"] + cluster.remote_params() + \
+             ["stripe=4", "size=%d" % DEVICE_SIZE]
+    sw = Swaptier(tmpdir, args.plugin, params)
+    sw.start()
+    for bid, (kind, target, remote) in enumerate(
+            (("local", local, None), ("file", rfile.uri, rfile),
+             ("memory", rmem.uri, rmem))):
+        cluster.backends[bid] = Backend(bid, kind, target, remote)
+    return sw, cluster
+
+
+def run_load(args, driver, faults, report):
+    """Run the workers and the fault thread for the duration (or op
+    limit), printing progress; then stop the faults, then the workers."""
+    workers = [threading.Thread(target=driver.run_worker, args=(w, args.ops),
+                                name="worker%d" % w, daemon=True)
+               for w in range(args.workers)]
+    for t in workers:
+        t.start()
+    faults.start()
+    end = time.monotonic() + args.duration
+    next_note = time.monotonic() + 10
+    while time.monotonic() < end and not driver.dead.is_set() and \
+            any(t.is_alive() for t in workers):
+        time.sleep(0.2)
+        if time.monotonic() >= next_note:
+            next_note += 10
+            report.log("progress: %d requests, %d faults, %d violations; "
+                       "pages: %s" % (
+                           report.total_ops(), sum(report.faults.values()),
+                           sum(report.violations.values()),
+                           driver.model.summary()))
+    faults.stop.set()
+    faults.done.wait(60 + driver.deadline)
+    faults.end_all()
+    driver.stop.set()
+    for t in workers:
+        t.join(driver.deadline + 10)
+
+
+def check_shutdown(sw, cluster, driver, report, timeout):
+    """SIGTERM nbdkit with a remote stalled and reads of the whole device
+    in flight (some wait for that remote): it must exit 0 within
+    timeout= + 3 s and print counters with used + free + bad = capacity.
+    The answers of those reads are not checked, and the client closes its
+    connection right after the SIGTERM (nbdkit 1.32 itself waits for an
+    open client connection to close, even with nothing in flight)."""
+    stalled = next(iter(cluster.remotes()), None)
+    if stalled is not None:
+        stalled.pause()
+    h = driver.connect()
+    for off in range(0, driver.size, 1 << 20):
+        h.aio_pread(nbd.Buffer(1 << 20), off)
+    time.sleep(0.5)
+    limit = timeout + 3
+    closer = threading.Timer(0.1, driver.close_abandoned)
+    driver.abandoned.append(h)
+    del h
+    closer.start()
+    took, rc = sw.terminate(limit)
+    if stalled is not None:
+        stalled.resume()
+    label = "SIGTERM with %s stalled" % (stalled.name if stalled else "none")
+    if took is None:
+        report.violation("shutdown-hang", label,
+                         "nbdkit still running %d s after SIGTERM" % (
+                             limit + 15))
+        return
+    report.log("nbdkit exited %.2f s after SIGTERM, status %d" % (took, rc))
+    if took > limit:
+        report.violation("slow-shutdown", label,
+                         "nbdkit took %.1f s to exit (limit %d s)" % (
+                             took, limit))
+    if rc != 0:
+        report.violation("shutdown-status", label, "exit status %d; log: %s"
+                         % (rc, sw.log_tail(1).strip()))
+    for line in sw.unload_lines():
+        f = line.split()
+        vals = {f[i]: int(f[i + 1]) for i in range(len(f) - 1)
+                if f[i] in ("capacity", "used", "free", "bad")}
+        if len(vals) == 4 and \
+                vals["used"] + vals["free"] + vals["bad"] != vals["capacity"]:
+            report.violation("counters", "unload", line)
+
+
+def main():
+    """Run one simulation; the exit status is the verdict."""
+    args = parse_args()
+    report = Report(args.seed)
+    report.log("fault-sim seed %d duration %g s ops %s workers %d "
+               "(reproduce: %s --seed %d --duration %g)" % (
+                   args.seed, args.duration, args.ops or "unlimited",
+                   args.workers, sys.argv[0], args.seed, args.duration))
+    tmpdir = tempfile.mkdtemp(prefix="swaptier-sim.")
+    sw = cluster = faults = None
+    try:
+        sw, cluster = start_device(args, tmpdir, report)
+        model = Model(DEVICE_SIZE // PAGE)
+        driver = Driver(sw.uri, model, report, args.seed,
+                        args.timeout + args.grace + 10)
+        faults = FaultInjector(cluster, model, driver, report, args.seed,
+                               set(filter(None, args.skip.split(","))))
+        run_load(args, driver, faults, report)
+        if sw.alive() and not driver.dead.is_set():
+            report.log("final verification of the whole device")
+            time.sleep(1)
+            h = driver.connect()
+            driver.verify_all(h)
+            h.shutdown()
+            del h
+            driver.close_abandoned()
+            check_shutdown(sw, cluster, driver, report, args.timeout)
+        elif not sw.alive():
+            report.violation("crash", "end", "nbdkit exited: " +
+                             sw.log_tail(15))
+        if driver.skipped:
+            report.log("%d requests skipped (their pages were held by hung "
+                       "requests)" % driver.skipped)
+        clean = report.print_summary(model.summary())
+        if not clean:
+            print("--- last lines of the swaptier log (%s) ---\n%s" % (
+                sw.log, sw.log_tail(20)))
+        return 0 if clean else 1
+    finally:
+        if faults is not None:
+            faults.release.set()
+        if sw is not None and sw.alive():
+            sw.proc.kill()
+            sw.proc.wait()
+        if cluster is not None:
+            cluster.shutdown()
+        if args.keep:
+            print("kept %s" % tmpdir)
+        else:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
