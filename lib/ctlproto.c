@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "ctlproto.h"
+#include "hexdigit.h"
 #include "page.h"
 #include "tierset.h"
 
@@ -47,19 +48,6 @@ ctlproto_error (char *err, size_t errlen, const char *fmt, ...)
   return -1;
 }
 
-/* The value of a hex digit, or -1. */
-static int
-ctlproto_hex (char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* Unescape the len bytes at p into out, which holds len + 1 bytes at
  * least, and NUL-terminate it.  Returns false for a bad escape or an
  * escaped NUL byte.
@@ -76,8 +64,8 @@ ctlproto_unescape (const char *p, size_t len, char *out)
       *out++ = p[i];
       continue;
     }
-    if (len - i < 3 || (hi = ctlproto_hex (p[i + 1])) == -1 ||
-        (lo = ctlproto_hex (p[i + 2])) == -1 || (hi | lo) == 0)
+    if (len - i < 3 || (hi = hexdigit_value (p[i + 1])) == -1 ||
+        (lo = hexdigit_value (p[i + 2])) == -1 || (hi | lo) == 0)
       return false;
     *out++ = hi << 4 | lo;
     i += 2;

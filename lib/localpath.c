@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hexdigit.h"
 #include "localpath.h"
 #include "log.h"
 
@@ -61,19 +62,6 @@ localpath_scheme_length (const char *target)
   return 0;
 }
 
-/* The value of a hex digit, or -1. */
-static int
-localpath_hex (char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* The path of the file URI target, whose part after "file://" is rest:
  * decoded, or NULL after log_error.
  */
@@ -106,7 +94,7 @@ localpath_file_uri (const char *target, const char *rest)
       *out++ = *p;
       continue;
     }
-    if ((hi = localpath_hex (p[1])) == -1 || (lo = localpath_hex (p[2])) == -1
+    if ((hi = hexdigit_value (p[1])) == -1 || (lo = hexdigit_value (p[2])) == -1
         || (hi | lo) == 0) {
       log_error ("%s: bad %%-escape in the file URI (%%XX, XX two hex "
                  "digits, not 00)", target);

@@ -154,6 +154,20 @@ swt_start ()
     swt_fail "nbdkit did not create $swt_sock within 10 s"
 }
 
+# Run nbdkit with the plugin and a configuration that must be accepted,
+# and print the size of the device it exports (fails the test if the
+# configuration is refused, showing nbdkit's messages).
+swt_config_size ()
+{
+    local out
+    out=$(timeout 30 nbdkit -U - --run 'nbdinfo --size "$uri"' \
+              "$swt_plugin" "$@" 2>"$swt_tmpdir/config-ok.log") || {
+        cat "$swt_tmpdir/config-ok.log" >&2
+        swt_fail "configuration refused, expected it to work: $*"
+    }
+    echo "$out"
+}
+
 # Stop the server with SIGTERM and wait for it (30 s at most).  It must
 # exit with status 0 and print its per-backend unload lines.
 swt_stop ()

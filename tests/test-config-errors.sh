@@ -12,18 +12,6 @@ swt_setup
 swt_require nbdinfo timeout truncate
 d=$swt_tmpdir
 
-# Run a configuration that must be accepted; print the export size.
-cfg_size ()
-{
-    local out
-    out=$(timeout 30 nbdkit -U - --run 'nbdinfo --size "$uri"' \
-              "$swt_plugin" "$@" 2>"$d/ok.log") || {
-        cat "$d/ok.log" >&2
-        swt_fail "configuration refused, expected it to work: $*"
-    }
-    echo "$out"
-}
-
 # --- Keys -----------------------------------------------------------------
 swt_expect_error "unknown parameter 'colour'" \
     backend="$d/f" capacity=8M colour=blue
@@ -44,13 +32,13 @@ swt_expect_error "priority= must follow the backend= it applies to" \
 swt_expect_error "capacity= must follow the backend= it applies to" \
     capacity=8M backend="$d/f"
 # The limits themselves are accepted.
-[[ $(cfg_size backend="$d/f" capacity=8M priority=32767) -gt 0 ]]
-[[ $(cfg_size backend="$d/f" capacity=8M priority=-1) -gt 0 ]]
+[[ $(swt_config_size backend="$d/f" capacity=8M priority=32767) -gt 0 ]]
+[[ $(swt_config_size backend="$d/f" capacity=8M priority=-1) -gt 0 ]]
 
 # --- size= ----------------------------------------------------------------
 # 8 MiB = 2048 slots, slot 0 the header: 2047, of which 512 are spare: at
 # most 1535 pages.
-[[ $(cfg_size backend="$d/f" capacity=8M size=$(( 1535 * 4096 ))) \
+[[ $(swt_config_size backend="$d/f" capacity=8M size=$(( 1535 * 4096 ))) \
        -eq $(( 1535 * 4096 )) ]] ||
     swt_fail "size=$(( 1535 * 4096 )) is not the export size"
 swt_expect_error "is larger than the backends can hold" \
@@ -71,7 +59,7 @@ swt_expect_error "stripe=0: out of range (1 to 256 pages)" \
     backend="$d/f" capacity=8M stripe=0
 swt_expect_error "stripe=257: out of range (1 to 256 pages)" \
     backend="$d/f" capacity=8M stripe=257
-[[ $(cfg_size backend="$d/f" capacity=64M stripe=256) -gt 0 ]]
+[[ $(swt_config_size backend="$d/f" capacity=64M stripe=256) -gt 0 ]]
 
 # --- Other keys -----------------------------------------------------------
 swt_expect_error "reserve=51%: the percentage must be 0 to 50" \
@@ -84,10 +72,10 @@ swt_expect_error "could not parse size string (lots)" \
     backend="$d/f" capacity=lots
 # reserve= and stripe= set the spare: 16 MiB = 4095 data slots, with
 # reserve=0 and stripe=1 only 32 requests x 1 page are kept.
-[[ $(cfg_size backend="$d/g" capacity=16M reserve=0% stripe=1) \
+[[ $(swt_config_size backend="$d/g" capacity=16M reserve=0% stripe=1) \
        -eq $(( (4095 - 32) * 4096 )) ]] ||
     swt_fail "reserve=0% stripe=1 does not export 4063 pages"
-[[ $(cfg_size backend="$d/g" capacity=16M reserve=1M stripe=1) \
+[[ $(swt_config_size backend="$d/g" capacity=16M reserve=1M stripe=1) \
        -eq $(( (4095 - 256) * 4096 )) ]] ||
     swt_fail "reserve=1M stripe=1 does not export 3839 pages"
 
@@ -103,7 +91,7 @@ swt_expect_error "not a regular file or block device" backend="$d/dir"
 # 8 MiB + 1000 bytes is 2048 slots, the header and 2047 data slots, 512
 # of them spare.  A file needs two slots: the header and one for data.
 truncate -s $(( 8 * 1048576 + 1000 )) "$d/existing"
-[[ $(cfg_size backend="$d/existing") -eq $(( (2047 - 512) * 4096 )) ]] ||
+[[ $(swt_config_size backend="$d/existing") -eq $(( (2047 - 512) * 4096 )) ]] ||
     swt_fail "an existing 8M+1000 file does not export 1535 pages"
 truncate -s 1000 "$d/small"
 swt_expect_error "less than two 4096-byte slots" backend="$d/small"
@@ -133,7 +121,7 @@ ln -s "$d/new" "$d/newlink"
 swt_expect_error "is the same file as backend" \
     backend="$d/new" capacity=8M backend="$d/newlink"
 # Two different files are fine: 2 x 2047 slots less 512 spare.
-[[ $(cfg_size backend="$d/same" backend="$d/other" capacity=8M) \
+[[ $(swt_config_size backend="$d/same" backend="$d/other" capacity=8M) \
        -eq $(( (4094 - 512) * 4096 )) ]] ||
     swt_fail "two distinct 8M backends do not give $(( (4094 - 512) * 4096 )) bytes"
 
@@ -146,7 +134,7 @@ if command -v losetup >/dev/null 2>&1 &&
     swt_expect_error "capacity= cannot be set for a block device" \
         backend="$loopdev" capacity=8M
     # Without capacity= the block device works: its size is probed.
-    [[ $(cfg_size backend="$loopdev") -eq $(( (2047 - 512) * 4096 )) ]] ||
+    [[ $(swt_config_size backend="$loopdev") -eq $(( (2047 - 512) * 4096 )) ]] ||
         swt_fail "the 8M loop device does not export $(( (2047 - 512) * 4096 )) bytes"
     losetup -d "$loopdev"
     loopdev=
@@ -208,19 +196,19 @@ swt_expect_error "config=$d/nonexistent.conf" config="$d/nonexistent.conf"
     echo ""
     echo "size=12M"
 } > "$d/good.conf"
-size=$(cfg_size config="$d/good.conf")
+size=$(swt_config_size config="$d/good.conf")
 [[ $size -eq $(( 12 * 1048576 )) ]] ||
     swt_fail "config file: export size $size, expected $(( 12 * 1048576 ))"
-[[ $(swt_priority 0 "$d/ok.log") -eq 3 &&
-   $(swt_priority 1 "$d/ok.log") -eq -1 ]] ||
-    swt_fail "config file: priorities not applied: $(cat "$d/ok.log")"
-grep -q "^swaptier: backend 1 $d/c2 priority" "$d/ok.log" ||
+[[ $(swt_priority 0 "$swt_tmpdir/config-ok.log") -eq 3 &&
+   $(swt_priority 1 "$swt_tmpdir/config-ok.log") -eq -1 ]] ||
+    swt_fail "config file: priorities not applied: $(cat "$swt_tmpdir/config-ok.log")"
+grep -q "^swaptier: backend 1 $d/c2 priority" "$swt_tmpdir/config-ok.log" ||
     swt_fail "config file: the CRLF line did not give backend $d/c2"
 echo "ok: good config file, size $size"
 
 # Keys from the file and from the command line combine, in order.
-size=$(cfg_size config="$d/good.conf" backend="$d/c3" capacity=8M)
-[[ $size -eq $(( 12 * 1048576 )) && $(swt_nbackends "$d/ok.log") -eq 3 ]] ||
-    swt_fail "config file + command line: size $size, $(swt_nbackends "$d/ok.log") backends"
+size=$(swt_config_size config="$d/good.conf" backend="$d/c3" capacity=8M)
+[[ $size -eq $(( 12 * 1048576 )) && $(swt_nbackends "$swt_tmpdir/config-ok.log") -eq 3 ]] ||
+    swt_fail "config file + command line: size $size, $(swt_nbackends "$swt_tmpdir/config-ok.log") backends"
 
 echo "PASS"

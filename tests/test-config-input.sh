@@ -19,18 +19,6 @@ ctl_setup
 swt_require nbdinfo timeout mkfifo
 d=$swt_tmpdir
 
-# Run a configuration that must be accepted; print the export size.
-ci_size ()
-{
-    local out
-    out=$(timeout 30 nbdkit -U - --run 'nbdinfo --size "$uri"' \
-              "$swt_plugin" "$@" 2>"$d/ok.log") || {
-        cat "$d/ok.log" >&2
-        swt_fail "configuration refused, expected it to work: $*"
-    }
-    echo "$out"
-}
-
 # --- a. Keys given twice --------------------------------------------------
 b=(backend="$d/f" capacity=8M)
 swt_expect_error "size= is given twice (size=1M, then size=2M)" \
@@ -52,7 +40,7 @@ swt_expect_error "capacity= is given twice for backend $d/f" \
 swt_expect_error "force= is given twice for backend $d/f" \
     "${b[@]}" force=true force=false
 # The same key for two backends is fine, once each.
-[[ $(ci_size backend="$d/f" capacity=8M priority=1 \
+[[ $(swt_config_size backend="$d/f" capacity=8M priority=1 \
              backend="$d/g" capacity=8M priority=1) -gt 0 ]]
 # A config= file and the command line count as one configuration.
 cat > "$d/size.conf" <<EOF
@@ -70,7 +58,7 @@ stripe=16
 EOF
 swt_expect_error "stripe= is given twice" config="$d/twice.conf"
 swt_expect_error "twice.conf:4: in this line" config="$d/twice.conf"
-[[ $(ci_size config="$d/size.conf") -eq 1048576 ]]
+[[ $(swt_config_size config="$d/size.conf") -eq 1048576 ]]
 echo "ok: keys given twice are refused"
 
 # --- b. config= that is not a regular file --------------------------------
@@ -94,19 +82,19 @@ swt_expect_error "unknown URI scheme 'ftp'" backend=ftp://example.com/x
 [[ ! -e foo: && ! -e $d/foo: ]] || swt_fail "foo:// was created as a path"
 # A relative path of that shape is still possible, written with ./.
 mkdir -p "$d/rel/foo:/host"
-(cd "$d/rel" && [[ $(ci_size backend=./foo://host/x capacity=8M) -gt 0 ]])
+(cd "$d/rel" && [[ $(swt_config_size backend=./foo://host/x capacity=8M) -gt 0 ]])
 [[ -f $d/rel/foo:/host/x ]] || swt_fail "./foo://host/x was not created"
 echo "ok: unknown URI schemes are refused"
 
 # --- d. file:// URIs ------------------------------------------------------
 mkdir "$d/with space"
-[[ $(ci_size backend="file://$d/with%20space/u" capacity=8M) -gt 0 ]]
+[[ $(swt_config_size backend="file://$d/with%20space/u" capacity=8M) -gt 0 ]]
 [[ -f "$d/with space/u" ]] ||
     swt_fail "file://.../with%20space/u did not create \"$d/with space/u\""
-grep -q "^swaptier: backend 0 $d/with space/u priority" "$d/ok.log" ||
+grep -q "^swaptier: backend 0 $d/with space/u priority" "$swt_tmpdir/config-ok.log" ||
     swt_fail "the backend of a file URI is not listed by its path"
-[[ $(ci_size backend="file://localhost$d/with%20space/u") -gt 0 ]]
-[[ $(ci_size backend="FILE://$d/with%20space/u") -gt 0 ]]
+[[ $(swt_config_size backend="file://localhost$d/with%20space/u") -gt 0 ]]
+[[ $(swt_config_size backend="FILE://$d/with%20space/u") -gt 0 ]]
 swt_expect_error "is the same file as backend" \
     backend="$d/with space/u" backend="file://$d/with%20space/u"
 swt_expect_error "a file URI names a local file: file:///PATH or file://localhost/PATH" \

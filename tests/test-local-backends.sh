@@ -21,18 +21,6 @@ swt_require nbdinfo mkfs.ext4 mkswap blkid timeout truncate
 swt_require_python_nbd
 d=$swt_tmpdir
 
-# Run a configuration that must be accepted; print the export size.
-lb_size ()
-{
-    local out
-    out=$(timeout 30 nbdkit -U - --run 'nbdinfo --size "$uri"' \
-              "$swt_plugin" "$@" 2>"$d/ok.log") || {
-        cat "$d/ok.log" >&2
-        swt_fail "configuration refused, expected it to work: $*"
-    }
-    echo "$out"
-}
-
 # Print "magic flags pid" of the header page in slot 0 of file $1
 # ("none" if slot 0 is not a swaptier header).
 lb_header ()
@@ -58,11 +46,11 @@ swt_expect_error "backend $d/ext4: found ext4 file system; refused" \
 swt_expect_error "give force=true" backend="$d/ext4"
 # capacity= on an existing file does not skip the probe.
 swt_expect_error "found ext4 file system" backend="$d/ext4" capacity=16M
-[[ $(lb_size backend="$d/ext4" force=true) -gt 0 ]]
+[[ $(swt_config_size backend="$d/ext4" force=true) -gt 0 ]]
 [[ $(lb_header "$d/ext4") == "header 1 "* ]] ||
     swt_fail "force=true did not make $d/ext4 a released swaptier backend"
 # Now it is swaptier's own: accepted without force.
-[[ $(lb_size backend="$d/ext4") -gt 0 ]]
+[[ $(swt_config_size backend="$d/ext4") -gt 0 ]]
 echo "ok: ext4 refused, accepted with force=true, then swaptier's own"
 
 truncate -s 16M "$d/swapfile"
@@ -85,7 +73,7 @@ EOF
 swt_expect_error "found dos partition table" backend="$d/disk"
 # A file of zeroes holds nothing: accepted.
 truncate -s 16M "$d/zeroes"
-[[ $(lb_size backend="$d/zeroes") -gt 0 ]]
+[[ $(swt_config_size backend="$d/zeroes") -gt 0 ]]
 echo "ok: swap signature and partition table refused, zeroes accepted"
 
 # --- 2, 3. The header, and restarts ---------------------------------------
@@ -135,7 +123,7 @@ wait "$swt_pid" 2>/dev/null || true
 swt_pid=
 [[ $(lb_header "$d/own") == "header 0 "* ]] ||
     swt_fail "slot 0 after SIGKILL: $(lb_header "$d/own")"
-[[ $(lb_size backend="$d/own") -gt 0 ]]
+[[ $(swt_config_size backend="$d/own") -gt 0 ]]
 echo "ok: restart accepted after the server was killed"
 
 # --- 4. Block devices (a loop device, if one can be made) ----------------
@@ -173,7 +161,7 @@ swt_expect_error "in use (mounted" backend="$loopdev" force=true
 kill "$holder"
 wait "$holder" 2>/dev/null || true
 holder=
-[[ $(lb_size backend="$loopdev") -gt 0 ]]
+[[ $(swt_config_size backend="$loopdev") -gt 0 ]]
 echo "ok: a loop device held with O_EXCL is refused, then accepted"
 
 mkfs.ext4 -q -F "$loopdev"
@@ -190,8 +178,8 @@ if mkdir "$d/mnt" && mount "$loopdev" "$d/mnt" 2>/dev/null; then
 else
     echo "note: mount does not work here; skipped the mounted case"
 fi
-[[ $(lb_size backend="$loopdev" force=true) -gt 0 ]]
-[[ $(lb_size backend="$loopdev") -gt 0 ]]
+[[ $(swt_config_size backend="$loopdev" force=true) -gt 0 ]]
+[[ $(swt_config_size backend="$loopdev") -gt 0 ]]
 echo "ok: ext4 on a loop device refused, accepted with force=true"
 losetup -d "$loopdev"
 loopdev=
