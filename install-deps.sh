@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Install every Debian package that swaptier's build, tests and benchmarks
 # need.  Safe to run again: apt-get skips what is already there.
 set -e

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: throughput of the radix bitmap slot allocator (lib/blist).
  *
  * For each map size: fill the map to about 44% with random runs of 1 to

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # swaptier: random 4 KiB I/O through swaptier, compared with stock nbdkit
 # and with the device itself.
 #

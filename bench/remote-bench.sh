@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Scaling of remote backends: four equal-priority remote backends against
 # one, each an nbdkit memory server behind the delay filter (2 ms per read
 # and per write by default), 4 KiB random writes then random reads at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptierctl: control the tiers of a running swaptier plugin, as
  * swapctl(8) does the swap devices of a BSD kernel.
  *

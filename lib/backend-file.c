@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: local file and block device backend.
  *
  * Layout: slot 0 of the file holds the header page (header.h); data slot

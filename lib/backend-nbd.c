@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: remote NBD backend through libnbd.
  *
  * A pool of up to nconns connections to one export; each request owns one

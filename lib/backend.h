@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the backend interface.
  *
  * A backend stores slots: nslots blocks of PAGE_SIZE bytes addressed

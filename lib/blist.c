@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: radix bitmap slot allocator.
  *
  * Layout.  Level 0 is an array of 64-bit words, one bit per slot, set when

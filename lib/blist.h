@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: radix bitmap slot allocator.
  *
  * One blist manages the slots of one backend: slot addresses 0 .. nslots-1,

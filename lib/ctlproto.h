@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the control protocol (control=PATH, swaptierctl).
  *
  * A client sends commands, one per line of at most CTL_LINE_MAX bytes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: removing a backend while the device is in use. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: removing a backend while the device is in use.
  *
  * A drain empties one backend, then removes it.  tierset_drain_begin

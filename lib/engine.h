@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the engine, NBD-style requests over the page map and tiers.
  *
  * The exported device is npages pages.  Reads of unmapped pages return

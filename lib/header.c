@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the header slot of a backend (see header.h). */
 
 #include <config.h>

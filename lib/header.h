@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the header slot of a backend, and who claims the backend.
  *
  * Slot 0 of every backend (local or remote) holds one header page, never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the value of a hexadecimal digit, for the %XX escapes of the
  * control protocol and of file:// URIs.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the local path that a backend target names (see localpath.h). */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the local path that a backend target names.
  *
  * A target that is not an NBD URI (backend_is_uri) names a local file or

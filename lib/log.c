@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: error and debug messages of libswaptier. */
 
 #include <config.h>

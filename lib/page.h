@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: pages and slot addresses. */
 
 #ifndef SWAPTIER_PAGE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the page map, page of the exported device -> global slot.
  *
  * One 32-bit entry per page (SLOT_NONE, SLOT_LOST or a slot), in an

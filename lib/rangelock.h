@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: page range lock.
  *
  * Requests that touch overlapping pages run one after the other when

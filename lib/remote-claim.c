@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the claim of a remote export (see remote-claim.h). */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the claim of a remote export, kept in its header slot.
  *
  * One export is used by one backend of one swaptier instance at a time.

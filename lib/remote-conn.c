@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the remote backend's connections (see remote.h).
  *
  * One command on one connection is issued with libnbd's asynchronous API

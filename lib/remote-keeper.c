@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the keeper thread of a remote backend (see remote.h).
  *
  * One per backend, started in the serving process (backend_nbd_serve,

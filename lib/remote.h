@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the remote NBD backend's shared state (internal to lib/).
  *
  * The remote backend is three modules over one struct remote_backend:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: signatures of a local backend, by libblkid (see signature.h).
  *
  * blkid_do_probe returns one result per call, walking every probing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: what a local backend holds already, before swaptier uses it.
  *
  * swapon refuses to swap over a device that holds a file system; so does

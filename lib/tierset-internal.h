@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the tier set's own structures, shared by tierset.c (the
  * backends, their priorities, allocation and removal) and tierset-io.c
  * (their I/O: reads, writes, trims, flushes and the counting of errors).

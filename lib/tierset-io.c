@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the tier set's I/O: reads, writes, trims and flushes of the
  * backends, and the counting of their errors, which fails a backend
  * after too many in a row (see tierset.h).

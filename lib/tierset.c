@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the tier set: backends, priorities, allocation, removal.
  * Its I/O (reads, writes, flushes, errors) is in tierset-io.c.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the tier set, every backend with its priority and allocator.
  *
  * Each backend (a "tier") owns the global slot addresses

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the slots of one backend written since its last good flush.
  *
  * A flush succeeds only if every write acknowledged before it is durable

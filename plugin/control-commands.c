@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the commands of the control socket (see control-internal.h).
  *
  * Each command reads the tier set and the engine, or changes them

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the control server's state, shared by its two files.
  *
  * control.c runs the socket: clients, their lines and replies, the

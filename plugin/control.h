@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the control socket (control=PATH) that swaptierctl talks to.
  *
  * One thread serves every client of a Unix socket of mode 0600: it reads

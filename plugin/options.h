@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: configuration keys of the plugin. */
 
 #ifndef SWAPTIER_OPTIONS_H

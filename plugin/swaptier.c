@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: nbdkit plugin exporting one tiered swap device.
  *
  * This file is the glue between nbdkit and libswaptier: it turns the

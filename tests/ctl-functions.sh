@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers of the tests of runtime control (control=, swaptierctl), on top
 # of functions.sh.  Source both:
 #

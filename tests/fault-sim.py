@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Seeded, bounded, model-based fault simulation of swaptier.
 
 Starts, in a temp dir and over Unix sockets only: a file-backed remote

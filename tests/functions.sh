@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Shared helpers for the shell tests of swaptier.  Source it from a test:
 #
 #   source "$(dirname "$0")/functions.sh"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: libFuzzer target for the control protocol (lib/ctlproto).
  *
  * Each input is a line as a client of the control socket could send it,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier tests: an in-memory backend. */
 
 #include <config.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier tests: an in-memory backend.
  *
  * A struct backend whose slots live in memory, for unit tests only.  It

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers of the tests of remote backends (test-remote.sh, test-errors.sh),
 # on top of functions.sh.  Source both:
 #

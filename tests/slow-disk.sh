@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # An nbdkit sh plugin script for the fault tests: a disk kept in the file
 # $SLOW_DIR/disk, whose requests misbehave while files exist in $SLOW_DIR:
 #   trim-delay   holds a number of seconds: each trim sleeps that long and

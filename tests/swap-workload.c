@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: a memory workload that forces a machine to swap, and checks
  * that every page comes back intact.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: unit tests for the radix bitmap slot allocator (lib/blist).
  *
  * Each test checks blist against the contract written in blist.h.  Several

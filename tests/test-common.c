@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier tests: support code shared by the libcheck unit tests. */
 
 #include <config.h>

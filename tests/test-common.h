@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier tests: support code shared by the libcheck unit tests.
  *
  * The suite runner (with the seed of the randomized tests taken from an

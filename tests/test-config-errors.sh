@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Configuration checking: every bad configuration makes nbdkit exit
 # non-zero, before serving, with an error message naming the problem; a
 # good config= file (comments, blank lines, indentation) is accepted and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Configuration that used to be accepted without a word is refused with
 # an error naming what is wrong:
 #   a. a device-wide key given twice (the last used to win), on the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A start that fails after capacity= created files removes exactly the
 # files it created, never one that existed; so does a swaptierctl add
 # that fails after creating its file.  Failures after the creation: the

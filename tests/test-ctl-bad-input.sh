@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Bad input on the control socket, while a fio verify load runs: each
 # kind gets an error reply or a closed connection, the server keeps
 # answering good clients quickly, and I/O is never disturbed (every fio

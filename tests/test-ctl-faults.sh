@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # What the admin sees and can do while backends fail, on real nbdkit
 # processes:
 #   1. an add that connects to a server that does not answer (stopped

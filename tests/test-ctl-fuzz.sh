@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Fuzz the control protocol parser (lib/ctlproto) for a short while with
 # libFuzzer (tests/fuzz-ctlproto, built when configure found a clang that
 # links -fsanitize=fuzzer, else this test is skipped).  Any crash, leak,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Runtime control with swaptierctl, on a real nbdkit under a fio verify
 # load (passes of random 4 KiB writes over the first 32 MiB, read back
 # and checked) that never stops while the backends change:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: unit tests for the control protocol parser (lib/ctlproto).
  *
  * Each command is parsed in its valid forms and in the wrong ones that

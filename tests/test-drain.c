@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: unit tests for removing backends from a live device
  * (lib/drain, engine_move, and the tier set's runtime changes:
  * tierset_set_priority, tierset_drain_begin, tierset_remove), over

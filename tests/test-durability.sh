@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Durability of local backends, seen in the system calls nbdkit makes
 # (strace -f -y on the real server):
 #   - a plain write reaches the backend file as pwritev2 without

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: unit tests for the engine (lib/engine), over in-memory
  * backends.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Backend errors, injected with nbdkit's error filter in front of remote
 # memory servers:
 #   1. 5% of the writes to one remote backend fail (EIO), next to a healthy

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The example configuration config/swaptier.conf is accepted by the
 # plugin, with its paths and sizes made to fit a test: its two local
 # tiers on files here and its remote tier on a real nbdkit memory server

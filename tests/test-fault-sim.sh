@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The model-based fault simulation (fault-sim.py, faultsim/*.py) for about
 # 90 s: random writes, reads, trims, zeroes and flushes from four
 # connections while remotes fail, stall, crash, lose their data and are

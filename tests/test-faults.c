@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: unit tests of what faults must never cost, over in-memory
  * backends (lib/engine, lib/tierset, lib/unflushed, lib/drain).
  *

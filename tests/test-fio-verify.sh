@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # fio with its nbd engine writes checksummed blocks and reads them back
 # (verify=crc32c) through swaptier:
 #   1. 4 KiB random writes at iodepth 32 over the whole device;

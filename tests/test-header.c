@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: unit tests for the header slot format (lib/header).
  *
  * They check the contract written in header.h: a header survives

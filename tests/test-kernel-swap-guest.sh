@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # swaptier serves swap for the very kernel it runs on: inside a Debian
 # kernel under QEMU (TCG, 384 MiB), nbdkit with swaptier has two tiers on
 # virtio disks (128 MiB priority 10, 1 GiB priority 5), nbd-client -swap

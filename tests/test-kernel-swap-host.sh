@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A real Linux kernel swaps through swaptier served from the host: swaptier
 # runs here with two file tiers of different priority, and a Debian kernel
 # under QEMU (TCG, 384 MiB) uses it as its swap disk through QEMU's own NBD

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Local backends are never written over what they hold, and swaptier's
 # own are taken back:
 #   1. a file with an ext4 file system is refused, naming the backend and

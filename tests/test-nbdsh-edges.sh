@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Edge cases of the NBD requests, driven from Python with the libnbd
 # bindings (what nbdsh runs), every read compared with a byte-exact Python
 # model of the device:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: unit tests for the page map (lib/pagemap).
  *
  * They check the contract written in pagemap.h: a new map reads as

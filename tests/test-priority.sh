@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Placement by priority:
 #   - two backends of equal priority share the writes about equally (round
 #     robin per allocation): each holds 40% to 60% of the slots in use;

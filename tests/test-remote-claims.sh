@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Exclusive claims of remote exports (issue 11), through the header in
 # slot 0 of each export, with real nbdkit memory servers:
 #   A. the same URI twice in one configuration is refused, naming both.

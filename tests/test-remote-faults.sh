@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Remote servers that answer late or not at all (issue 11), with real
 # nbdkit servers on Unix sockets (slow-disk.sh: an sh plugin whose trims
 # can be slow and whose reads can hang):

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Remote backends over TLS, and the durability of FUA writes on them
 # (issue 11), with real nbdkit servers on Unix sockets:
 #   1. a server with --tls=require and a PSK file: fio verify=crc32c

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Remote backends (NBD servers reached through libnbd, Unix sockets only):
 #   A. fio verify=crc32c over one local file and two remote memory servers
 #      of equal priority: no verify error, every backend gets writes, one

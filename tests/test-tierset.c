@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: unit tests for the tier set (lib/tierset), over in-memory
  * backends.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The systemd units: systemd-analyze verify accepts them (keys, and the
 # commands they run exist), swaptier-swap.service is bound to and ordered
 # after swaptier.service (so it stops first), and every command line they

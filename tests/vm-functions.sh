@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # swaptier: helpers for tests that boot a real Debian kernel under QEMU
 # (TCG) and let it swap through swaptier.  Sourced after functions.sh.
 #

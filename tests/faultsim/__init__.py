@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """faultsim: the seeded, model-based fault simulation of swaptier.
 
 tests/fault-sim.py is the entry point.  The package is split by concern:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The client side: workers that send random requests to swaptier and check
 every answer against the shadow model.
 

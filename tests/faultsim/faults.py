@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The seeded fault schedule and the population of backends.
 
 One thread injects faults one after another, drawn from its own

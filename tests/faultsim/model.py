@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The shadow model of the exported device: what every read may return.
 
 For each 4 KiB page the model keeps:

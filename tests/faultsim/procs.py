@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The processes of a simulation: remote NBD servers, swaptier, swaptierctl.
 
 Every process is an nbdkit started with -f --exit-with-parent on a Unix

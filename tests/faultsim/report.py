@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Violations and counters of a simulation run.
 
 A violation is anything the cardinal rule forbids: wrong bytes, zeroes in
