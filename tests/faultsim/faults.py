@@ -465,13 +465,25 @@ class FaultInjector(threading.Thread):
             self.probe_handle = drv.connect()
         before = self.cluster.counters(b.bid)
         ctl.run("priority", str(b.bid), "32767")
-        self._probe_write()
+        held = self._probe_write()
         ctl.run("priority", str(b.bid), str(self.rng.randint(0, 6)))
+        try:
+            return self._flush_probe_check(b, before, held)
+        finally:
+            if held is not None:
+                drv.ranges.release(*held)
+
+    def _flush_probe_check(self, b, before, held):
+        """Stop backend b, which took the probe's write (whose pages stay
+        locked meanwhile, so that no request rewrites or trims them and
+        frees their slots on b), and flush: the flush must not succeed
+        before b answers again."""
+        drv = self.driver
         after = self.cluster.counters(b.bid)
         self.sleep(0.3)
         settled = self.cluster.counters(b.bid)
-        if None in (before, after, settled) or after[0] <= before[0] or \
-                settled[1] != before[1]:
+        if held is None or None in (before, after, settled) or \
+                after[0] <= before[0] or settled[1] != before[1]:
             self.report.log("flush probe on %d inconclusive" % b.bid)
             return False
         stop_for = self.cluster.timeout + 1.5
@@ -497,20 +509,21 @@ class FaultInjector(threading.Thread):
 
     def _probe_write(self):
         """Write 16 random pages through the probe handle (checked by the
-        model like any request)."""
+        model like any request).  Returns the page range (lo, hi), still
+        locked, if the write succeeded, else None."""
         drv = self.driver
         npages = drv.model.npages
         lo = self.rng.randrange(0, npages - 16)
         if not drv.ranges.acquire(lo, lo + 16, 5):
-            return
+            return None
         op = Op("write", lo * PAGE, 16 * PAGE,
                 data=self.rng.randbytes(16 * PAGE))
         op.label = "flush-probe " + op.describe()
         if drv.execute(self.probe_handle, op):
-            drv.ranges.release(lo, lo + 16)
-        else:
-            drv.abandoned.append(self.probe_handle)
-            self.probe_handle = drv.connect()
+            return (lo, lo + 16)
+        drv.abandoned.append(self.probe_handle)
+        self.probe_handle = drv.connect()
+        return None
 
     # --- keeping the capacity ----------------------------------------------------
 
