@@ -308,10 +308,34 @@ class FaultInjector(threading.Thread):
 
         def act(r):
             """SIGSTOP a few seconds (no loss)"""
+            chained = self._chain_begin(r, t)
             r.pause()
             self.sleep(t)
             r.resume()
+            self._chain_end(r, chained)
         return self._remote_fault(None, act)
+
+    def _chain_begin(self, r, t):
+        """A disruption of remote r of about t seconds starts.  A request's
+        deadline counts from its first failure, so disruptions of one
+        server that follow each other closely (less than 3 s apart) and
+        together last more than grace= may fail requests and give the
+        backend up: then this one is a possible loss (the model is told).
+        Returns whether it is."""
+        now = time.monotonic()
+        if now - getattr(r, "chain_last_end", -1e9) > 3:
+            r.chain_start = now
+        chained = now + t - r.chain_start > self.cluster.grace - 1
+        if chained:
+            self.model.loss_begin()
+        return chained
+
+    def _chain_end(self, r, chained):
+        """The disruption _chain_begin announced has ended."""
+        r.chain_last_end = time.monotonic()
+        if chained:
+            self.sleep(1.5)
+            self.model.loss_end()
 
     def f_kill_restart(self):
         """SIGKILL the file remote, restart it within grace=."""
@@ -319,9 +343,11 @@ class FaultInjector(threading.Thread):
 
         def act(r):
             """kill -9, restart with its data"""
+            chained = self._chain_begin(r, t + 1)
             r.kill()
             self.sleep(t)
             r.start()
+            self._chain_end(r, chained)
         return self._remote_fault("file", act)
 
     def f_stop_long(self):
