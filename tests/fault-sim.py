@@ -18,6 +18,19 @@ grace= + 10 s).  At the end, the whole device is read back and checked,
 and nbdkit must stop promptly on SIGTERM with a remote stalled, and print
 counters with used + free + bad = capacity.
 
+With --copies 2 (or SWAPTIER_SIM_COPIES=2) swaptier runs with copies=2
+over the same three failure domains (the local file, each remote server;
+24 MiB each, repair-rate=--repair-rate): a fault then disrupts one
+domain and the next fault on another domain waits until the control
+socket reports degraded=0, so no page may be lost at all: every read
+returns the acknowledged bytes, no EIO, and no plain write fails, except
+where N domains were disrupted together (the multi-stop fault, or a
+repair that did not finish in time, itself a violation); see the
+docstring of faultsim/faults.py.  At the end, once the copies are
+complete, the sum of used over the active backends must be copies x
+mapped; then one remote is killed for good and the whole device must
+still read back exactly, and again once its copies were re-created.
+
 Prints the seed, the requests by type, the faults by type and every
 violation (class, op number, request, expected vs got, seed); exits 1 on
 any violation, 77 if the nbd module is missing, 0 otherwise.  The same
@@ -45,7 +58,7 @@ sys.dont_write_bytecode = True     # the source tree may be read-only
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faultsim.driver import Driver                      # noqa: E402
 from faultsim.faults import (Backend, Cluster, FaultInjector,  # noqa: E402
-                             KIND_WEIGHTS, LOCAL_CAPACITY)
+                             COPIES_KIND_WEIGHTS)
 from faultsim.model import PAGE, Model                  # noqa: E402
 from faultsim.procs import Ctl, Swaptier                # noqa: E402
 from faultsim.report import Report                      # noqa: E402
@@ -69,9 +82,16 @@ def parse_args():
                    help="timeout= of the remote backends")
     p.add_argument("--grace", type=int, default=6,
                    help="grace= of the remote backends")
+    p.add_argument("--copies", type=int,
+                   default=int(os.environ.get("SWAPTIER_SIM_COPIES") or 1),
+                   help="copies= of the device, 1 to 3 (default "
+                   "$SWAPTIER_SIM_COPIES, else 1)")
+    p.add_argument("--repair-rate", default="8M",
+                   help="repair-rate= with --copies 2 or 3 (default 8M)")
     p.add_argument("--skip", default="",
                    help="comma-separated fault kinds to leave out, of: " +
-                   ", ".join(KIND_WEIGHTS))
+                   ", ".join(COPIES_KIND_WEIGHTS) +
+                   " (multi-stop: only with --copies 2 or 3)")
     p.add_argument("--plugin", default=os.path.join(top, "swaptier.so"))
     p.add_argument("--ctl", default=os.path.join(top, "ctl", "swaptierctl"))
     p.add_argument("--keep", action="store_true",
@@ -79,32 +99,46 @@ def parse_args():
     args = p.parse_args()
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 1 << 31)
-    unknown = set(filter(None, args.skip.split(","))) - set(KIND_WEIGHTS)
+    unknown = set(filter(None, args.skip.split(","))) - \
+        set(COPIES_KIND_WEIGHTS)
     if unknown:
         p.error("unknown fault kinds: " + ", ".join(sorted(unknown)))
+    if not 1 <= args.copies <= 3:
+        p.error("--copies must be 1, 2 or 3")
     return args
 
 
 def start_device(args, tmpdir, report):
     """Start the first remotes and swaptier over a local file (priority 5,
     filled first) and the two remotes (priority 4, sharing the rest);
-    returns (swaptier, cluster)."""
+    with copies>=2, the file remote has an explicit domain=, the memory
+    remote the default one.  Returns (swaptier, cluster)."""
     ctl = Ctl(args.ctl, os.path.join(tmpdir, "ctl.sock"))
-    cluster = Cluster(tmpdir, ctl, args.timeout, args.grace, report)
+    cluster = Cluster(tmpdir, ctl, args.timeout, args.grace, report,
+                      args.copies)
     local = cluster.new_local()
     rfile = cluster.new_remote("file")
     rmem = cluster.new_remote("memory")
-    params = ["backend=" + local, "capacity=%d" % LOCAL_CAPACITY,
+    params = ["backend=" + local, "capacity=%d" % cluster.local_capacity,
               "priority=5",
-              "backend=" + rfile.uri, "priority=4"] + cluster.remote_params() + \
-             ["backend=" + rmem.uri, "priority=4"] + cluster.remote_params() + \
-             ["stripe=4", "size=%d" % DEVICE_SIZE]
+              "backend=" + rfile.uri, "priority=4"] + \
+        cluster.remote_params(rfile) + \
+        ["backend=" + rmem.uri, "priority=4"] + \
+        cluster.remote_params(rmem) + \
+        ["stripe=4", "size=%d" % DEVICE_SIZE]
+    if args.copies > 1:
+        params += ["copies=%d" % args.copies,
+                   "repair-rate=%s" % args.repair_rate]
     sw = Swaptier(tmpdir, args.plugin, params)
     sw.start()
     for bid, (kind, target, remote) in enumerate(
             (("local", local, None), ("file", rfile.uri, rfile),
              ("memory", rmem.uri, rmem))):
         cluster.backends[bid] = Backend(bid, kind, target, remote)
+    if args.copies > 1:
+        report.log("copies=%d over domains %s" % (args.copies, ", ".join(
+            sorted({b.domain for b in cluster.backends.values()}))))
+        cluster.check_domains()
     return sw, cluster
 
 
@@ -161,7 +195,8 @@ def check_shutdown(sw, cluster, driver, report, timeout):
     The answers of those reads are not checked; the client closes its
     connection once they are answered (nbdkit 1.32 itself waits for an
     open client connection to close, even with nothing in flight)."""
-    stalled = next(iter(cluster.remotes()), None)
+    stalled = next((r for r in cluster.remotes() if r.proc is not None),
+                   None)
     if stalled is not None:
         stalled.pause()
     h = driver.connect()
@@ -200,25 +235,146 @@ def check_shutdown(sw, cluster, driver, report, timeout):
             report.violation("counters", "unload", line)
 
 
+def check_copies_state(st, args, model, report, when):
+    """The invariants of a device whose copies are complete (no request
+    in flight): copies= as configured, used summed over the active
+    backends = copies x mapped, mapped no more than the pages the model
+    says may be mapped, used + free + bad = capacity per backend."""
+    total = st["total"] or {}
+    if total.get("copies") != args.copies:
+        report.violation("copies-reported", when, "total line: %s" % total)
+    active = [b for b in st["backends"] if b.get("state") == "active"]
+    used = sum(b.get("used", 0) for b in active)
+    mapped = total.get("mapped", -1)
+    if used != args.copies * mapped:
+        report.violation(
+            "copy-count", when, "degraded=0 but the active backends use %d "
+            "slots, not copies %d x mapped %d: %s" % (
+                used, args.copies, mapped, ", ".join(
+                    "%s:%s used=%s" % (b.get("id"), b.get("domain"),
+                                       b.get("used")) for b in active)))
+    may = model.summary()["mapped"]
+    if mapped > may:
+        report.violation("mapped-count", when, "mapped=%d, but only %d pages "
+                         "may hold data by the model" % (mapped, may))
+    for b in st["backends"]:
+        if all(k in b for k in ("capacity", "used", "free", "bad")) and \
+                b["used"] + b["free"] + b["bad"] != b["capacity"]:
+            report.violation("counters", when, "backend %s" % b)
+    report.log("%s: degraded=0, mapped=%d, %d slots used on %d active "
+               "backends; repair: %s" % (when, mapped, used, len(active),
+                                         st["repair"]))
+
+
+def wait_complete(faults, report, when, limit=60):
+    """Wait until the copies are complete; a "repair-incomplete" violation
+    if not within limit s.  Returns the state, or None."""
+    t0 = time.monotonic()
+    ok, st, why = faults.guard.wait_complete(
+        lambda t: time.sleep(t) or True, limit)
+    if not ok:
+        report.violation("repair-incomplete", when, "the copies were not "
+                         "complete %d s after the faults: %s" % (limit, why))
+        return None
+    report.log("%s: copies complete after %.1f s" % (
+        when, time.monotonic() - t0))
+    return st
+
+
+def verify(driver, report, when):
+    """Read the whole device back and check it; False if the connection
+    died."""
+    report.log("verification of the whole device (%s)" % when)
+    h = driver.connect()
+    ok = driver.verify_all(h)
+    if ok:
+        h.shutdown()
+    del h
+    driver.close_abandoned()
+    return ok
+
+
+def check_copies_end(args, cluster, driver, faults, report):
+    """copies>=2, after the load: the copies must become complete and the
+    device read back exactly; then one remote (chosen by the seed) is
+    killed for good: the device must still read back exactly (no EIO:
+    every page had a copy elsewhere), and again once its copies were
+    re-created on the others.  Returns False if that cannot go on."""
+    model, guard = driver.model, faults.guard
+    st = wait_complete(faults, report, "end of the load")
+    if st is None:
+        return verify(driver, report, "copies incomplete")
+    check_copies_state(st, args, model, report, "end of the load")
+    if not verify(driver, report, "copies complete"):
+        return False
+    remotes = sorted((r for r in cluster.remotes() if r.proc is not None),
+                     key=lambda r: r.name)
+    if not remotes:
+        return True
+    victim = random.Random(args.seed).choice(remotes)
+    bid = next(b.bid for b in cluster.backends.values()
+               if b.remote is victim)
+    before = (st["repair"] or {}).get("recreated", 0)
+    report.log("second loss: kill -9 %s (backend %d, domain %s) for good" % (
+        victim.name, bid, victim.domain))
+    disruption = guard.begin({victim.domain}, False)
+    victim.kill()
+    t0 = time.monotonic()
+    if not verify(driver, report, "%s killed" % victim.name):
+        return False
+    limit = args.grace + 20
+    while True:
+        state = cluster.states().get(bid, ("gone", ""))[0]
+        if state == "failed":
+            break
+        if time.monotonic() - t0 > limit:
+            report.violation("not-failed", "second loss", "backend %d is %s "
+                             "%d s after its server was killed for good" % (
+                                 bid, state, limit))
+            break
+        time.sleep(0.25)
+    t1 = time.monotonic()
+    guard.end(disruption)
+    st = wait_complete(faults, report, "after the second loss")
+    if st is not None:
+        after = (st["repair"] or {}).get("recreated", 0)
+        report.notes.append(
+            "re-creation after the second loss: %d copies in %.1f s "
+            "(backend %d failed %.1f s after the kill)" % (
+                after - before, time.monotonic() - t1, bid, t1 - t0))
+        report.log(report.notes[-1])
+        check_copies_state(st, args, model, report, "after the second loss")
+    return verify(driver, report, "after re-creation")
+
+
 def main():
     """Run one simulation; the exit status is the verdict."""
     args = parse_args()
     report = Report(args.seed)
-    report.log("fault-sim seed %d duration %g s ops %s workers %d "
-               "(reproduce: %s --seed %d --duration %g)" % (
+    report.log("fault-sim seed %d duration %g s ops %s workers %d copies "
+               "%d (reproduce: %s --seed %d --duration %g --copies %d)" % (
                    args.seed, args.duration, args.ops or "unlimited",
-                   args.workers, sys.argv[0], args.seed, args.duration))
+                   args.workers, args.copies, sys.argv[0], args.seed,
+                   args.duration, args.copies))
     tmpdir = tempfile.mkdtemp(prefix="swaptier-sim.")
     sw = cluster = faults = None
     try:
         sw, cluster = start_device(args, tmpdir, report)
-        model = Model(DEVICE_SIZE // PAGE)
+        model = Model(DEVICE_SIZE // PAGE, args.copies)
         driver = Driver(sw.uri, model, report, args.seed,
                         args.timeout + args.grace + 10)
         faults = FaultInjector(cluster, model, driver, report, args.seed,
                                set(filter(None, args.skip.split(","))))
         run_load(args, driver, faults, report)
-        if sw.alive() and not driver.dead.is_set():
+        if sw.alive() and not driver.dead.is_set() and args.copies > 1:
+            time.sleep(1)
+            if check_copies_end(args, cluster, driver, faults, report) and \
+                    sw.alive():
+                check_shutdown(sw, cluster, driver, report, args.timeout)
+            elif not sw.alive():
+                report.violation("crash", "end", "nbdkit exited: " +
+                                 sw.log_tail(15))
+        elif sw.alive() and not driver.dead.is_set():
             report.log("final verification of the whole device")
             time.sleep(1)
             h = driver.connect()
@@ -230,6 +386,8 @@ def main():
         elif not sw.alive():
             report.violation("crash", "end", "nbdkit exited: " +
                              sw.log_tail(15))
+        if args.copies > 1:
+            report.notes.insert(0, faults.guard.summary())
         if driver.skipped:
             report.log("%d requests skipped (their pages were held by hung "
                        "requests)" % driver.skipped)

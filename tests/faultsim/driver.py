@@ -238,6 +238,8 @@ class Driver:
             self.report.error(op.kind, _errno_name(outcome))
         if op.kind == "write":
             self.model.write(op.offset, op.data, ok, token)
+            if not ok:
+                self._check_write_error(op, outcome, token)
         elif op.kind == "zero":
             self.model.zero(op.offset, op.length, not op.no_hole, ok, token)
         elif op.kind == "trim":
@@ -245,6 +247,18 @@ class Driver:
         elif op.kind == "read":
             self._check_read(op, data, outcome)
         return True
+
+    def _check_write_error(self, op, outcome, token):
+        """With copies >= 2 and no loss window, a write without FUA may
+        not fail with EIO (a copy that cannot be written goes elsewhere,
+        or the write is acknowledged with fewer copies).  FUA writes,
+        which also flush, keep the allowance of copies=1."""
+        if not op.fua and _errno_name(outcome) == "EIO" and \
+                self.model.protected(token):
+            self.report.violation(
+                "write-eio", op.label, "%s failed with EIO while fewer "
+                "than copies=%d failure domains were disrupted" % (
+                    op.describe(), self.model.copies))
 
     def _check_read(self, op, data, outcome):
         """Check a read's answer: its bytes, or an EIO only where a page

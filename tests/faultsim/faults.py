@@ -33,8 +33,34 @@ kind, then remove the failed one), so the device keeps its capacity.  The
 targets of faults depend on which backends exist, which depends on timing:
 the same seed gives the same sequence of fault kinds and durations, not
 always the same targets.
+
+With copies=N (N >= 2, --copies) every page is kept on N backends of N
+failure domains: each remote server is its own domain, every local file
+is in domain "local".  A fault then disrupts one domain (the server it
+hits, or the domain of the backend a removal drains), and the losses
+listed above no longer happen: DomainGuard opens a loss window only when
+N domains are disrupted together (or one is hit before the copies lost
+in another were re-created).  The schedule avoids that: before a fault on
+domain D, it waits until the disruptions of every other domain have
+ended, `list` on the control socket reports degraded=0 and every active
+backend is up again (at most SETTLE_LIMIT s; longer is a "repair-stuck"
+violation, and the fault then runs with a loss window).  One more kind
+exists only in that mode:
+
+  multi-stop      SIGSTOP the servers of N domains together past grace=:
+                  pages whose every copy was there may be lost (EIO) but
+                  never read wrong; the others must read back exactly.
+
+and the first round starts with the kinds that lose pages with copies=1
+(COPIES_FIRST).  A removal that reports lost pages, or a rise of the
+lost= counters, while fewer than N domains were disrupted is a
+violation.  Remote backends alternate between the default domain and an
+explicit domain= (checked against the domain `list` shows), and each
+backend holds COPIES_BACKEND_SIZE, so that the survivors of a lost
+domain can hold every copy again.
 """
 
+import collections
 import os
 import random
 import re
@@ -43,7 +69,7 @@ import time
 
 from .driver import HANG, Op
 from .model import PAGE
-from .procs import Remote
+from .procs import REMOTE_SIZE, Remote
 
 KIND_WEIGHTS = {
     "err-pread": 8, "err-pwrite": 8, "err-trim": 6, "err-zero": 4,
@@ -51,19 +77,27 @@ KIND_WEIGHTS = {
     "lose-memory": 2, "flap": 1, "priority": 6, "remove-add": 3,
     "add-duplicate": 2, "flush-probe": 3,
 }
+# The copies>=2 mode has one kind more, and starts with these.
+COPIES_KIND_WEIGHTS = dict(KIND_WEIGHTS, **{"multi-stop": 1})
+COPIES_FIRST = ("err-pread", "stop-long", "kill-late", "lose-memory",
+                "remove-add", "multi-stop")
 LOCAL_CAPACITY = 8 << 20
+COPIES_BACKEND_SIZE = 24 << 20  # each backend (local or remote), copies>=2
 DRAIN_LIMIT = 120
+SETTLE_LIMIT = 45
 
 
 class Backend:
     """A backend of swaptier as the simulation knows it: its id, kind
-    ("local", "file", "memory"), target, and Remote server if remote."""
+    ("local", "file", "memory"), target, Remote server if remote, and
+    failure domain (that of its server, or "local")."""
 
     def __init__(self, bid, kind, target, remote=None):
         self.bid = bid
         self.kind = kind
         self.target = target
         self.remote = remote
+        self.domain = remote.domain if remote is not None else "local"
         self.replaced = False   # a replacement was added for it
 
 
@@ -71,12 +105,17 @@ class Cluster:
     """The backends and remote servers of a run, and their management
     through swaptierctl."""
 
-    def __init__(self, tmpdir, ctl, timeout, grace, report):
+    def __init__(self, tmpdir, ctl, timeout, grace, report, copies=1):
         self.tmpdir = tmpdir
         self.ctl = ctl
         self.timeout = timeout
         self.grace = grace
         self.report = report
+        self.copies = copies
+        self.local_capacity = LOCAL_CAPACITY if copies == 1 \
+            else COPIES_BACKEND_SIZE
+        self.remote_size = REMOTE_SIZE if copies == 1 \
+            else COPIES_BACKEND_SIZE
         self.backends = {}      # id -> Backend
         self.names = 0
 
@@ -90,15 +129,24 @@ class Cluster:
         return os.path.join(self.tmpdir, self._name("local") + ".img")
 
     def new_remote(self, kind):
-        """Start a new remote server of kind "file" or "memory"."""
-        remote = Remote(self.tmpdir, self._name(kind), kind)
+        """Start a new remote server of kind "file" or "memory".  With
+        copies>=2, every other one gets an explicit domain name (one of
+        its own: still one domain per server)."""
+        name = self._name(kind)
+        domain = "sim-" + name if self.copies > 1 and self.names % 2 == 0 \
+            else None
+        remote = Remote(self.tmpdir, name, kind, self.remote_size, domain)
         remote.start()
         return remote
 
-    def remote_params(self):
-        """The per-backend keys of a remote backend."""
-        return ["connections=2", "timeout=%d" % self.timeout,
-                "grace=%d" % self.grace]
+    def remote_params(self, remote=None):
+        """The per-backend keys of a remote backend (of remote: with its
+        explicit domain= if it has one)."""
+        params = ["connections=2", "timeout=%d" % self.timeout,
+                  "grace=%d" % self.grace]
+        if remote is not None and remote.explicit_domain:
+            params.append("domain=" + remote.explicit_domain)
+        return params
 
     def remotes(self, kind=None):
         """The remote servers in use by a backend (of kind, if given)."""
@@ -111,11 +159,11 @@ class Cluster:
         remote = None
         if kind == "local":
             target = self.new_local()
-            args = [target, "capacity=%d" % LOCAL_CAPACITY]
+            args = [target, "capacity=%d" % self.local_capacity]
         else:
             remote = self.new_remote(kind)
             target = remote.uri
-            args = [target] + self.remote_params()
+            args = [target] + self.remote_params(remote)
         rc, out = self.ctl.run("add", *args, "priority=%d" % priority)
         m = re.search(r"backend (\d+) added", out)
         if rc != 0 or not m:
@@ -125,14 +173,40 @@ class Cluster:
             return None
         b = Backend(int(m.group(1)), kind, target, remote)
         self.backends[b.bid] = b
-        self.report.log("added backend %d (%s) %s" % (b.bid, kind, target))
+        self.report.log("added backend %d (%s) %s%s" % (
+            b.bid, kind, target,
+            " domain=" + b.domain if self.copies > 1 else ""))
+        if self.copies > 1:
+            self.check_domains()
         return b
 
-    def remove(self, bid, model, should_stop):
+    def check_domains(self):
+        """copies>=2: every backend must be in the failure domain the
+        simulation expects (a "domain" violation otherwise)."""
+        st = self.ctl.state()
+        if st is None:
+            return
+        for rec in st["backends"]:
+            b = self.backends.get(rec.get("id"))
+            if b is None:
+                continue
+            got = str(rec.get("domain"))
+            want = b.domain
+            if got == want or (want.startswith("unix:") and
+                               got.startswith("unix:") and
+                               os.path.realpath(got[5:]) ==
+                               os.path.realpath(want[5:])):
+                continue
+            self.report.violation(
+                "domain", "backend %d %s" % (b.bid, b.target),
+                "list shows domain=%s, expected %s" % (got, want))
+
+    def remove(self, bid, on_lost, should_stop):
         """Remove backend bid (drain) and wait for the removal to end.
-        A removal that lost pages is a loss for the model; one that does
-        not end within DRAIN_LIMIT s is a violation.  Returns True if the
-        backend is gone."""
+        A removal that lost pages is passed to on_lost(bid, drain record)
+        (at every poll that shows lost pages); one that does not end
+        within DRAIN_LIMIT s is a violation.  Returns True if the backend
+        is gone."""
         rc, out = self.ctl.run("remove", str(bid))
         if rc != 0:
             self.report.log("remove %d refused: %s" % (bid, out))
@@ -141,7 +215,7 @@ class Cluster:
         while True:
             d = (self.ctl.listing() or {}).get("drain") or {}
             if d.get("lost"):
-                model.loss_now()
+                on_lost(bid, d)
             if d.get("id") == bid and d.get("state") != "running":
                 break
             if time.monotonic() > end:
@@ -182,6 +256,200 @@ class Cluster:
                 b.remote.stop()
 
 
+class Disruption:
+    """What DomainGuard.begin hands out: the domains disrupted, and
+    whether the disruption holds a loss window of the model."""
+
+    __slots__ = ("domains", "window")
+
+    def __init__(self, domains, window):
+        self.domains = domains
+        self.window = window
+
+
+class DomainGuard:
+    """Which failure domains are disrupted, and the loss windows of the
+    model that follow.
+
+    With copies=1 a disruption opens a loss window if the fault kind
+    loses pages (lossy), as it always did.  With copies=N >= 2, lossy
+    does not matter: a disruption opens a window only when it makes N
+    domains unsettled together, a domain being unsettled from the start
+    of a disruption until settle() saw, after its end, that the copies are
+    complete again (degraded=0, every active backend up).  settle() is
+    what the schedule calls before disrupting another domain.  The guard
+    also checks the lost= counters: with copies >= 2 they may only rise
+    while a loss window was open."""
+
+    def __init__(self, copies, model, cluster, report):
+        self.copies = copies
+        self.model = model
+        self.cluster = cluster
+        self.report = report
+        self.active = collections.Counter()   # domain -> disruptions now
+        self.unsettled = set()
+        self.windows = 0          # loss windows opened (or seen) so far
+        self.lost_seen = None     # (windows, total lost, repair lost)
+        self.drain_reported = set()
+        self.stats = collections.Counter()
+        self.settle_max = 0.0
+
+    def summary(self):
+        """One line for the report: settles, windows, waits."""
+        return "copies=%d: %d settles before faults (longest wait %.1f s), " \
+            "%d loss windows (domains disrupted together), %d repair-stuck" \
+            % (self.copies, self.stats["settles"], self.settle_max,
+               self.stats["windows"], self.stats["repair-stuck"])
+
+    def _hit(self):
+        """The domains disrupted now or not settled since."""
+        return {d for d, n in self.active.items() if n > 0} | self.unsettled
+
+    def begin(self, domains, lossy):
+        """A disruption of domains (a set, usually of one) starts; returns
+        the Disruption to pass to end()."""
+        domains = set(domains)
+        if self.copies == 1:
+            window = lossy
+        else:
+            hit = self._hit() | domains
+            window = len(hit) >= self.copies
+            for d in domains:
+                self.active[d] += 1
+            self.unsettled |= domains
+            if window:
+                self.stats["windows"] += 1
+                self.report.log("%d failure domains disrupted together "
+                                "(%s): pages may be lost" % (
+                                    len(hit), ", ".join(sorted(hit))))
+        if window:
+            self.windows += 1
+            self.model.loss_begin()
+        return Disruption(domains, window)
+
+    def end(self, h):
+        """The disruption h has ended (its domains stay unsettled)."""
+        if self.copies > 1:
+            for d in h.domains:
+                self.active[d] -= 1
+        if h.window:
+            self.model.loss_end()
+
+    def removal_lost(self, bid, d):
+        """A removal reported lost pages (drain record d)."""
+        if self.copies == 1:
+            self.model.loss_now()
+            return
+        if self.model.open_windows == 0 and bid not in self.drain_reported:
+            self.drain_reported.add(bid)
+            self.report.violation(
+                "drain-lost", "remove %d" % bid,
+                "the removal of backend %d reports lost=%s pages while at "
+                "most %d failure domain(s) were disrupted (copies=%d): %s"
+                % (bid, d.get("lost"), self.copies - 1, self.copies, d))
+        # Reads of those pages may fail now: the violation says so once.
+        self.windows += 1
+        self.model.loss_now()
+
+    def check_state(self, st):
+        """copies>=2, with st a Ctl.state(): whether the copies are
+        complete, and if not, why (a text)."""
+        if st is None:
+            return False, "list on the control socket failed"
+        total = st["total"] or {}
+        if "degraded" not in total:
+            return False, "no degraded= in the total line: %s" % total
+        down = ["%s:%s/%s" % (b.get("id"), b.get("state"), b.get("health"))
+                for b in st["backends"]
+                if b.get("state") == "active" and b.get("health") != "up"]
+        if total["degraded"] == 0 and not down:
+            return True, ""
+        return False, "degraded=%s, backends not up: %s; repair: %s" % (
+            total["degraded"], ", ".join(down) or "none", st["repair"])
+
+    def check_lost(self, st):
+        """copies>=2: the lost= counters of st (total and repair lines) may
+        only have risen since the last check if a loss window was opened
+        meanwhile (or is open); else a "pages-lost" violation."""
+        if st is None or self.copies == 1:
+            return
+        now = (self.windows, (st["total"] or {}).get("lost", 0),
+               (st["repair"] or {}).get("lost", 0))
+        before, self.lost_seen = self.lost_seen, now
+        if before is None or self.model.open_windows > 0 or \
+                now[0] != before[0]:
+            return
+        if now[1] > before[1] or now[2] > before[2]:
+            self.report.violation(
+                "pages-lost", "lost counters",
+                "total lost %s -> %s, repair lost %s -> %s while at most %d "
+                "failure domain(s) were disrupted (copies=%d); repair: %s" % (
+                    before[1], now[1], before[2], now[2], self.copies - 1,
+                    self.copies, st["repair"]))
+            self.windows += 1
+            self.model.loss_now()
+            self.lost_seen = (self.windows,) + now[1:]
+
+    def settle(self, domains, sleep, limit=SETTLE_LIMIT):
+        """Before a disruption of domains (a set; empty: before one that
+        needs every domain settled), with copies>=2: wait until no other
+        domain is disrupted (error injections end when sleep() passes
+        their time) and the copies are complete again.  Longer than limit
+        seconds is a "repair-stuck" violation; then the fault runs anyway
+        (and begin() opens a loss window).  Returns False only if sleep()
+        said that the run is stopping."""
+        if self.copies == 1:
+            return True
+        others = self._hit() - set(domains)
+        if not others:
+            return True
+        t0 = time.monotonic()
+        outcome, st, why = self.wait_complete(sleep, limit, domains)
+        if outcome is None:
+            return False
+        if outcome:
+            took = time.monotonic() - t0
+            self.stats["settles"] += 1
+            self.settle_max = max(self.settle_max, took)
+            self.report.log("copies complete again after %s (waited %.1f "
+                            "s): degraded=0, %s pages mapped" % (
+                                ", ".join(sorted(others)), took,
+                                st["total"].get("mapped")))
+            return True
+        self.stats["repair-stuck"] += 1
+        self.report.violation(
+            "repair-stuck", "settle before a fault on %s" % (
+                ", ".join(sorted(domains)) or "several domains"),
+            "the copies lost in %s were not re-created within %d s: %s" % (
+                ", ".join(sorted(others)), limit, why))
+        return True
+
+    def wait_complete(self, sleep, limit, domains=()):
+        """Wait (up to limit s) until no domain but those of domains is
+        disrupted and the copies are complete (check_state), then check the
+        lost= counters and mark every domain not disrupted now settled.
+        Returns (True, state, "") once complete, (False, last state, why)
+        after limit s, (None, None, "") if sleep() said that the run is
+        stopping."""
+        end = time.monotonic() + limit
+        st, why = None, "disruptions still under way"
+        while True:
+            busy = {d for d, n in self.active.items() if n > 0} - \
+                set(domains)
+            if not busy:
+                st = self.cluster.ctl.state()
+                ok, why = self.check_state(st)
+                if ok:
+                    self.unsettled = {d for d, n in self.active.items()
+                                      if n > 0}
+                    self.check_lost(st)
+                    return True, st, ""
+            if time.monotonic() > end:
+                return False, st, why
+            if not sleep(0.25):
+                return None, None, ""
+
+
 class FaultInjector(threading.Thread):
     """The thread that runs the fault schedule until stop is set."""
 
@@ -191,10 +459,15 @@ class FaultInjector(threading.Thread):
         self.model = model
         self.driver = driver
         self.report = report
+        self.copies = cluster.copies
+        self.guard = DomainGuard(self.copies, model, cluster, report)
         self.rng = random.Random(seed ^ 0x5EED5EED)
         self.stop = threading.Event()
-        self.pending = []       # (time, remote, request type) to turn off
-        self.kinds = [k for k in KIND_WEIGHTS if k not in skip]
+        # (time, remote, request type, Disruption) to turn off
+        self.pending = []
+        self.weights = KIND_WEIGHTS if self.copies == 1 \
+            else COPIES_KIND_WEIGHTS
+        self.kinds = [k for k in self.weights if k not in skip]
         self.probe_handle = None
         # The servers this thread starts die with it (nbdkit's
         # --exit-with-parent follows the thread that forked): once the
@@ -220,10 +493,9 @@ class FaultInjector(threading.Thread):
         """Turn off the error injections whose time has come."""
         for item in [p for p in self.pending if p[0] <= now]:
             self.pending.remove(item)
-            _, remote, req_type = item
+            _, remote, req_type, disruption = item
             remote.set_error(req_type, False)
-            if req_type == "pread":
-                self.model.loss_end()
+            self.guard.end(disruption)
 
     def end_all(self):
         """Turn every error injection off, resume every stopped remote and
@@ -245,10 +517,14 @@ class FaultInjector(threading.Thread):
         until the end of the run)."""
         order = list(self.kinds)
         self.rng.shuffle(order)
+        if self.copies > 1:
+            order = [k for k in order if k in COPIES_FIRST] + \
+                [k for k in order if k not in COPIES_FIRST]
+            self.guard.check_lost(self.cluster.ctl.state())   # the baseline
         try:
             while not self.stop.is_set() and not self.driver.dead.is_set():
                 kind = order.pop(0) if order else self.rng.choices(
-                    self.kinds, [KIND_WEIGHTS[k] for k in self.kinds])[0]
+                    self.kinds, [self.weights[k] for k in self.kinds])[0]
                 gap = self.rng.uniform(0.1, 0.8)
                 self.report.log("fault %s" % kind)
                 if getattr(self, "f_" + kind.replace("-", "_"))():
@@ -264,25 +540,41 @@ class FaultInjector(threading.Thread):
         remotes = self.cluster.remotes(kind)
         return self.rng.choice(remotes) if remotes else None
 
+    def _settle(self, domains):
+        """Before disrupting domains: with copies>=2, wait until the other
+        domains are settled (DomainGuard.settle).  False if the run is
+        stopping (then the fault is not made)."""
+        return self.guard.settle(domains, self.sleep)
+
+    def _end(self, disruption, linger):
+        """End a disruption; one that holds a loss window keeps it open
+        linger seconds more (requests that began during it end)."""
+        if disruption.window:
+            self.sleep(linger)
+        self.guard.end(disruption)
+
     def _remote_fault(self, kind, action):
-        """Run action(remote) on a random remote of kind; False if none."""
+        """Run action(remote) on a random remote of kind, once the other
+        domains are settled; False if none."""
         r = self._pick(kind)
-        if r is None:
+        if r is None or not self._settle({r.domain}):
             return False
         self.report.log("fault on %s: %s" % (r.name, action.__doc__))
         action(r)
         return True
 
     def _error(self, req_type):
-        """Turn error injection of req_type on for a while (returns at once)."""
+        """Turn error injection of req_type on for a while (returns at
+        once; with copies>=2, its domain stays disrupted until it ends)."""
         r = self._pick()
         if r is None:
             return False
-        if req_type == "pread":
-            self.model.loss_begin()
+        t = self.rng.uniform(0.5, 3)
+        if not self._settle({r.domain}):
+            return False
+        disruption = self.guard.begin({r.domain}, req_type == "pread")
         r.set_error(req_type, True)
-        self.pending.append((time.monotonic() + self.rng.uniform(0.5, 3),
-                             r, req_type))
+        self.pending.append((time.monotonic() + t, r, req_type, disruption))
         return True
 
     def f_err_pread(self):
@@ -308,11 +600,11 @@ class FaultInjector(threading.Thread):
 
         def act(r):
             """SIGSTOP a few seconds (no loss)"""
-            chained = self._chain_begin(r, t)
+            disruption = self._chain_begin(r, t)
             r.pause()
             self.sleep(t)
             r.resume()
-            self._chain_end(r, chained)
+            self._chain_end(r, disruption)
         return self._remote_fault(None, act)
 
     def _chain_begin(self, r, t):
@@ -320,22 +612,18 @@ class FaultInjector(threading.Thread):
         deadline counts from its first failure, so disruptions of one
         server that follow each other closely (less than 3 s apart) and
         together last more than grace= may fail requests and give the
-        backend up: then this one is a possible loss (the model is told).
-        Returns whether it is."""
+        backend up: then this one is a possible loss with copies=1 (with
+        more, one domain is all it disrupts).  Returns the Disruption."""
         now = time.monotonic()
         if now - getattr(r, "chain_last_end", -1e9) > 3:
             r.chain_start = now
         chained = now + t - r.chain_start > self.cluster.grace - 1
-        if chained:
-            self.model.loss_begin()
-        return chained
+        return self.guard.begin({r.domain}, chained)
 
-    def _chain_end(self, r, chained):
+    def _chain_end(self, r, disruption):
         """The disruption _chain_begin announced has ended."""
         r.chain_last_end = time.monotonic()
-        if chained:
-            self.sleep(1.5)
-            self.model.loss_end()
+        self._end(disruption, 1.5)
 
     def f_kill_restart(self):
         """SIGKILL the file remote, restart it within grace=."""
@@ -343,11 +631,11 @@ class FaultInjector(threading.Thread):
 
         def act(r):
             """kill -9, restart with its data"""
-            chained = self._chain_begin(r, t + 1)
+            disruption = self._chain_begin(r, t + 1)
             r.kill()
             self.sleep(t)
             r.start()
-            self._chain_end(r, chained)
+            self._chain_end(r, disruption)
         return self._remote_fault("file", act)
 
     def f_stop_long(self):
@@ -355,13 +643,12 @@ class FaultInjector(threading.Thread):
         t = self.cluster.grace + self.rng.uniform(2, 4)
 
         def act(r):
-            """SIGSTOP past grace= (loss)"""
-            self.model.loss_begin()
+            """SIGSTOP past grace= (loss with copies=1)"""
+            disruption = self.guard.begin({r.domain}, True)
             r.pause()
             self.sleep(t)
             r.resume()
-            self.sleep(1.5)
-            self.model.loss_end()
+            self._end(disruption, 1.5)
         return self._remote_fault(None, act)
 
     def f_kill_late(self):
@@ -369,13 +656,12 @@ class FaultInjector(threading.Thread):
         t = self.cluster.grace + self.rng.uniform(2, 4)
 
         def act(r):
-            """kill -9, restart after grace= (loss)"""
-            self.model.loss_begin()
+            """kill -9, restart after grace= (loss with copies=1)"""
+            disruption = self.guard.begin({r.domain}, True)
             r.kill()
             self.sleep(t)
             r.start()
-            self.sleep(1.5)
-            self.model.loss_end()
+            self._end(disruption, 1.5)
         return self._remote_fault("file", act)
 
     def f_lose_memory(self):
@@ -383,13 +669,12 @@ class FaultInjector(threading.Thread):
         t = self.rng.uniform(0.2, 1.5)
 
         def act(r):
-            """kill -9, restart empty (loss)"""
-            self.model.loss_begin()
+            """kill -9, restart empty (loss with copies=1)"""
+            disruption = self.guard.begin({r.domain}, True)
             r.kill()
             self.sleep(t)
             r.start()
-            self.sleep(self.cluster.timeout + 2)
-            self.model.loss_end()
+            self._end(disruption, self.cluster.timeout + 2)
         return self._remote_fault("memory", act)
 
     def f_flap(self):
@@ -398,8 +683,8 @@ class FaultInjector(threading.Thread):
         total = self.driver.deadline + 4
 
         def act(r):
-            """flapping stops (loss; requests must still end)"""
-            self.model.loss_begin()
+            """flapping stops (loss with copies=1; requests must end)"""
+            disruption = self.guard.begin({r.domain}, True)
             end = time.monotonic() + total
             while time.monotonic() < end:
                 r.pause()
@@ -407,9 +692,38 @@ class FaultInjector(threading.Thread):
                 r.resume()
                 if not running or not self.sleep(0.15):
                     break
-            self.sleep(1.5)
-            self.model.loss_end()
+            self._end(disruption, 1.5)
         return self._remote_fault(None, act)
+
+    def f_multi_stop(self):
+        """copies>=2 only: SIGSTOP the servers of copies domains together
+        (as many as there are, if fewer) past grace=, once every domain
+        is settled.  Pages whose every copy was there may be lost (EIO);
+        none may read wrong.  With fewer domains than copies stopped,
+        nothing may be lost."""
+        servers = {}
+        for r in self.cluster.remotes():
+            servers.setdefault(r.domain, r)
+        domains = sorted(servers)
+        if len(domains) < 2:
+            return False
+        picked = self.rng.sample(domains, min(self.copies, len(domains)))
+        t = self.cluster.grace + self.rng.uniform(2, 4)
+        if not self._settle(set()):
+            return False
+        self.report.log("fault on %s: SIGSTOP together past grace= (loss "
+                        "if %d domains)" % (
+                            ", ".join(servers[d].name for d in picked),
+                            self.copies))
+        disruptions = [self.guard.begin({d}, True) for d in picked]
+        for d in picked:
+            servers[d].pause()
+        self.sleep(t)
+        for d in picked:
+            servers[d].resume()
+        for disruption in reversed(disruptions):
+            self._end(disruption, 1.5)
+        return True
 
     def _active(self):
         """The ids of the backends in state active."""
@@ -435,13 +749,24 @@ class FaultInjector(threading.Thread):
         if not active:
             return False
         victim = self.cluster.backends[self.rng.choice(active)]
+        prio = self.rng.randint(0, 6)
+        if not self._settle({victim.domain}):
+            return False
         self.report.log("replacing backend %d (%s)" % (victim.bid,
                                                        victim.kind))
-        prio = self.rng.randint(0, 6)
         if len(active) < 6:
             self.cluster.add(victim.kind, prio)
-        self.cluster.remove(victim.bid, self.model, self.stop.is_set)
+        self._remove(victim)
         return True
+
+    def _remove(self, b):
+        """Remove backend b (Cluster.remove), a disruption of its domain."""
+        disruption = self.guard.begin({b.domain}, False)
+        try:
+            return self.cluster.remove(b.bid, self.guard.removal_lost,
+                                       self.stop.is_set)
+        finally:
+            self.guard.end(disruption)
 
     def f_add_duplicate(self):
         """Try to add a backend that is in use already: must be refused."""
@@ -457,7 +782,7 @@ class FaultInjector(threading.Thread):
             else:
                 target = b.remote.uri.replace(
                     self.cluster.tmpdir + "/", self.cluster.tmpdir + "/./")
-        args = [target] + (["capacity=%d" % LOCAL_CAPACITY]
+        args = [target] + (["capacity=%d" % self.cluster.local_capacity]
                            if b.remote is None else self.cluster.remote_params())
         rc, out = self.cluster.ctl.run("add", *args)
         m = re.search(r"backend (\d+) added", out)
@@ -467,10 +792,10 @@ class FaultInjector(threading.Thread):
                 "backend %d (%s) is in use, yet swaptier added it again: %s"
                 % (b.bid, b.target, out))
             if m:
-                self.cluster.backends[int(m.group(1))] = Backend(
-                    int(m.group(1)), b.kind, target)
-                self.cluster.remove(int(m.group(1)), self.model,
-                                    self.stop.is_set)
+                dup = Backend(int(m.group(1)), b.kind, target)
+                dup.domain = b.domain
+                self.cluster.backends[dup.bid] = dup
+                self._remove(dup)
         return True
 
     def f_flush_probe(self):
@@ -481,6 +806,8 @@ class FaultInjector(threading.Thread):
         if not active:
             return False
         b = self.cluster.backends[self.rng.choice(active)]
+        if not self._settle({b.domain}):
+            return False
         with self.driver.flush_gate:
             return self._flush_probe(b)
 
@@ -513,17 +840,30 @@ class FaultInjector(threading.Thread):
             self.report.log("flush probe on %d inconclusive" % b.bid)
             return False
         stop_for = self.cluster.timeout + 1.5
+        disruption = self.guard.begin({b.domain}, False)
         b.remote.pause()
         t0 = time.monotonic()
         cookie = self.probe_handle.aio_flush()
         outcome = drv.wait_for(self.probe_handle, cookie, stop_for)
+        took = time.monotonic() - t0
         b.remote.resume()
-        if outcome is None:
+        self.guard.end(disruption)
+        if outcome is None and self.copies > 1 and \
+                took >= self.cluster.timeout:
+            # With copies, a flush may give up on the copies of the
+            # stopped backend once it timed out (they are re-created
+            # from the others, which were flushed).
+            self.report.log("flush probe on %d: the flush succeeded %.2f s "
+                            "after the stop, once timeout= had passed" % (
+                                b.bid, took))
+        elif outcome is None:
             self.report.violation(
                 "flush-early", "flush-probe backend %d" % b.bid,
                 "flush succeeded %.2f s after backend %d (holding %d "
-                "unflushed writes) was stopped, before it answered again"
-                % (time.monotonic() - t0, b.bid, after[0] - before[0]))
+                "unflushed writes) was stopped, before it answered again%s"
+                % (took, b.bid, after[0] - before[0],
+                   "" if self.copies == 1 else
+                   " and before its requests could time out"))
         elif outcome == HANG:
             outcome = drv.wait_for(self.probe_handle, cookie, drv.deadline)
             if outcome == HANG:
@@ -565,4 +905,4 @@ class FaultInjector(threading.Thread):
             if not b.replaced:
                 self.cluster.add(b.kind, self.rng.randint(0, 6))
                 b.replaced = True
-            self.cluster.remove(bid, self.model, self.stop.is_set)
+            self._remove(b)

@@ -29,6 +29,15 @@ Rules (the cardinal one: never wrong bytes, never zeroes for data):
     any window makes a page exact again.
   * A read must return, for every page, the bytes of one candidate, or
     EIO if and only if some page it touches is lost_ok.
+
+With copies=N >= 2 the rules are the same; what changes is when loss
+windows open (faults.py, DomainGuard): a fault disrupts one failure
+domain, and a page then keeps a live copy in another, so only N domains
+disrupted together (or one hit before the copies lost in another were
+re-created) open a window.  Outside of windows no page may be lost, and
+a plain write may not fail with EIO either: a copy that cannot be
+written goes to another domain, or the write is acknowledged with fewer
+copies (protected() says when that applies).
 """
 
 import threading
@@ -77,8 +86,9 @@ class Model:
     (one lock; the driver's page-range lock keeps requests on disjoint
     pages, so the order of their updates here does not matter)."""
 
-    def __init__(self, npages):
+    def __init__(self, npages, copies=1):
         self.npages = npages
+        self.copies = copies
         self.pages = [PageState() for _ in range(npages)]
         self.lock = threading.Lock()
         self.epoch = 0          # bumped at every opening of a loss window
@@ -117,6 +127,13 @@ class Model:
         """A loss seen after the fact (a removal that lost pages)."""
         self.loss_begin()
         self.loss_end()
+
+    def protected(self, token):
+        """Whether a request issued at token ran with copies >= 2 and
+        overlapped no loss window: fewer domains than copies were
+        disrupted all along, so a write must not fail with EIO."""
+        with self.lock:
+            return self.copies > 1 and not self._overlapped_window(token)
 
     # --- changes ------------------------------------------------------------
 

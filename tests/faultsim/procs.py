@@ -13,8 +13,10 @@ injection; they fail or wait when a server is stopped or killed.
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -42,12 +44,15 @@ def _wait_listening(proc, sock, pidfile, log, what):
 
 
 class Remote:
-    """One remote NBD server (kind "file" or "memory") behind the error
-    filter, restartable on the same socket path."""
+    """One remote NBD server (kind "file" or "memory") of size bytes
+    behind the error filter, restartable on the same socket path.  Its
+    failure domain is that of its server (unix:SOCKET, swaptier's
+    default) unless domain names one given with domain=."""
 
-    def __init__(self, tmpdir, name, kind):
+    def __init__(self, tmpdir, name, kind, size=REMOTE_SIZE, domain=None):
         self.name = name
         self.kind = kind
+        self.size = size
         self.sock = os.path.join(tmpdir, name + ".sock")
         self.pidfile = os.path.join(tmpdir, name + ".pid")
         self.log = os.path.join(tmpdir, name + ".log")
@@ -56,9 +61,11 @@ class Remote:
                         for t in ERROR_TYPES}
         self.proc = None
         self.stopped = False
+        self.explicit_domain = domain
+        self.domain = domain or "unix:" + self.sock
         if kind == "file":
             with open(self.image, "wb") as f:
-                f.truncate(REMOTE_SIZE)
+                f.truncate(size)
 
     @property
     def uri(self):
@@ -74,7 +81,7 @@ class Remote:
         args = ["nbdkit", "-f", "--exit-with-parent", "-U", self.sock,
                 "-P", self.pidfile, "--filter=error"]
         args += ["file", self.image] if self.kind == "file" else \
-            ["memory", str(REMOTE_SIZE)]
+            ["memory", str(self.size)]
         for t in ERROR_TYPES:
             args += ["error-%s-rate=%s" % (t, ERROR_RATE),
                      "error-%s-file=%s" % (t, self.toggles[t])]
@@ -231,3 +238,65 @@ class Ctl:
             return json.loads(out)
         except ValueError:
             return None
+
+    def raw(self, command, timeout=30):
+        """Send one command line to the control socket itself (not through
+        swaptierctl) and return (status line, data records), each record
+        (word, {key: value}) with the values unescaped and numbers as
+        ints; (None, error text) if the exchange failed.  It shows the
+        data lines as the plugin writes them, sizes in slots."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout)
+                s.connect(self.sock)
+                s.sendall(command.encode() + b"\n")
+                buf = b""
+                while True:
+                    lines = buf.split(b"\n")
+                    for i, line in enumerate(lines[:-1]):
+                        text = line.decode(errors="replace")
+                        if text == "ok" or text.startswith(("ok ", "error ")):
+                            return text, [parse_record(l.decode(
+                                errors="replace")) for l in lines[:i]]
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return None, "connection closed: %r" % buf[-200:]
+                    buf += chunk
+        except OSError as e:
+            return None, "%s: %s" % (self.sock, e)
+
+    def state(self):
+        """The raw `list` reply as {"backends": [dict], "total": dict,
+        "repair": dict or None, "drain": dict or None}, sizes in slots;
+        None if it failed."""
+        status, records = self.raw("list")
+        if status is None or not status.startswith("ok"):
+            return None
+        doc = {"backends": [], "total": None, "repair": None, "drain": None}
+        for word, rec in records:
+            if word == "backend":
+                doc["backends"].append(rec)
+            elif word in doc:
+                doc[word] = rec
+        return doc
+
+
+def _unescape(value):
+    """A %-escaped word of the control protocol, unescaped."""
+    return re.sub(r"%([0-9A-Fa-f]{2})",
+                  lambda m: chr(int(m.group(1), 16)), value)
+
+
+def parse_record(line):
+    """(word, {key: value}) of a data line of the control protocol; the
+    values that are decimal numbers become ints."""
+    words = line.split()
+    fields = {}
+    for w in words[1:]:
+        key, sep, value = w.partition("=")
+        if not sep:
+            continue
+        value = _unescape(value)
+        fields[key] = int(value) if re.fullmatch(r"-?[0-9]+", value) \
+            else value
+    return (words[0] if words else ""), fields

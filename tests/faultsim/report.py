@@ -29,6 +29,7 @@ class Report:
         self.faults = collections.Counter()   # fault kind -> count
         self.violations = collections.Counter()  # class -> count
         self.first_seen = {}                  # class -> first op label
+        self.notes = []                       # extra summary lines
         self.printed = 0
 
     def elapsed(self):
@@ -93,6 +94,8 @@ class Report:
                 ", ".join("%s %d" % kv for kv in sorted(self.faults.items()))))
             out.write("model: %s\n" % ", ".join(
                 "%s %d" % kv for kv in model_summary.items()))
+            for line in self.notes:
+                out.write(line + "\n")
             if not self.violations:
                 out.write("violations: none\n")
                 return True
