@@ -296,7 +296,7 @@ def verify(driver, report, when):
 
 def check_copies_end(args, cluster, driver, faults, report):
     """copies>=2, after the load: the copies must become complete and the
-    device read back exactly; then one remote (chosen by the seed) is
+    device read back exactly; then the remote holding the most copies is
     killed for good: the device must still read back exactly (no EIO:
     every page had a copy elsewhere), and again once its copies were
     re-created on the others.  Returns False if that cannot go on."""
@@ -311,12 +311,17 @@ def check_copies_end(args, cluster, driver, faults, report):
                      key=lambda r: r.name)
     if not remotes:
         return True
-    victim = random.Random(args.seed).choice(remotes)
-    bid = next(b.bid for b in cluster.backends.values()
-               if b.remote is victim)
+    # The remote holding the most copies (the seed breaks ties).
+    used = {b.get("id"): b.get("used", 0) for b in st["backends"]}
+    bids = {r: next(b.bid for b in cluster.backends.values()
+                    if b.remote is r) for r in remotes}
+    random.Random(args.seed).shuffle(remotes)
+    victim = max(remotes, key=lambda r: used.get(bids[r], 0))
+    bid = bids[victim]
     before = (st["repair"] or {}).get("recreated", 0)
-    report.log("second loss: kill -9 %s (backend %d, domain %s) for good" % (
-        victim.name, bid, victim.domain))
+    report.log("second loss: kill -9 %s (backend %d, domain %s, %d copies) "
+               "for good" % (victim.name, bid, victim.domain,
+                             used.get(bid, 0)))
     disruption = guard.begin({victim.domain}, False)
     victim.kill()
     t0 = time.monotonic()
@@ -324,13 +329,13 @@ def check_copies_end(args, cluster, driver, faults, report):
         return False
     limit = args.grace + 20
     while True:
-        state = cluster.states().get(bid, ("gone", ""))[0]
-        if state == "failed":
+        state, health = cluster.states().get(bid, ("gone", ""))
+        if state == "failed" or health == "dead":
             break
         if time.monotonic() - t0 > limit:
-            report.violation("not-failed", "second loss", "backend %d is %s "
-                             "%d s after its server was killed for good" % (
-                                 bid, state, limit))
+            report.violation("not-failed", "second loss", "backend %d is "
+                             "%s/%s %d s after its server was killed for "
+                             "good" % (bid, state, health, limit))
             break
         time.sleep(0.25)
     t1 = time.monotonic()

@@ -42,10 +42,13 @@ listed above no longer happen: DomainGuard opens a loss window only when
 N domains are disrupted together (or one is hit before the copies lost
 in another were re-created).  The schedule avoids that: before a fault on
 domain D, it waits until the disruptions of every other domain have
-ended, `list` on the control socket reports degraded=0 and every active
-backend is up again (at most SETTLE_LIMIT s; longer is a "repair-stuck"
-violation, and the fault then runs with a loss window).  One more kind
-exists only in that mode:
+ended (LINGER s ago at least), `list` on the control socket reports
+degraded=0 and no backend is down (reconnecting); at most SETTLE_LIMIT
+s, longer is a "repair-stuck" violation and the fault then runs with a
+loss window.  A memory server restarted empty disrupts its domain until
+swaptier finds its backend dead (its copies are gone before degraded=
+can count them; not found within grace= + timeout= + 5 s is a
+"loss-unnoticed" violation).  One more kind exists only in that mode:
 
   multi-stop      SIGSTOP the servers of N domains together past grace=:
                   pages whose every copy was there may be lost (EIO) but
@@ -85,6 +88,7 @@ LOCAL_CAPACITY = 8 << 20
 COPIES_BACKEND_SIZE = 24 << 20  # each backend (local or remote), copies>=2
 DRAIN_LIMIT = 120
 SETTLE_LIMIT = 45
+LINGER = 1.0
 
 
 class Backend:
@@ -276,7 +280,7 @@ class DomainGuard:
     does not matter: a disruption opens a window only when it makes N
     domains unsettled together, a domain being unsettled from the start
     of a disruption until settle() saw, after its end, that the copies are
-    complete again (degraded=0, every active backend up).  settle() is
+    complete again (degraded=0, no backend down).  settle() is
     what the schedule calls before disrupting another domain.  The guard
     also checks the lost= counters: with copies >= 2 they may only rise
     while a loss window was open."""
@@ -287,6 +291,7 @@ class DomainGuard:
         self.cluster = cluster
         self.report = report
         self.active = collections.Counter()   # domain -> disruptions now
+        self.ended = {}           # domain -> when its last disruption ended
         self.unsettled = set()
         self.windows = 0          # loss windows opened (or seen) so far
         self.lost_seen = None     # (windows, total lost, repair lost)
@@ -332,8 +337,18 @@ class DomainGuard:
         if self.copies > 1:
             for d in h.domains:
                 self.active[d] -= 1
+                self.ended[d] = time.monotonic()
         if h.window:
             self.model.loss_end()
+
+    def _busy(self, domains):
+        """The domains, other than those of domains, disrupted now or whose
+        last disruption ended less than LINGER s ago (requests that began
+        during it may still mark slots bad)."""
+        now = time.monotonic()
+        busy = {d for d, n in self.active.items() if n > 0} | \
+            {d for d, t in self.ended.items() if now - t < LINGER}
+        return busy - set(domains)
 
     def removal_lost(self, bid, d):
         """A removal reported lost pages (drain record d)."""
@@ -359,9 +374,12 @@ class DomainGuard:
         total = st["total"] or {}
         if "degraded" not in total:
             return False, "no degraded= in the total line: %s" % total
+        # A dead backend stays "active" in the list; its copies count as
+        # degraded until re-created.  One that is down (reconnecting)
+        # holds copies that cannot be read now.
         down = ["%s:%s/%s" % (b.get("id"), b.get("state"), b.get("health"))
                 for b in st["backends"]
-                if b.get("state") == "active" and b.get("health") != "up"]
+                if b.get("state") == "active" and b.get("health") == "down"]
         if total["degraded"] == 0 and not down:
             return True, ""
         return False, "degraded=%s, backends not up: %s; repair: %s" % (
@@ -434,9 +452,7 @@ class DomainGuard:
         end = time.monotonic() + limit
         st, why = None, "disruptions still under way"
         while True:
-            busy = {d for d, n in self.active.items() if n > 0} - \
-                set(domains)
-            if not busy:
+            if not self._busy(domains):
                 st = self.cluster.ctl.state()
                 ok, why = self.check_state(st)
                 if ok:
@@ -674,8 +690,36 @@ class FaultInjector(threading.Thread):
             r.kill()
             self.sleep(t)
             r.start()
+            if self.copies > 1:
+                self._await_dead(r)
             self._end(disruption, self.cluster.timeout + 2)
         return self._remote_fault("memory", act)
+
+    def _await_dead(self, r):
+        """copies>=2: a server restarted empty holds none of the copies
+        swaptier still counts there until it finds out (on its next
+        connection or claim heartbeat, slot 0 no longer holds its header),
+        so its domain stays disrupted until the backend is dead or failed.
+        Not within grace= + timeout= + 5 s is a "loss-unnoticed"
+        violation."""
+        b = next((b for b in self.cluster.backends.values()
+                  if b.remote is r), None)
+        if b is None:
+            return
+        limit = self.cluster.grace + self.cluster.timeout + 5
+        end = time.monotonic() + limit
+        while True:
+            state, health = self.cluster.states().get(b.bid, ("gone", ""))
+            if state in ("failed", "gone") or health == "dead":
+                return
+            if time.monotonic() > end:
+                self.report.violation(
+                    "loss-unnoticed", "lose-memory %s" % r.name,
+                    "backend %d is still %s/%s %d s after its server "
+                    "restarted empty" % (b.bid, state, health, limit))
+                return
+            if not self.sleep(0.2):
+                return
 
     def f_flap(self):
         """Stops longer than timeout= with short resumes, for longer than

@@ -43,6 +43,24 @@ def _wait_listening(proc, sock, pidfile, log, what):
     raise StartError("%s did not start: %s" % (what, tail))
 
 
+def _wait_stopped(pid, limit):
+    """Wait until every thread of process pid is stopped (state T in
+    /proc), at most limit seconds."""
+    end = time.monotonic() + limit
+    task = "/proc/%d/task" % pid
+    while time.monotonic() < end:
+        try:
+            states = []
+            for tid in os.listdir(task):
+                with open("%s/%s/stat" % (task, tid)) as f:
+                    states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            return
+        if all(st in ("T", "t") for st in states):
+            return
+        time.sleep(0.001)
+
+
 class Remote:
     """One remote NBD server (kind "file" or "memory") of size bytes
     behind the error filter, restartable on the same socket path.  Its
@@ -115,10 +133,14 @@ class Remote:
 
     def pause(self):
         """SIGSTOP the server: it keeps its connections and answers
-        nothing until resume()."""
+        nothing until resume().  Returns once every thread of it is
+        stopped (at most 2 s): the stop of a thread running on another
+        CPU takes effect a little later, and a request sent meanwhile
+        (the flush of the flush probe) could still be answered."""
         if self.proc is not None:
             self.proc.send_signal(signal.SIGSTOP)
             self.stopped = True
+            _wait_stopped(self.proc.pid, 2)
 
     def resume(self):
         """SIGCONT a server paused by pause()."""
