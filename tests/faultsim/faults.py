@@ -48,7 +48,10 @@ s, longer is a "repair-stuck" violation and the fault then runs with a
 loss window.  A memory server restarted empty disrupts its domain until
 swaptier finds its backend dead (its copies are gone before degraded=
 can count them; not found within grace= + timeout= + 5 s is a
-"loss-unnoticed" violation).  One more kind exists only in that mode:
+"loss-unnoticed" violation).  A repairer that waits for room (every
+failed write leaves bad slots; a lost domain leaves fewer) gets a new
+file remote once per wait, as an operator would add one.  One more kind
+exists only in that mode:
 
   multi-stop      SIGSTOP the servers of N domains together past grace=:
                   pages whose every copy was there may be lost (EIO) but
@@ -298,13 +301,18 @@ class DomainGuard:
         self.drain_reported = set()
         self.stats = collections.Counter()
         self.settle_max = 0.0
+        # Called when the repairer waits for room (a backend elsewhere);
+        # returns whether it added one.
+        self.add_room = None
 
     def summary(self):
         """One line for the report: settles, windows, waits."""
         return "copies=%d: %d settles before faults (longest wait %.1f s), " \
-            "%d loss windows (domains disrupted together), %d repair-stuck" \
-            % (self.copies, self.stats["settles"], self.settle_max,
-               self.stats["windows"], self.stats["repair-stuck"])
+            "%d loss windows (domains disrupted together), %d repair-stuck, " \
+            "%d backends added for room" % (
+                self.copies, self.stats["settles"], self.settle_max,
+                self.stats["windows"], self.stats["repair-stuck"],
+                self.stats["backends added for room"])
 
     def _hit(self):
         """The domains disrupted now or not settled since."""
@@ -451,6 +459,7 @@ class DomainGuard:
         stopping."""
         end = time.monotonic() + limit
         st, why = None, "disruptions still under way"
+        waiting, added = 0, False
         while True:
             if not self._busy(domains):
                 st = self.cluster.ctl.state()
@@ -460,6 +469,19 @@ class DomainGuard:
                                       if n > 0}
                     self.check_lost(st)
                     return True, st, ""
+                # A repairer that found nothing it could do waits for
+                # room: bad slots (every failed write leaves some) or the
+                # loss of a domain can leave the other domains without
+                # free slots.  Add a backend, as an operator would, once.
+                waiting = waiting + 1 if st is not None and \
+                    (st["repair"] or {}).get("state") == "waiting" else 0
+                if waiting >= 8 and not added and self.add_room:
+                    added = True
+                    self.report.log("the repairer waits for room (%s): "
+                                    "adding a backend" % why)
+                    if self.add_room():
+                        self.stats["backends added for room"] += 1
+                        end = max(end, time.monotonic() + 20)
             if time.monotonic() > end:
                 return False, st, why
             if not sleep(0.25):
@@ -477,6 +499,7 @@ class FaultInjector(threading.Thread):
         self.report = report
         self.copies = cluster.copies
         self.guard = DomainGuard(self.copies, model, cluster, report)
+        self.guard.add_room = self.add_room
         self.rng = random.Random(seed ^ 0x5EED5EED)
         self.stop = threading.Event()
         # (time, remote, request type, Disruption) to turn off
@@ -936,6 +959,13 @@ class FaultInjector(threading.Thread):
         return None
 
     # --- keeping the capacity ----------------------------------------------------
+
+    def add_room(self):
+        """Add a file remote (a new domain) at priority 0, unless there are
+        8 backends already; whether one was added."""
+        if len(self.cluster.backends) >= 8:
+            return False
+        return self.cluster.add("file", 0) is not None
 
     def repair(self):
         """Replace every failed backend: add one of the same kind (once),
