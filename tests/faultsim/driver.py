@@ -235,7 +235,9 @@ class Driver:
         ok = outcome is None
         self.report.op(op.kind)
         if not ok:
-            self.report.error(op.kind, _errno_name(outcome))
+            self.report.error(op.kind + (" no_hole" if op.no_hole else "") +
+                              (" fua" if op.fua else ""),
+                              _errno_name(outcome))
         if op.kind == "write":
             self.model.write(op.offset, op.data, ok, token)
             if not ok:

@@ -58,9 +58,9 @@ exists only in that mode:
                   never read wrong; the others must read back exactly.
 
 and the first round starts with the kinds that lose pages with copies=1
-(COPIES_FIRST).  A removal that reports lost pages, or a rise of the
-lost= counters, while fewer than N domains were disrupted is a
-violation.  Remote backends alternate between the default domain and an
+(COPIES_FIRST), then multi-stop.  A removal that reports lost pages, or
+a rise of the lost= counters, while fewer than N domains were disrupted
+is a violation.  Remote backends alternate between the default domain and an
 explicit domain= (checked against the domain `list` shows), and each
 backend holds COPIES_BACKEND_SIZE, so that the survivors of a lost
 domain can hold every copy again.
@@ -86,7 +86,7 @@ KIND_WEIGHTS = {
 # The copies>=2 mode has one kind more, and starts with these.
 COPIES_KIND_WEIGHTS = dict(KIND_WEIGHTS, **{"multi-stop": 1})
 COPIES_FIRST = ("err-pread", "stop-long", "kill-late", "lose-memory",
-                "remove-add", "multi-stop")
+                "remove-add")
 LOCAL_CAPACITY = 8 << 20
 COPIES_BACKEND_SIZE = 24 << 20  # each backend (local or remote), copies>=2
 DRAIN_LIMIT = 120
@@ -557,8 +557,12 @@ class FaultInjector(threading.Thread):
         order = list(self.kinds)
         self.rng.shuffle(order)
         if self.copies > 1:
+            # The single-domain losses of copies=1 first, then the loss
+            # of several domains, then the rest.
             order = [k for k in order if k in COPIES_FIRST] + \
-                [k for k in order if k not in COPIES_FIRST]
+                [k for k in order if k == "multi-stop"] + \
+                [k for k in order if k not in COPIES_FIRST and
+                 k != "multi-stop"]
             self.guard.check_lost(self.cluster.ctl.state())   # the baseline
         try:
             while not self.stop.is_set() and not self.driver.dead.is_set():
