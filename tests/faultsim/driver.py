@@ -272,7 +272,9 @@ class Driver:
             self.report.violation(
                 "eio-not-lost" if name == "EIO" else "read-error", op.label,
                 "%s failed with %s but no page in it may be lost" % (
-                    op.describe(), name))
+                    op.describe(), name) if name == "EIO" else
+                "%s failed with %s (a read may only fail with EIO, where a "
+                "page may be lost)" % (op.describe(), name))
             return
         for kind, _page, text in self.model.check_read(
                 op.offset, data):
