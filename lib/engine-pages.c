@@ -204,8 +204,11 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
         if (engine_read_page (e, page + i + j, p + (size_t) j * PAGE_SIZE)
             == -1)
           r = -1;
-      if (r == -1)
+      /* A read that succeeded after a failed one may have set errno. */
+      if (r == -1) {
+        errno = EIO;
         return -1;
+      }
     }
     i += run;
   }
