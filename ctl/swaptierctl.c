@@ -57,7 +57,7 @@ sctl_usage (FILE *fp)
 "  list                         one row per backend, and the totals\n"
 "  stats                        I/O counters and rates\n"
 "  add TARGET [priority=N] [capacity=SIZE] [force=true]\n"
-"      [connections=N] [timeout=SECONDS] [grace=SECONDS]\n"
+"      [connections=N] [timeout=SECONDS] [grace=SECONDS] [domain=NAME]\n"
 "                               put a new backend in service\n"
 "  priority ID N                change the priority of backend ID\n"
 "  remove ID                    move the pages of backend ID elsewhere,\n"
