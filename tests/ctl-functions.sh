@@ -140,3 +140,59 @@ ctl_load_kill ()
         wait "$ctl_load_pid" 2>/dev/null || true
     fi
 }
+
+# --- The raw control protocol -------------------------------------------------
+
+# Send the command line $1 to the control socket and print the reply as
+# it comes: its data lines, then its status line ("ok ..." or "error
+# ..."); status 1 if that is an error.
+ctl_raw ()
+{
+    python3 - "$ctl_sock" "$1" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(20)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+f = s.makefile("rb")
+while True:
+    raw = f.readline()
+    if not raw:
+        sys.exit("control socket closed before the status line")
+    line = raw.decode("latin-1").rstrip("\n")
+    print(line)
+    if line == "ok" or line.startswith(("ok ", "error ")):
+        sys.exit(1 if line.startswith("error") else 0)
+EOF
+}
+
+# Print field FIELD ($2) of record $1 in the raw reply to list: of the
+# first data line of that name ("total", "repair", "drain"), or, with a
+# number, of that backend's line; "none" if there is no such field.  The
+# value is printed as sent (%-escaped).
+ctl_raw_get ()
+{
+    ctl_raw list | awk -v rec="$1" -v f="$2" '
+        $1 == rec || ($1 == "backend" && $2 == "id=" rec) {
+            for (i = 2; i <= NF; i++)
+                if (index($i, f "=") == 1) {
+                    print substr($i, length(f) + 2)
+                    found = 1
+                    exit
+                }
+        }
+        END { if (!found) print "none" }'
+}
+
+# Print the sum of field FIELD ($1, default used) over the backends
+# whose state is active, from the raw reply to list.
+ctl_raw_sum_active ()
+{
+    ctl_raw list | awk -v f="${1:-used}" '
+        $1 == "backend" && / state=active / {
+            for (i = 2; i <= NF; i++)
+                if (index($i, f "=") == 1)
+                    sum += substr($i, length(f) + 2)
+        }
+        END { print sum + 0 }'
+}
