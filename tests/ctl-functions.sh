@@ -184,6 +184,18 @@ ctl_raw_get ()
         END { if (!found) print "none" }'
 }
 
+# The same for a field that must be a number; fails the test if it is
+# not.  Use it in an assignment (x=$(ctl_raw_num total used)), so that
+# the failure stops the test.
+ctl_raw_num ()
+{
+    local value
+    value=$(ctl_raw_get "$1" "$2")
+    [[ $value =~ ^[0-9]+$ ]] ||
+        swt_fail "list: field $2 of $1 is '$value', not a number"
+    echo "$value"
+}
+
 # Print the sum of field FIELD ($1, default used) over the backends
 # whose state is active, from the raw reply to list.
 ctl_raw_sum_active ()
