@@ -169,10 +169,12 @@ EOF
 # Print field FIELD ($2) of record $1 in the raw reply to list: of the
 # first data line of that name ("total", "repair", "drain"), or, with a
 # number, of that backend's line; "none" if there is no such field.  The
-# value is printed as sent (%-escaped).
+# value is printed as sent (%-escaped).  With a file $3 (a reply saved
+# from ctl_raw list), from that reply instead of a new one.
 ctl_raw_get ()
 {
-    ctl_raw list | awk -v rec="$1" -v f="$2" '
+    { if [[ -n ${3:-} ]]; then cat "$3"; else ctl_raw list; fi; } |
+    awk -v rec="$1" -v f="$2" '
         $1 == rec || ($1 == "backend" && $2 == "id=" rec) {
             for (i = 2; i <= NF; i++)
                 if (index($i, f "=") == 1) {
@@ -190,17 +192,19 @@ ctl_raw_get ()
 ctl_raw_num ()
 {
     local value
-    value=$(ctl_raw_get "$1" "$2")
+    value=$(ctl_raw_get "$@")
     [[ $value =~ ^[0-9]+$ ]] ||
         swt_fail "list: field $2 of $1 is '$value', not a number"
     echo "$value"
 }
 
 # Print the sum of field FIELD ($1, default used) over the backends
-# whose state is active, from the raw reply to list.
+# whose state is active, from the raw reply to list (or from the reply
+# saved in file $2).
 ctl_raw_sum_active ()
 {
-    ctl_raw list | awk -v f="${1:-used}" '
+    { if [[ -n ${2:-} ]]; then cat "$2"; else ctl_raw list; fi; } |
+    awk -v f="${1:-used}" '
         $1 == "backend" && / state=active / {
             for (i = 2; i <= NF; i++)
                 if (index($i, f "=") == 1)

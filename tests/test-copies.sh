@@ -93,7 +93,8 @@ start_copies ()
         swt_fail "export size $(nbdinfo --size "$swt_uri"), expected $dev"
 }
 
-# Wait up to $3 seconds until backend $1 is failed and its copies are
+# Wait up to $3 seconds until backend $1 is failed (or given up: its
+# server is dead) and its copies are
 # re-created (the total shows degraded=0 after it was above 0), polling
 # the control socket every 20 ms; status 1 if that does not happen.  $2
 # is the time of the loss ($EPOCHREALTIME).  Prints how long the failure
@@ -129,7 +130,7 @@ def poll():
         recs[name] = fields
 
 
-t_fail = rec_fail = None
+t_fail = rec_fail = rec_loss = None
 most = rate = 0
 while True:
     now = time.time()
@@ -139,8 +140,11 @@ while True:
             limit, t_fail is not None, most))
     recs = poll()
     total, repair = recs["total"], recs["repair"]
+    if rec_loss is None:
+        rec_loss = int(repair["recreated"])
     degraded = int(total["degraded"])
-    if t_fail is None and recs["backend" + bid]["state"] == "failed":
+    b = recs["backend" + bid]
+    if t_fail is None and (b["state"] == "failed" or b["health"] == "dead"):
         t_fail, rec_fail = now, int(repair["recreated"])
     if t_fail is not None:
         most = max(most, degraded)
@@ -150,12 +154,13 @@ while True:
     time.sleep(0.02)
 copies = int(repair["recreated"]) - rec_fail
 took = now - t_fail
-msg = ("re-creation: backend %s failed %.2f s after the loss; %d copies "
-       "(at most %d degraded) re-created in %.2f s, %.0f copies/s "
-       "(the repair line showed up to %d/s); mapped %s, repair-rate "
-       "limit %s bytes/s" % (
+msg = ("re-creation: backend %s failed %.2f s after the loss; then %d "
+       "copies (at most %d degraded) re-created in %.2f s, %.0f copies/s "
+       "(the repair line showed up to %d/s); %d re-created since the loss "
+       "in all; mapped %s, repair-rate limit %s bytes/s" % (
            bid, t_fail - t_loss, copies, most, took, copies / took, rate,
-           total["mapped"], repair["limit"]))
+           int(repair["recreated"]) - rec_loss, total["mapped"],
+           repair["limit"]))
 print(msg)
 open(out, "a").write(msg + "\n")
 EOF
@@ -165,14 +170,15 @@ EOF
 # is lost, and the active backends hold exactly 2 slots per page.
 check_two_copies ()
 {
-    local mapped degraded used lost
-    ctl_raw list
-    mapped=$(ctl_raw_num total mapped)
-    degraded=$(ctl_raw_num total degraded)
-    lost=$(ctl_raw_num total lost)
-    used=$(ctl_raw_sum_active used)
-    [[ $(ctl_raw_get total copies) == 2 ]] ||
-        swt_fail "the total shows copies=$(ctl_raw_get total copies)"
+    local list=$d/list.raw mapped degraded used lost
+    ctl_raw list >"$list"
+    cat "$list"
+    mapped=$(ctl_raw_num total mapped "$list")
+    degraded=$(ctl_raw_num total degraded "$list")
+    lost=$(ctl_raw_num total lost "$list")
+    used=$(ctl_raw_sum_active used "$list")
+    [[ $(ctl_raw_get total copies "$list") == 2 ]] ||
+        swt_fail "the total shows copies=$(ctl_raw_get total copies "$list")"
     (( mapped == pages )) ||
         swt_fail "mapped=$mapped after fio wrote each of the $pages pages"
     (( degraded == 0 )) || swt_fail "degraded=$degraded"
@@ -180,11 +186,6 @@ check_two_copies ()
     (( used == 2 * mapped )) ||
         swt_fail "the active backends hold $used slots for $mapped pages," \
                  "expected $(( 2 * mapped ))"
-    # swaptierctl list --json says the same.
-    [[ $(ctl_get total copies) == 2 && $(ctl_get total mapped) == "$mapped" &&
-       $(ctl_get total degraded) == 0 ]] ||
-        swt_fail "list --json: copies $(ctl_get total copies), mapped" \
-                 "$(ctl_get total mapped), degraded $(ctl_get total degraded)"
     echo "ok: $mapped pages mapped, $used slots on the active backends," \
          "none degraded, none lost"
 }
@@ -228,19 +229,20 @@ loss_run ()
     echo "killed $other with SIGKILL"
     fio_wait "$fio_pid" "$d/$how-reads.json" "reads across the loss of $other"
     rmt_fio_check_read "$d/$how-reads.json" $(( 8 << 20 ))
-    ctl_wait_for '[[ $(ctl_raw_get '"$oid"' state) == failed ]]' 15 \
-        "backend $oid ($other) is not failed"
+    ctl_wait_for '[[ $(ctl_raw_get '"$oid"' health) == dead ]]' 15 \
+        "backend $oid ($other) was not given up"
     rc=0
     fio_job "$d/$how-verify.json" --verify_only || rc=$?
     (( rc == 0 )) || { cat "$d/$how-verify.json" >&2;
                        swt_fail "verify after the loss of $other (status $rc)"; }
     rmt_fio_check_read "$d/$how-verify.json" "$dev"
-    lost=$(ctl_raw_num total lost)
+    ctl_raw list >"$d/list.raw"
+    cat "$d/list.raw"
+    lost=$(ctl_raw_num total lost "$d/list.raw")
     (( lost == 0 )) || swt_fail "$lost pages lost after the second loss"
-    lost=$(ctl_raw_num repair lost)
+    lost=$(ctl_raw_num repair lost "$d/list.raw")
     (( lost == 0 )) || swt_fail "the repairer lost $lost pages"
     echo "ok: all $dev bytes verify on the local file alone, none lost"
-    ctl_raw list
     swt_stop
     swt_show_counters
     rmt_check_invariant5
@@ -251,16 +253,12 @@ section "1: copies=2, a remote server killed for good under fio verify"
 rmt_start k1 memory 128M
 rmt_start k2 memory 128M
 start_copies k1 k2
-[[ $(ctl_raw_get 0 domain) == "unix:$d/k1.sock" ]] ||
-    swt_fail "backend 0 is in domain $(ctl_raw_get 0 domain)"
-[[ $(ctl_raw_get 1 domain) == "unix:$d/k2.sock" ]] ||
-    swt_fail "backend 1 is in domain $(ctl_raw_get 1 domain)"
-[[ $(ctl_raw_get 2 domain) == local ]] ||
-    swt_fail "backend 2 is in domain $(ctl_raw_get 2 domain)"
-ctl list | tee "$d/list.txt"
-grep -q '^ *ID  TARGET .* DOMAIN' "$d/list.txt" || swt_fail "list has no DOMAIN column"
-grep -q "k1.sock .*unix:$d/k1.sock" "$d/list.txt" ||
-    swt_fail "list does not show the domain of backend 0"
+ctl_raw list >"$d/list.raw"
+for want in 0="unix:$d/k1.sock" 1="unix:$d/k2.sock" 2=local; do
+    got=$(ctl_raw_get "${want%%=*}" domain "$d/list.raw")
+    [[ $got == "${want#*=}" ]] ||
+        swt_fail "backend ${want%%=*} is in domain $got, expected ${want#*=}"
+done
 echo "ok: each server is its own domain, the file is in domain local"
 loss_run crash k1 0 k2 1
 
@@ -298,18 +296,23 @@ for pass in 1 2; do
     (( rc == 0 )) || { cat "$d/e-verify.$pass.json" >&2;
                        swt_fail "verify pass $pass with read errors (status $rc)"; }
     rmt_fio_check_read "$d/e-verify.$pass.json" "$dev"
-    errors=$(ctl_raw_num 0 errors)
-    (( errors > 0 )) || swt_fail "no read error was injected on e1"
-    [[ $(ctl_raw_get 0 state) == active ]] ||
-        swt_fail "e1 is $(ctl_raw_get 0 state) after isolated read errors"
     ctl_wait_for '[[ $(ctl_raw_get total degraded) == 0 ]]' 30 \
         "the copies dropped by read errors were not re-created"
-    recreated=$(ctl_raw_num repair recreated)
+    ctl_raw list >"$d/list.raw"
+    errors=$(ctl_raw_num 0 errors "$d/list.raw")
+    (( errors > 0 )) || swt_fail "no read error was injected on e1"
+    state=$(ctl_raw_get 0 state "$d/list.raw")
+    [[ $state == active ]] || swt_fail "e1 is $state after isolated read errors"
+    recreated=$(ctl_raw_num repair recreated "$d/list.raw")
     recreated=$(( recreated - rec0 ))
-    (( recreated > 0 )) || swt_fail "no copy was re-created after read errors"
+    bad=$(ctl_raw_num 0 bad "$d/list.raw")
+    (( bad > 0 )) || swt_fail "no copy on e1 was given up after read errors"
+    # Each copy given up (its slot made bad) is re-created once.
+    (( recreated == bad )) ||
+        swt_fail "$recreated copies re-created for $bad copies given up"
     echo "ok: pass $pass verified $dev bytes with e1 failing reads:" \
-         "$errors errors on e1, $(ctl_raw_get 0 bad) bad slots," \
-         "$recreated copies re-created in all"
+         "$errors errors on e1, $bad copies given up (bad slots)," \
+         "$recreated re-created in all"
     check_two_copies
 done
 rm -f "$d/e1.on"
