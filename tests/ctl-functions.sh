@@ -198,14 +198,15 @@ ctl_raw_num ()
     echo "$value"
 }
 
-# Print the sum of field FIELD ($1, default used) over the backends
-# whose state is active, from the raw reply to list (or from the reply
-# saved in file $2).
-ctl_raw_sum_active ()
+# Print the sum of field FIELD ($1, default used) over the live
+# backends (state active, and not given up: health not dead), from the
+# raw reply to list (or from the reply saved in file $2).  A remote
+# backend whose server is given up may still show state=active.
+ctl_raw_sum_live ()
 {
     { if [[ -n ${2:-} ]]; then cat "$2"; else ctl_raw list; fi; } |
     awk -v f="${1:-used}" '
-        $1 == "backend" && / state=active / {
+        $1 == "backend" && / state=active / && !/ health=dead / {
             for (i = 2; i <= NF; i++)
                 if (index($i, f "=") == 1)
                     sum += substr($i, length(f) + 2)

@@ -10,7 +10,7 @@
 #      writes and never comes back: fio sees no error and no verify
 #      error; once the backend is failed (grace=2) its copies are
 #      re-created on the local file, until the total shows degraded=0
-#      and the active backends hold exactly 2 * mapped slots.  Then the
+#      and the live backends hold exactly 2 * mapped slots.  Then the
 #      other remote server is killed under a verifying read load: still
 #      no error, every block verifies, no page is lost.
 #   2. the same, but the memory server is restarted at once (its data is
@@ -167,7 +167,8 @@ EOF
 }
 
 # Fail unless every page of the device is mapped, none lacks a copy or
-# is lost, and the active backends hold exactly 2 slots per page.
+# is lost, and the live backends (active, not given up) hold exactly 2
+# slots per page.
 check_two_copies ()
 {
     local list=$d/list.raw mapped degraded used lost
@@ -176,7 +177,7 @@ check_two_copies ()
     mapped=$(ctl_raw_num total mapped "$list")
     degraded=$(ctl_raw_num total degraded "$list")
     lost=$(ctl_raw_num total lost "$list")
-    used=$(ctl_raw_sum_active used "$list")
+    used=$(ctl_raw_sum_live used "$list")
     [[ $(ctl_raw_get total copies "$list") == 2 ]] ||
         swt_fail "the total shows copies=$(ctl_raw_get total copies "$list")"
     (( mapped == pages )) ||
@@ -184,9 +185,9 @@ check_two_copies ()
     (( degraded == 0 )) || swt_fail "degraded=$degraded"
     (( lost == 0 )) || swt_fail "$lost pages lost"
     (( used == 2 * mapped )) ||
-        swt_fail "the active backends hold $used slots for $mapped pages," \
+        swt_fail "the live backends hold $used slots for $mapped pages," \
                  "expected $(( 2 * mapped ))"
-    echo "ok: $mapped pages mapped, $used slots on the active backends," \
+    echo "ok: $mapped pages mapped, $used slots on the live backends," \
          "none degraded, none lost"
 }
 
