@@ -187,6 +187,14 @@ check_two_copies ()
     (( used == 2 * mapped )) ||
         swt_fail "the live backends hold $used slots for $mapped pages," \
                  "expected $(( 2 * mapped ))"
+    # swaptierctl list --json says the same.
+    ctl list --json | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+t, r = doc["total"], doc["repair"]
+got = (t["copies"], t["mapped"], t["degraded"], r["degraded"])
+assert got == (2, int(sys.argv[1]), 0, 0), "copies, mapped, degraded: %s" % (got,)
+' "$mapped" || swt_fail "swaptierctl list --json disagrees with the raw list"
     echo "ok: $mapped pages mapped, $used slots on the live backends," \
          "none degraded, none lost"
 }
@@ -260,6 +268,11 @@ for want in 0="unix:$d/k1.sock" 1="unix:$d/k2.sock" 2=local; do
     [[ $got == "${want#*=}" ]] ||
         swt_fail "backend ${want%%=*} is in domain $got, expected ${want#*=}"
 done
+ctl list | tee "$d/list.txt"
+grep -q '^ *ID  TARGET  *KIND  *DOMAIN ' "$d/list.txt" ||
+    swt_fail "swaptierctl list has no DOMAIN column"
+grep -q "k2.sock  *nbd  *unix:$d/k2.sock " "$d/list.txt" ||
+    swt_fail "swaptierctl list does not show the domain of k2"
 echo "ok: each server is its own domain, the file is in domain local"
 loss_run crash k1 0 k2 1
 
