@@ -52,10 +52,10 @@ section () {
 
 # The raw reply of the control command list, of stats.
 ctl_raw () {
-  vm_ctl "$ctl_sock" list || swt_fail "control command list failed"
+  vm_ctl "$ctl_sock" list || vm_fail "control command list failed"
 }
 ctl_stats () {
-  vm_ctl "$ctl_sock" stats || swt_fail "control command stats failed"
+  vm_ctl "$ctl_sock" stats || vm_fail "control command stats failed"
 }
 
 # Wait up to $2 seconds for the shell condition $1 (a command for eval)
@@ -64,22 +64,23 @@ guest_wait_for () {
   local i
   for ((i = 0; i < $2 * 2; i++)); do
     eval "$1" && return 0
-    vm_running || swt_fail "the guest ended while waiting: $3"
+    vm_running || vm_fail "the guest ended while waiting: $3"
     sleep 0.5
   done
-  swt_fail "$3 (waited $2 s for: $1)"
+  vm_fail "$3 (waited $2 s for: $1)"
 }
 
 # The conditions waited for: the workload's fill is over; 20000 reads
-# more than at its end; backend 1 (the remote) is failed.
+# more than at its end; backend 1 (the remote) is given up (health dead:
+# its state need not say failed, no request may have met it since).
 fill_done () {
   (( $(vm_log_count "swap-workload: filled $npages pages") > 0 ))
 }
 pass_swapping_in () {
   (( $(ctl_raw | vm_field total - reads) >= reads0 + 20000 ))
 }
-remote_failed () {
-  [[ $(ctl_raw | vm_field backend 1 state) == failed ]]
+remote_given_up () {
+  [[ $(ctl_raw | vm_field backend 1 health) == dead ]]
 }
 
 # Append the repair and total lines, with the time, to repair.log.
@@ -146,8 +147,8 @@ section "killed the remote (SIGKILL): it held $kill_used pages" \
         "$kill_verified"
 repair_sample
 
-guest_wait_for remote_failed 60 "the killed remote was not given up"
-section "the remote is failed; adding a fresh remote server"
+guest_wait_for remote_given_up 60 "the killed remote was not given up"
+section "the remote is given up; adding a fresh remote server"
 repair_sample
 rmt_start spare memory 1G
 "$ctl_tool" -s "$ctl_sock" add "$(rmt_uri spare)" priority=10 "${remote_keys[@]}"
@@ -219,15 +220,28 @@ active_used=$(awk '$1 == "backend" && / state=active / {
                } END { print s + 0 }' <<<"$l")
 (( active_used == copies * mapped )) ||
   swt_fail "active backends hold $active_used slots, not $copies x $mapped"
+(( $(vm_field backend 1 used <<<"$l") == 0 )) ||
+  swt_fail "copies are left on the killed remote"
 for id in 0 2; do
   [[ $(vm_field backend $id lost <<<"$l") == 0 &&
      $(vm_field backend $id errors <<<"$l") == 0 ]] ||
     swt_fail "backend $id has lost pages or errors"
 done
-done_at=$(awk '$2 == "idle" && $3 == "degraded=0" { sub("t=", "", $1); print; exit }' \
-             "$swt_tmpdir/repair.log")
-echo "re-created $recreated copies; degraded=0 first seen" \
-     "$(( ${done_at:-$SECONDS} - add_time )) s after the fresh remote was added"
+# From the samples after the add: when degraded first read 0, its peak,
+# and the peak rate (copies a second) against the limit.
+read -r done_at peak_degraded peak_rate < <(awk -v since="$add_time" '
+    { t = substr($1, 3) + 0; d = substr($3, 10) + 0; r = substr($5, 6) + 0 }
+    t >= since && d > pd { pd = d }
+    t >= since && r > pr { pr = r }
+    t >= since && $2 == "idle" && d == 0 && done == "" { done = t }
+    END { print (done == "" ? "-" : done), pd + 0, pr + 0 }' \
+    "$swt_tmpdir/repair.log")
+echo "repair: re-created $recreated copies (degraded peaked at" \
+     "$peak_degraded); degraded=0 first seen" \
+     "$([[ $done_at == - ]] && echo "after the guest ended" ||
+        echo "$((done_at - add_time)) s after the fresh remote was added");" \
+     "peak rate $peak_rate copies/s, limit" \
+     "$(( $(vm_field repair - limit <<<"$l") / 4096 )) pages/s"
 
 swt_stop
 swt_show_counters

@@ -219,3 +219,11 @@ vm_field () {
       exit
     }'
 }
+
+# Fail the test (swt_fail) while a guest started by vm_start runs: stop
+# QEMU first, so that its console does not end with the I/O errors of a
+# swap device whose server the cleanup stops under it.
+vm_fail () {
+  vm_stop_qemu
+  swt_fail "$@"
+}
