@@ -72,10 +72,11 @@ engine_free_slot (struct engine *e, struct engine_free_run *run, slot_t s)
   run->n++;
 }
 
-/* Repeated messages: one per read of a lost page, one per write that
- * could not place every copy.
+/* Repeated messages: one per read of a lost page, one per copy given
+ * up, one per write that could not place every copy.
  */
 static struct log_limit engine_lost_limit = LOG_LIMIT_INIT;
+static struct log_limit engine_drop_limit = LOG_LIMIT_INIT;
 static struct log_limit engine_degraded_limit = LOG_LIMIT_INIT;
 
 /* Give up copy c of page, in slot s, which failed to read: with another
@@ -95,8 +96,9 @@ engine_drop_copy (struct engine *e, uint64_t page, unsigned c, slot_t s)
     pagemap_set (e->map, page, c, live > 1 ? SLOT_NONE : SLOT_LOST);
     engine_count (e, live, live - 1);
     if (live > 1) {
-      log_error ("page %" PRIu64 ": a copy failed to read; another is "
-                 "read and this one will be re-created", page);
+      log_error_limited (&engine_drop_limit, "page %" PRIu64 ": a copy "
+                         "failed to read; another is read and this one "
+                         "will be re-created", page);
       tierset_mark_bad (e->ts, s, 1);
     }
     else {
@@ -204,8 +206,11 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
         if (engine_read_page (e, page + i + j, p + (size_t) j * PAGE_SIZE)
             == -1)
           r = -1;
-      if (r == -1)
+      /* A read that succeeded after a failed one may have set errno. */
+      if (r == -1) {
+        errno = EIO;
         return -1;
+      }
     }
     i += run;
   }
