@@ -308,6 +308,7 @@ START_TEST (test_repair_failed_backend)
   struct test_dev d;
   struct repair *r;
   struct repair_status st;
+  struct mem_counters before, after;
   uint64_t n = 200;
 
   test_dev_create (&d, 3, 512, test_three, NULL, n, 2, true);
@@ -321,6 +322,14 @@ START_TEST (test_repair_failed_backend)
   ck_assert_uint_gt (st.recreated, 0);
   ck_assert_uint_eq (test_stats (&d, 1).used, 0);
   test_check_placement (&d, n, 2, 1);
+  /* The copy that stayed kept each page durable: the new copies were
+   * written without FUA, and the next flush covers them.
+   */
+  mem_backend_counters (d.be[2], &before);
+  ck_assert_uint_eq (before.fua_writes, 0);
+  ck_assert_int_eq (engine_flush (d.e), 0);
+  mem_backend_counters (d.be[2], &after);
+  ck_assert_uint_eq (after.flushes, before.flushes + 1);
   mem_backend_fail_all (d.be[0], MEM_FAIL_ALL);
   ck_assert_uint_eq (test_check (&d, n, 1), 0);
   repair_stop (r);
