@@ -562,7 +562,12 @@ tierset_alloc_pass (struct tierset *ts, uint32_t max, uint32_t *len,
 
   for (g = 0; g < ts->ngroups; g++) {
     struct tier_group *grp = &ts->group[g];
-    unsigned start = __atomic_fetch_add (&grp->rotor, 1, __ATOMIC_RELAXED);
+    /* The further copies of a page start where its first one did, and
+     * move on past the domains excluded: one step per page, so that the
+     * first copies rotate over the group whatever the copies.
+     */
+    unsigned start = exclude ? __atomic_load_n (&grp->rotor, __ATOMIC_RELAXED)
+      : __atomic_fetch_add (&grp->rotor, 1, __ATOMIC_RELAXED);
     uint32_t want = max;
 
     for (;;) {
@@ -710,6 +715,22 @@ bool
 tierset_slot_failed (const struct tierset *ts, slot_t slot)
 {
   return tier_is_failed (tierset_lookup (ts, slot));
+}
+
+bool
+tierset_slot_failed_unlocked (struct tierset *ts, slot_t slot)
+{
+  const struct tier *t;
+  bool failed;
+
+  /* A removal marks the tier removed under the write lock before it
+   * closes the backend.
+   */
+  pthread_rwlock_rdlock (&ts->lock);
+  t = tierset_lookup (ts, slot);
+  failed = t->removed || tier_is_failed (t);
+  pthread_rwlock_unlock (&ts->lock);
+  return failed;
 }
 
 uint64_t

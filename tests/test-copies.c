@@ -224,7 +224,9 @@ static const char *const test_three[] = { "a", "b", "c" };
 static const char *const test_two[] = { "a", "b" };
 
 /* Each page's copies land on distinct domains, written at once, and the
- * counters say so.  Two backends of one domain never share a page.
+ * counters say so.  Two backends of one domain never share a page.  The
+ * first copies rotate over backends of equal priority whatever the
+ * copies (reads spread over them).
  */
 START_TEST (test_placement)
 {
@@ -236,6 +238,7 @@ START_TEST (test_placement)
   test_check_placement (&d, 64, 2, UINT_MAX);
   /* Domain b holds one copy of every page. */
   ck_assert_uint_eq (test_stats (&d, 2).used, 64);
+
   ck_assert_uint_eq (test_check (&d, 64, 1), 0);
   test_fill (&d, 64, 2);
   test_check_placement (&d, 64, 2, UINT_MAX);
@@ -244,6 +247,21 @@ START_TEST (test_placement)
   ck_assert_uint_eq (engine_mapped (d.e), 32);
   ck_assert_uint_eq (test_stats (&d, 0).used + test_stats (&d, 1).used
                      + test_stats (&d, 2).used, 64);
+  test_dev_destroy (&d);
+
+  /* Two backends, two copies: each holds the first copy of half the
+   * pages, so reads (which prefer the first copy) go to both.
+   */
+  test_dev_create (&d, 2, 256, test_two, NULL, 64, 2, true);
+  test_fill (&d, 64, 1);
+  {
+    uint64_t page, first[2] = { 0 };
+
+    for (page = 0; page < 64; page++)
+      first[test_backend_of (&d, pagemap_get (d.e->map, page, 0))]++;
+    ck_assert_uint_ge (first[0], 16);
+    ck_assert_uint_ge (first[1], 16);
+  }
   test_dev_destroy (&d);
 }
 END_TEST
@@ -254,10 +272,12 @@ END_TEST
  */
 START_TEST (test_read_fallback)
 {
+  static const int prio[] = { 1, 0 };
   struct test_dev d;
   struct tier_stats st;
 
-  test_dev_create (&d, 2, 256, test_two, NULL, 32, 2, false);
+  /* Backend 0 first: every page is read from it. */
+  test_dev_create (&d, 2, 256, test_two, prio, 32, 2, false);
   test_fill (&d, 32, 1);
   mem_backend_fail_all (d.be[0], MEM_FAIL_READ);
   ck_assert_uint_eq (test_check (&d, 32, 1), 0);
