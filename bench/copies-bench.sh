@@ -23,8 +23,8 @@
 #
 # With copies=1 the two backends share the pages (round robin); with
 # copies=2 each page is on both.  After each run the script prints where
-# the pages went (swaptierctl list), which shows whether the copies were
-# made.
+# the pages went and which backends served the I/O (swaptierctl list), which
+# shows whether the copies were made and which copy the reads came from.
 #
 # It prints figures and asserts nothing about speed.  The default run
 # takes about 3 minutes.
@@ -321,23 +321,27 @@ if ratios:
     print ("copies-bench: ratios")
     print ("\n".join (ratios))
 
-# Where the pages are at the end of each run.
-print ("copies-bench: placement at the end of each run (swaptierctl list)")
+# Where the pages are at the end of each run, and who served the I/O.
+print ("copies-bench: backends at the end of each run (swaptierctl list)")
 for run in runs:
     with open (os.path.join (work, run + ".list.json")) as f:
         ls = json.load (f)
     t = ls["total"]
-    words = ["%s %s used %dM" % (b.get ("domain", "-"), b["state"],
-                                 b["used"] >> 20)
-             for b in ls["backends"]]
     extra = ""
     if "copies" in t:
-        extra = ", copies %s mapped %s degraded %s" % (
+        extra = ", copies %s, mapped %s pages, degraded %s" % (
             t["copies"], t.get ("mapped", "-"), t.get ("degraded", "-"))
-    bad = sum (b["bad"] + b["lost"] + b["errors"] for b in ls["backends"])
-    print ("  %-10s %s; total used %dM%s%s"
-           % (run, "; ".join (words), t["used"] >> 20, extra,
-              "; bad/lost/errors %d" % bad if bad else ""))
+    print ("  %-10s used %dM%s" % (run, t["used"] >> 20, extra))
+    for b in ls["backends"]:
+        bad = b["bad"] + b["lost"] + b["errors"]
+        domain = b.get ("domain", "-").replace (work + "/", "")
+        print ("    backend %d %-7s used %4dM  reads %6s  writes %6s  "
+               "domain %s%s"
+               % (b["id"], b["state"], b["used"] >> 20, k (b["reads"]),
+                  k (b["writes"]), domain,
+                  "  bad %d lost %d errors %d" % (b["bad"], b["lost"],
+                                                  b["errors"])
+                  if bad else ""))
     errors = open (os.path.join (work, run + ".errors")).read ().strip ()
     if errors:
         print ("    nbdkit said: " + errors.replace ("\n", "\n    nbdkit said: "))
