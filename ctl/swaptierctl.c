@@ -67,7 +67,7 @@ struct sctl_field {
 /* The fields of each record, in output order. */
 static const struct sctl_field sctl_backend_fields[] = {
   { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "kind", SCTL_TEXT },
-  { "priority", SCTL_NUMBER }, { "state", SCTL_TEXT },
+  { "domain", SCTL_TEXT }, { "priority", SCTL_NUMBER }, { "state", SCTL_TEXT },
   { "health", SCTL_TEXT }, { "capacity", SCTL_SLOTS },
   { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
   { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
@@ -78,12 +78,20 @@ static const struct sctl_field sctl_total_fields[] = {
   { "spare", SCTL_NUMBER }, { "capacity", SCTL_SLOTS },
   { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
   { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
-  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER }, { NULL },
+  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
+  { "copies", SCTL_NUMBER }, { "mapped", SCTL_NUMBER },
+  { "degraded", SCTL_NUMBER }, { NULL },
 };
 static const struct sctl_field sctl_drain_fields[] = {
   { "id", SCTL_NUMBER }, { "state", SCTL_TEXT }, { "total", SCTL_NUMBER },
   { "remaining", SCTL_NUMBER }, { "moved", SCTL_NUMBER },
-  { "lost", SCTL_NUMBER }, { "error", SCTL_TEXT }, { NULL },
+  { "lost", SCTL_NUMBER }, { "dropped", SCTL_NUMBER },
+  { "error", SCTL_TEXT }, { NULL },
+};
+static const struct sctl_field sctl_repair_fields[] = {
+  { "state", SCTL_TEXT }, { "degraded", SCTL_NUMBER },
+  { "recreated", SCTL_NUMBER }, { "lost", SCTL_NUMBER },
+  { "rate", SCTL_NUMBER }, { "limit", SCTL_NUMBER }, { NULL },
 };
 static const struct sctl_field sctl_stats_fields[] = {
   { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "reads", SCTL_NUMBER },
@@ -368,8 +376,8 @@ sctl_json_record (const char *line, const struct sctl_field *f,
 
 /* Print the reply as one JSON object: the "backend" records under
  * "backends", the "total" record (with total_fields) under "total",
- * and with with_drain, the "drain" record under "drain"; null for an
- * absent record.
+ * and with with_drain, the "drain" record under "drain" and the
+ * "repair" record under "repair"; null for an absent record.
  */
 static void
 sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
@@ -377,7 +385,7 @@ sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
 {
   uint64_t page_size = sctl_page_size (r);
   const char *sep = "";
-  size_t i, total = r->n, drain = r->n;
+  size_t i, total = r->n, drain = r->n, repair = r->n;
 
   fputs ("{\"backends\": [", stdout);
   for (i = 0; i < r->n; i++) {
@@ -385,6 +393,8 @@ sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
       total = i;
     else if (sctl_is (r->line[i], "drain"))
       drain = i;
+    else if (sctl_is (r->line[i], "repair"))
+      repair = i;
     else if (sctl_is (r->line[i], "backend")) {
       fputs (sep, stdout);
       sep = ", ";
@@ -400,6 +410,11 @@ sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
     fputs (", \"drain\": ", stdout);
     if (drain < r->n)
       sctl_json_record (r->line[drain], sctl_drain_fields, page_size);
+    else
+      fputs ("null", stdout);
+    fputs (", \"repair\": ", stdout);
+    if (repair < r->n)
+      sctl_json_record (r->line[repair], sctl_repair_fields, page_size);
     else
       fputs ("null", stdout);
   }
@@ -475,16 +490,31 @@ sctl_drain_sentence (const char *line)
   free (state);
 }
 
-/* The "drain" record of a reply, or NULL. */
+/* The first record of a kind in a reply, or NULL. */
 static const char *
-sctl_drain_record (const struct sctl_reply *r)
+sctl_record (const struct sctl_reply *r, const char *kind)
 {
   size_t i;
 
   for (i = 0; i < r->n; i++)
-    if (sctl_is (r->line[i], "drain"))
+    if (sctl_is (r->line[i], kind))
       return r->line[i];
   return NULL;
+}
+
+/* Print the state of the copies of a "repair" record, as a sentence. */
+static void
+sctl_repair_sentence (const char *line, uint64_t copies, uint64_t page_size)
+{
+  char *state = sctl_value (line, "state");
+  char *rate = sctl_size (sctl_number (line, "rate") * page_size);
+
+  printf ("copies: %" PRIu64 "; %" PRIu64 " to re-create (%s), %" PRIu64
+          " re-created since the start, %s/s now\n", copies,
+          sctl_number (line, "degraded"), state,
+          sctl_number (line, "recreated"), rate);
+  free (state);
+  free (rate);
 }
 
 /* list: one row per backend, the totals, the last removal. */
@@ -492,14 +522,14 @@ static void
 sctl_list (const struct sctl_reply *r)
 {
   static const char *const head[] = {
-    "ID", "TARGET", "KIND", "PRIO", "STATE", "SIZE", "USED", "FREE", "BAD",
-    "LOST", "READS", "WRITES", "ERRORS",
+    "ID", "TARGET", "KIND", "DOMAIN", "PRIO", "STATE", "SIZE", "USED",
+    "FREE", "BAD", "LOST", "READS", "WRITES", "ERRORS",
   };
   struct sctl_table t = {
-    .ncols = 13, .head = head, .align = "rllrlrrrrrrrr",
+    .ncols = 14, .head = head, .align = "rlllrlrrrrrrrr",
   };
-  uint64_t page_size = sctl_page_size (r);
-  const char *drain;
+  uint64_t page_size = sctl_page_size (r), copies = 1;
+  const char *drain, *repair;
   size_t i;
 
   if (sctl_json) {
@@ -509,7 +539,7 @@ sctl_list (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *state, *health, *cells[13];
+    char *state, *health, *cells[14];
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -525,22 +555,28 @@ sctl_list (const struct sctl_reply *r)
     cells[0] = sctl_value (l, "id");
     cells[1] = total ? sctl_strdup ("total") : sctl_value (l, "target");
     cells[2] = sctl_value (l, "kind");
-    cells[3] = sctl_value (l, "priority");
-    cells[4] = state;
-    cells[5] = sctl_size (sctl_number (l, "capacity") * page_size);
-    cells[6] = sctl_size (sctl_number (l, "used") * page_size);
-    cells[7] = sctl_size (sctl_number (l, "free") * page_size);
-    cells[8] = sctl_size (sctl_number (l, "bad") * page_size);
-    cells[9] = sctl_value (l, "lost");
-    cells[10] = sctl_value (l, "reads");
-    cells[11] = sctl_value (l, "writes");
-    cells[12] = sctl_value (l, "errors");
+    cells[3] = sctl_value (l, "domain");
+    cells[4] = sctl_value (l, "priority");
+    cells[5] = state;
+    cells[6] = sctl_size (sctl_number (l, "capacity") * page_size);
+    cells[7] = sctl_size (sctl_number (l, "used") * page_size);
+    cells[8] = sctl_size (sctl_number (l, "free") * page_size);
+    cells[9] = sctl_size (sctl_number (l, "bad") * page_size);
+    cells[10] = sctl_value (l, "lost");
+    cells[11] = sctl_value (l, "reads");
+    cells[12] = sctl_value (l, "writes");
+    cells[13] = sctl_value (l, "errors");
     sctl_table_row (&t, cells);
+    if (total)
+      copies = sctl_number (l, "copies");
   }
   sctl_table_print (&t);
-  drain = sctl_drain_record (r);
+  drain = sctl_record (r, "drain");
   if (drain)
     sctl_drain_sentence (drain);
+  repair = sctl_record (r, "repair");
+  if (repair && copies > 1)
+    sctl_repair_sentence (repair, copies, page_size);
 }
 
 /* A rate, allocated: a count per second, or bytes per second. */
@@ -634,7 +670,7 @@ sctl_follow (struct sctl_conn *c, unsigned id)
 
     if (sctl_request (c, "drain", NULL, 0, &r) != 0)
       break;
-    d = sctl_drain_record (&r);
+    d = sctl_record (&r, "drain");
     if (d == NULL || sctl_number (d, "id") != id) {
       sctl_message ("backend %u: no removal of it is known", id);
       break;
@@ -748,7 +784,7 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
               sctl_number (r.status, "total"));
   }
   else if (strcmp (verb, "drain") == 0) {
-    d = sctl_drain_record (&r);
+    d = sctl_record (&r, "drain");
     if (sctl_json) {
       if (d)
         sctl_json_record (d, sctl_drain_fields, sctl_page_size (&r));

@@ -128,6 +128,35 @@ remote_read (struct backend *be, void *buf, uint64_t slot, uint64_t n)
   }
 }
 
+/* A read when another copy exists: one try, on a connection that works
+ * now, within timeout=.  A failure does not count against grace=.
+ */
+static int
+remote_read_quick (struct backend *be, void *buf, uint64_t slot, uint64_t n)
+{
+  struct remote_backend *rb = remote_backend (be);
+  uint64_t until = REMOTE_FOREVER;
+  struct remote_conn *c = remote_acquire (rb, false, &until);
+  enum remote_result r;
+
+  if (c == NULL) {
+    log_error ("%s: read of slot %" PRIu64 ": %s", be->target, slot,
+               errno == ESHUTDOWN ? "the server is stopping"
+               : "the server is not reachable now");
+    return -1;
+  }
+  r = remote_transfer (rb, c, REMOTE_OP_READ, buf, n * PAGE_SIZE,
+                       remote_offset (slot), false, until);
+  remote_release (rb, c, r);
+  if (r == REMOTE_OK)
+    return 0;
+  if (remote_stopping (rb))
+    errno = ESHUTDOWN;
+  else if (r != REMOTE_FAILED)
+    errno = EIO;
+  return -1;
+}
+
 /* One write or trim, not retried at the same place: the engine writes
  * the data elsewhere.  Returns the outcome, with errno set unless
  * REMOTE_OK: ENOTCONN if it was lost, or not sent because the server
@@ -302,6 +331,7 @@ remote_close_backend (struct backend *be)
 static const struct backend_ops remote_ops = {
   .kind = "nbd",
   .read = remote_read,
+  .read_quick = remote_read_quick,
   .write = remote_write,
   .flush = remote_flush,
   .trim = remote_trim,

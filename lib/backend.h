@@ -36,6 +36,12 @@ struct backend_ops {
   int (*write) (struct backend *be, const void *buf, uint64_t slot,
                 uint64_t n, bool fua);
   int (*flush) (struct backend *be);
+  /* Optional: read once, without waiting for a lost server (used when
+   * another copy of the data exists); within timeout= for a remote
+   * backend.  Without it, read.
+   */
+  int (*read_quick) (struct backend *be, void *buf, uint64_t slot,
+                     uint64_t n);
   /* Optional: discard slots about to be freed (advisory). */
   int (*trim) (struct backend *be, uint64_t slot, uint64_t n);
   /* Optional: reachability; a backend without it is always up. */

@@ -28,7 +28,7 @@ static const struct {
   { "stats", CTL_STATS, 0, 0, "stats" },
   { "add", CTL_ADD, 1, CTL_WORDS_MAX - 1,
     "add TARGET [priority=N] [capacity=SIZE] [force=BOOL] [connections=N] "
-    "[timeout=SECONDS] [grace=SECONDS]" },
+    "[timeout=SECONDS] [grace=SECONDS] [domain=NAME]" },
   { "priority", CTL_PRIORITY, 2, 2, "priority ID N" },
   { "remove", CTL_REMOVE, 1, 1, "remove ID" },
   { "drain", CTL_DRAIN, 0, 0, "drain" },
@@ -204,10 +204,19 @@ ctlproto_add_keys (char **word, unsigned n, struct ctl_command *cmd,
                                "to %" PRIi64, key, value, max);
       *field = v;
     }
+    else if (strcmp (key, "domain") == 0) {
+      if (cmd->domain[0])
+        return ctlproto_error (err, errlen, "domain= is given twice");
+      if (!domain_name_valid (value))
+        return ctlproto_error (err, errlen, "domain=%.40s: a domain name "
+                               "has 1 to %d bytes, only letters, digits "
+                               "and . _ : / @ -", value, DOMAIN_NAME_MAX);
+      strcpy (cmd->domain, value);
+    }
     else
       return ctlproto_error (err, errlen, "unknown key '%.40s' (expected "
                              "priority=, capacity=, force=, connections=, "
-                             "timeout= or grace=)", key);
+                             "timeout=, grace= or domain=)", key);
   }
   return 0;
 }

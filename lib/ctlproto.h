@@ -7,7 +7,7 @@
  *   list                      backends, totals, the drain under way
  *   stats                     I/O counters and rates
  *   add TARGET [priority=N] [capacity=SIZE] [force=BOOL]
- *       [connections=N] [timeout=SECONDS] [grace=SECONDS]
+ *       [connections=N] [timeout=SECONDS] [grace=SECONDS] [domain=NAME]
  *   priority ID N
  *   remove ID                 drain backend ID, then close it
  *   drain                     where the last removal is
@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "domain.h"
+
 /* The longest line, its newline included. */
 #define CTL_LINE_MAX 4096
 
@@ -57,6 +59,7 @@ struct ctl_command {
   bool force;                          /* add: local, whatever it holds */
   unsigned connections;                /* add: 0 if not given */
   unsigned timeout, grace;             /* add: seconds, 0 if not given */
+  char domain[DOMAIN_NAME_MAX + 1];    /* add: "" if not given */
   char target[CTL_LINE_MAX];           /* add: unescaped */
 };
 

@@ -12,6 +12,7 @@
 
 #include "drain.h"
 #include "log.h"
+#include "mover.h"
 #include "swapsafe.h"
 
 struct drain {
@@ -25,17 +26,29 @@ struct drain {
   /* Atomics. */
   enum drain_state state;              /* error is set before FAILED */
   bool stop;
-  uint64_t moved, lost;
+  uint64_t moved, lost, dropped;
 
   char error[sizeof ((struct drain_status *) 0)->error];
 };
+
+/* The mover's selection: the copies on the backend. */
+static bool
+drain_leaves (void *opaque, slot_t s)
+{
+  const struct drain *d = opaque;
+
+  return s >= d->lo && s < d->hi;
+}
 
 /* Move every page off the backend, then close it. */
 static void *
 drain_thread (void *arg)
 {
   struct drain *d = arg;
-  struct engine_move mv;
+  const struct mover_select sel = {
+    .leaves = drain_leaves, .opaque = d, .must_leave = true,
+  };
+  struct mover_result mv;
   enum drain_state state = DRAIN_DONE;
   uint64_t page = 0;
   int r = 1;
@@ -45,10 +58,11 @@ drain_thread (void *arg)
   log_capture (d->error, sizeof d->error);
   engine_sync (d->e);
   while (!__atomic_load_n (&d->stop, __ATOMIC_RELAXED) &&
-         (r = engine_move (d->e, page, d->lo, d->hi, &mv)) == 1) {
+         (r = mover_move (d->e, page, &sel, &mv)) == 1) {
     page = mv.next;
     __atomic_add_fetch (&d->moved, mv.moved, __ATOMIC_RELAXED);
     __atomic_add_fetch (&d->lost, mv.lost, __ATOMIC_RELAXED);
+    __atomic_add_fetch (&d->dropped, mv.dropped, __ATOMIC_RELAXED);
   }
   if (r == 1)
     state = DRAIN_STOPPED;
@@ -84,6 +98,12 @@ drain_start (struct engine *e, struct tierset *ts, unsigned id,
   struct drain *d;
   int err;
 
+  if (tierset_ndomains (ts, id) < engine_copies (e)) {
+    log_error ("backend %u cannot be removed: the others are in fewer "
+               "failure domains than copies=%u; add a backend in another "
+               "domain first", id, engine_copies (e));
+    return NULL;
+  }
   d = calloc (1, sizeof *d);
   if (d == NULL) {
     log_error ("drain of backend %u: %m", id);
@@ -122,6 +142,7 @@ drain_status (struct drain *d, struct drain_status *st)
     .total = d->total,
     .moved = __atomic_load_n (&d->moved, __ATOMIC_RELAXED),
     .lost = __atomic_load_n (&d->lost, __ATOMIC_RELAXED),
+    .dropped = __atomic_load_n (&d->dropped, __ATOMIC_RELAXED),
   };
   if (st->state == DRAIN_FAILED)
     memcpy (st->error, d->error, sizeof st->error);

@@ -5,14 +5,17 @@
  * stops allocations there, refusing when the other backends lack room
  * for its pages.  A thread then waits for the requests that may have
  * allocated there before (engine_sync), moves every page off it with
- * engine_move, one stripe unit at most at a time, waits again for the
+ * the mover (mover.h), one stripe unit at most at a time, waits again for the
  * requests in progress (one may still be using a slot it looked up
  * before), and closes it with tierset_remove.  Moved pages are written
  * with FUA, so each is as durable where it goes as it was where it came
  * from before its old slot is freed.  Client requests go on meanwhile:
  * a request waits at most for one move of its own pages.  A page whose slot fails
  * to read becomes LOST, as on any read; bad slots stay behind and vanish
- * with the backend.
+ * with the backend.  With copies, a page's copy on the backend moves to
+ * a domain none of its other copies is in; when none has room the copy
+ * is dropped (the page is degraded until the repairer re-creates it).
+ * A removal that would leave fewer domains than copies is refused.
  *
  * All functions are thread safe.
  */
@@ -38,6 +41,8 @@ struct drain_status {
   uint64_t total;                      /* its slots in use at the start */
   uint64_t remaining;                  /* its slots in use now */
   uint64_t moved, lost;                /* pages moved, pages lost */
+  uint64_t dropped;                    /* pages that kept fewer copies:
+                                          no other domain took one */
   char error[256];                     /* DRAIN_FAILED: why */
 };
 

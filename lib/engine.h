@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the engine, NBD-style requests over the page map and tiers.
  *
- * The exported device is npages pages.  Reads of unmapped pages return
- * zeroes, reads of LOST pages fail with EIO.  A write allocates new slots
- * (one run per stripe unit where the allocator can), writes them, then
- * publishes the mapping and frees the old slots, so a page always has a
- * complete copy.  Trim and zero unmap whole pages and free their slots.
+ * The exported device is npages pages, each kept as copies (1 to 3)
+ * copies on backends of different failure domains.  Reads of unmapped
+ * pages return zeroes; a read comes from the best copy and falls back
+ * to the others (engine-pages.c), and fails with EIO only for LOST
+ * pages, whose every copy failed.  A write allocates new slots for each
+ * copy (one run per stripe unit where the allocator can), writes them
+ * all at once, then publishes the mapping and frees the old slots, so a
+ * page always has complete copies.  Trim and zero unmap whole pages and free their slots.
  * Requests on overlapping pages are ordered by a range lock; at most
  * ENGINE_REQUESTS run at once, each with its own preallocated bounce
  * buffer for unaligned and partial-page data, and nothing on the request
@@ -38,7 +41,13 @@ typedef int (*engine_extent_fn) (void *opaque, uint64_t offset,
  * (1 .. ENGINE_STRIPE_MAX).  NULL after log_error on failure.
  */
 extern struct engine *engine_create (struct tierset *ts, uint64_t npages,
-                                     uint32_t stripe);
+                                     uint32_t stripe, unsigned copies);
+
+/* In the process that serves (after nbdkit's fork): start the threads
+ * that write a page's copies at once.  Until then they are written one
+ * after the other.  Returns 0, or -1 after log_error.
+ */
+extern int engine_serve (struct engine *e);
 
 extern void engine_destroy (struct engine *e);
 
@@ -81,25 +90,18 @@ extern uint64_t engine_spare (const struct engine *e);
  */
 extern void engine_sync (struct engine *e);
 
-/* What one engine_move did. */
-struct engine_move {
-  uint64_t next;                       /* first page not examined */
-  uint32_t moved;                      /* pages copied to new slots */
-  uint32_t lost;                       /* pages whose slot failed to read */
-};
+/* Copies kept of each page. */
+extern unsigned engine_copies (const struct engine *e);
 
-/* Find the first page at or after page whose slot lies in [lo, hi), the
- * slots of a backend that takes no new allocations, and move it, with
- * the pages after it in its stripe unit whose slots follow its own, to
- * new slots: read, write elsewhere (with FUA), publish, free the old
- * slots, as a rewrite does.  The range lock is held on those pages
- * only, meanwhile, so no request sees a page half moved.  A page whose slot fails to
- * read becomes LOST (its slot bad).  Returns 1 and fills *mv, 0 if no
- * page from page on has a slot in [lo, hi), or -1 with errno set when no
- * other backend could take them (the pages not moved yet stay where they
- * were).
+/* Pages holding data (at least one live copy). */
+extern uint64_t engine_mapped (const struct engine *e);
+
+/* Pages with fewer live copies than copies (not counting copies on
+ * failed backends, which are live until re-created).
  */
-extern int engine_move (struct engine *e, uint64_t page, slot_t lo,
-                        slot_t hi, struct engine_move *mv);
+extern uint64_t engine_degraded (const struct engine *e);
+
+/* Whether client requests are in progress (background work yields). */
+extern bool engine_busy (const struct engine *e);
 
 #endif /* SWAPTIER_ENGINE_H */

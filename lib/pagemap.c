@@ -14,16 +14,21 @@
 
 struct pagemap {
   uint64_t npages;
+  unsigned copies;
   size_t bytes;                        /* length of the mapping */
   slot_t *entry;
 };
 
 struct pagemap *
-pagemap_create (uint64_t npages)
+pagemap_create (uint64_t npages, unsigned copies)
 {
   struct pagemap *map;
 
-  if (npages == 0 || npages > SIZE_MAX / sizeof (slot_t)) {
+  if (copies < 1 || copies > PAGEMAP_COPIES_MAX) {
+    log_error ("page map: %u copies (1 to %d)", copies, PAGEMAP_COPIES_MAX);
+    return NULL;
+  }
+  if (npages == 0 || npages > SIZE_MAX / sizeof (slot_t) / copies) {
     log_error ("page map: cannot map %" PRIu64 " pages", npages);
     return NULL;
   }
@@ -33,7 +38,8 @@ pagemap_create (uint64_t npages)
     return NULL;
   }
   map->npages = npages;
-  map->bytes = npages * sizeof (slot_t);
+  map->copies = copies;
+  map->bytes = npages * copies * sizeof (slot_t);
   /* Anonymous memory reads as zeroes, which is SLOT_NONE. */
   map->entry = mmap (NULL, map->bytes, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -60,25 +66,63 @@ pagemap_npages (const struct pagemap *map)
   return map->npages;
 }
 
-slot_t
-pagemap_get (const struct pagemap *map, uint64_t page)
+unsigned
+pagemap_copies (const struct pagemap *map)
 {
-  return __atomic_load_n (&map->entry[page], __ATOMIC_ACQUIRE);
+  return map->copies;
+}
+
+/* The address of entry c of a page. */
+static slot_t *
+pagemap_entry (const struct pagemap *map, uint64_t page, unsigned c)
+{
+  return &map->entry[page * map->copies + c];
 }
 
 slot_t
-pagemap_set (struct pagemap *map, uint64_t page, slot_t entry)
+pagemap_get (const struct pagemap *map, uint64_t page, unsigned c)
 {
-  return __atomic_exchange_n (&map->entry[page], entry, __ATOMIC_ACQ_REL);
+  return __atomic_load_n (pagemap_entry (map, page, c), __ATOMIC_ACQUIRE);
+}
+
+slot_t
+pagemap_set (struct pagemap *map, uint64_t page, unsigned c, slot_t entry)
+{
+  return __atomic_exchange_n (pagemap_entry (map, page, c), entry,
+                              __ATOMIC_ACQ_REL);
 }
 
 bool
-pagemap_replace (struct pagemap *map, uint64_t page, slot_t expected,
-                 slot_t entry)
+pagemap_replace (struct pagemap *map, uint64_t page, unsigned c,
+                 slot_t expected, slot_t entry)
 {
-  return __atomic_compare_exchange_n (&map->entry[page], &expected, entry,
-                                      false, __ATOMIC_ACQ_REL,
-                                      __ATOMIC_ACQUIRE);
+  return __atomic_compare_exchange_n (pagemap_entry (map, page, c),
+                                      &expected, entry, false,
+                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+unsigned
+pagemap_live (const struct pagemap *map, uint64_t page)
+{
+  unsigned c, n = 0;
+
+  for (c = 0; c < map->copies; c++) {
+    slot_t s = pagemap_get (map, page, c);
+
+    n += s != SLOT_NONE && s != SLOT_LOST;
+  }
+  return n;
+}
+
+bool
+pagemap_unmapped (const struct pagemap *map, uint64_t page)
+{
+  unsigned c;
+
+  for (c = 0; c < map->copies; c++)
+    if (pagemap_get (map, page, c) != SLOT_NONE)
+      return false;
+  return true;
 }
 
 void

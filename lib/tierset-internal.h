@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "blist.h"
+#include "domain.h"
 #include "tierset.h"
 #include "unflushed.h"
 
@@ -22,6 +23,8 @@ struct tier {
   struct backend *be;                  /* NULL once removed */
   char *target;                        /* kept after removal */
   const char *kind;
+  char *domain_name;                   /* kept after removal */
+  unsigned domain;                     /* its number in the set's table */
   bool local;                          /* a local file: dev, ino are set */
   uint64_t dev, ino;
   slot_t first;                        /* global address of slot 0 */
@@ -64,6 +67,7 @@ struct tierset {
   unsigned ngroups;
   struct tier_group group[TIERSET_MAX_TIERS]; /* by decreasing priority */
   uint64_t next_first;                 /* first address after the last */
+  struct domain_table domains;         /* of the tiers not removed */
 };
 
 /* The tier owning a global slot address (which must be one). */

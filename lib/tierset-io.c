@@ -79,6 +79,9 @@ tierset_read (struct tierset *ts, slot_t first, uint32_t n, void *buf,
     log_debug ("read: backend %u slots %" PRIu32 "+%" PRIu32,
                t->id, first - t->first, n);
   __atomic_fetch_add (&t->reads, 1, __ATOMIC_RELAXED);
+  if (tries == TIERSET_READ_QUICK)
+    r = (t->be->ops->read_quick ? t->be->ops->read_quick
+         : t->be->ops->read) (t->be, buf, first - t->first, n);
   for (i = 0; i < tries && r == -1; i++) {
     /* A backend that gave up fails every try the same way. */
     if (i > 0 && backend_health (t->be) == BACKEND_DEAD)

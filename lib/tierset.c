@@ -51,6 +51,7 @@ tier_free (struct tier *t)
   blist_destroy (t->blist);
   unflushed_destroy (t->unflushed);
   free (t->target);
+  free (t->domain_name);
   free (t);
 }
 
@@ -73,6 +74,7 @@ tierset_free (struct tierset *ts, bool discard)
     pthread_mutex_destroy (&t->flush_lock);
     tier_free (t);
   }
+  domain_table_clear (&ts->domains);
   pthread_rwlock_destroy (&ts->lock);
   free (ts);
 }
@@ -148,8 +150,16 @@ tierset_has_room (const struct tierset *ts, const struct backend *be)
 int
 tierset_add (struct tierset *ts, struct backend *be, int priority)
 {
+  return tierset_add_domain (ts, be, priority, NULL);
+}
+
+int
+tierset_add_domain (struct tierset *ts, struct backend *be, int priority,
+                    const char *domain)
+{
   struct tier *t;
   bool room;
+  int d;
 
   if (priority < TIERSET_PRIORITY_MIN || priority > TIERSET_PRIORITY_MAX) {
     log_error ("%s: priority %d is out of range (%d to %d)",
@@ -167,6 +177,11 @@ tierset_add (struct tierset *ts, struct backend *be, int priority)
    * the write lock, which stops every allocation.
    */
   t = calloc (1, sizeof *t);
+  if (t && (t->domain_name = domain ? strdup (domain)
+            : domain_default (be->target)) == NULL) {
+    free (t);
+    return -1;
+  }
   if (t == NULL || (t->target = strdup (be->target)) == NULL ||
       (t->blist = blist_create (be->nslots)) == NULL ||
       (t->unflushed = unflushed_create (be->nslots)) == NULL) {
@@ -186,7 +201,8 @@ tierset_add (struct tierset *ts, struct backend *be, int priority)
 
   /* Another backend may have been added meanwhile. */
   pthread_rwlock_wrlock (&ts->lock);
-  if (!tierset_has_room (ts, be)) {
+  if (!tierset_has_room (ts, be) ||
+      (d = domain_table_get (&ts->domains, t->domain_name)) == -1) {
     pthread_rwlock_unlock (&ts->lock);
     pthread_mutex_destroy (&t->lock);
     pthread_mutex_destroy (&t->flush_lock);
@@ -194,6 +210,7 @@ tierset_add (struct tierset *ts, struct backend *be, int priority)
     return -1;
   }
   t->id = ts->ntiers;
+  t->domain = d;
   t->first = ts->next_first;
   ts->next_first += be->nslots + 1;
   ts->tier[t->id] = t;
@@ -256,7 +273,7 @@ tierset_open (struct tierset *ts, const struct tier_spec *spec)
   }
   if (be == NULL)
     return -1;
-  id = tierset_add (ts, be, spec->priority);
+  id = tierset_add_domain (ts, be, spec->priority, spec->domain);
   if (id == -1)
     backend_discard (be);
   return id;
@@ -341,6 +358,7 @@ tierset_stats (struct tierset *ts, unsigned id, struct tier_stats *st)
     .id = t->id,
     .target = t->target,
     .kind = t->kind,
+    .domain = t->domain_name,
     .priority = t->priority,
     .state = tier_state (t),
     .health = backend_health (t->be),
@@ -483,6 +501,7 @@ tierset_remove (struct tierset *ts, unsigned id)
     /* Paired with tierset_flush: it sees this, or this sees it. */
     __atomic_store_n (&t->removed, true, __ATOMIC_SEQ_CST);
     ts->nlive--;
+    domain_table_put (&ts->domains, t->domain);
     tierset_build_groups (ts);
   }
   pthread_rwlock_unlock (&ts->lock);
@@ -532,7 +551,8 @@ tier_alloc (struct tier *t, uint32_t want, uint32_t max, uint32_t *len)
  */
 static slot_t
 tierset_alloc_pass (struct tierset *ts, uint32_t max, uint32_t *len,
-                    const struct tier *avoided, bool only_avoided)
+                    const struct tier *avoided, bool only_avoided,
+                    domain_mask exclude)
 {
   unsigned g, i;
 
@@ -546,7 +566,8 @@ tierset_alloc_pass (struct tierset *ts, uint32_t max, uint32_t *len,
         struct tier *t = grp->member[(start + i) % grp->n];
         slot_t s;
 
-        if ((t == avoided) != only_avoided)
+        if ((t == avoided) != only_avoided ||
+            (exclude & ((domain_mask) 1 << t->domain)))
           continue;
         s = tier_alloc (t, want, max, len);
         if (s != SLOT_NONE)
@@ -562,16 +583,16 @@ tierset_alloc_pass (struct tierset *ts, uint32_t max, uint32_t *len,
 
 slot_t
 tierset_alloc_run (struct tierset *ts, uint32_t max, uint32_t *len,
-                   slot_t avoid)
+                   slot_t avoid, domain_mask exclude)
 {
   const struct tier *avoided;
   slot_t s;
 
   pthread_rwlock_rdlock (&ts->lock);
   avoided = avoid != SLOT_NONE ? tierset_lookup (ts, avoid) : NULL;
-  s = tierset_alloc_pass (ts, max, len, avoided, false);
+  s = tierset_alloc_pass (ts, max, len, avoided, false, exclude);
   if (s == SLOT_NONE && avoided)
-    s = tierset_alloc_pass (ts, max, len, avoided, true);
+    s = tierset_alloc_pass (ts, max, len, avoided, true, exclude);
   pthread_rwlock_unlock (&ts->lock);
   return s;
 }
@@ -627,6 +648,83 @@ tierset_lost (const struct tierset *ts)
 
   for (i = 0; i < n; i++)
     sum += __atomic_load_n (&ts->tier[i]->lost, __ATOMIC_RELAXED);
+  return sum;
+}
+
+domain_mask
+tierset_domain_of (const struct tierset *ts, slot_t slot)
+{
+  return (domain_mask) 1 << tierset_lookup (ts, slot)->domain;
+}
+
+unsigned
+tierset_ndomains (struct tierset *ts, unsigned skip)
+{
+  domain_mask seen = 0;
+  unsigned i, n = 0;
+
+  pthread_rwlock_rdlock (&ts->lock);
+  for (i = 0; i < ts->ntiers; i++) {
+    const struct tier *t = ts->tier[i];
+    domain_mask bit = (domain_mask) 1 << t->domain;
+
+    if (t->removed || i == skip || (seen & bit))
+      continue;
+    seen |= bit;
+    n++;
+  }
+  pthread_rwlock_unlock (&ts->lock);
+  return n;
+}
+
+/* Whether a tier is failed or its backend gave up its server. */
+static bool
+tier_is_failed (const struct tier *t)
+{
+  return __atomic_load_n (&t->failed, __ATOMIC_RELAXED) ||
+    backend_health (t->be) == BACKEND_DEAD;
+}
+
+unsigned
+tierset_read_rank (const struct tierset *ts, slot_t slot)
+{
+  const struct tier *t = tierset_lookup (ts, slot);
+  unsigned state;
+
+  if (tier_is_failed (t))
+    state = 0;
+  else if (backend_health (t->be) == BACKEND_DOWN)
+    state = 1;
+  else
+    state = 2;
+  /* Priorities are -1 .. 32767: 16 bits once shifted by one. */
+  return state << 16 | (unsigned) (__atomic_load_n (&t->priority,
+                                                    __ATOMIC_RELAXED) + 1);
+}
+
+bool
+tierset_slot_failed (const struct tierset *ts, slot_t slot)
+{
+  return tier_is_failed (tierset_lookup (ts, slot));
+}
+
+uint64_t
+tierset_failed_used (struct tierset *ts)
+{
+  unsigned i;
+  uint64_t sum = 0;
+
+  pthread_rwlock_rdlock (&ts->lock);
+  for (i = 0; i < ts->ntiers; i++) {
+    struct tier *t = ts->tier[i];
+
+    if (t->removed || !tier_is_failed (t))
+      continue;
+    pthread_mutex_lock (&t->lock);
+    sum += t->used;
+    pthread_mutex_unlock (&t->lock);
+  }
+  pthread_rwlock_unlock (&ts->lock);
   return sum;
 }
 

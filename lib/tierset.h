@@ -18,6 +18,10 @@
  * drain.h), and tierset_remove closes it once none of its slots is in
  * use.  A removed backend's id and slot addresses are never used again.
  *
+ * Every backend is in a failure domain (domain.h); allocations can be
+ * kept off a set of domains, which is how the copies of a page land on
+ * different ones.
+ *
  * All functions are thread safe.
  */
 
@@ -28,6 +32,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "domain.h"
 #include "page.h"
 
 #define TIERSET_MAX_TIERS 64             /* backends at once */
@@ -45,6 +50,7 @@ struct tier_stats {
   unsigned id;
   const char *target;                  /* path or URI */
   const char *kind;                    /* backend kind */
+  const char *domain;                  /* failure domain */
   int priority;
   enum tier_state state;
   enum backend_health health;          /* reachability of its server */
@@ -66,6 +72,7 @@ struct tier_stats {
 /* How to open one backend (see backend.h). */
 struct tier_spec {
   const char *target;                  /* path or NBD URI */
+  const char *domain;                  /* NULL: the default (domain.h) */
   int priority;
   uint64_t capacity;                   /* local: bytes, 0 for none */
   bool force;                          /* local: use it whatever it holds */
@@ -101,6 +108,12 @@ extern void tierset_discard (struct tierset *ts);
  * memory), in which case the caller still owns be.
  */
 extern int tierset_add (struct tierset *ts, struct backend *be, int priority);
+
+/* tierset_add, in failure domain domain (NULL: the default of its
+ * target, see domain.h).
+ */
+extern int tierset_add_domain (struct tierset *ts, struct backend *be,
+                               int priority, const char *domain);
 
 /* Open the backend that spec describes and add it.  A target that is
  * not an NBD URI names a local path (localpath.h).  A local file that a
@@ -154,12 +167,38 @@ extern int tierset_remove (struct tierset *ts, unsigned id);
 
 /* Allocate one run of 1 .. max consecutive slots on one backend, following
  * the priority and rotation rules; inside a priority a backend that has a
- * run of max is preferred to shorter runs.  The backend holding avoid (a
- * slot, or SLOT_NONE) is tried only after every other.  Returns the first
- * slot and sets *len, or returns SLOT_NONE when no backend has a free slot.
+ * run of max is preferred to shorter runs.  Backends in the domains of
+ * exclude are never used.  The backend holding avoid (a slot, or
+ * SLOT_NONE) is tried only after every other.  Returns the first slot
+ * and sets *len, or returns SLOT_NONE when no backend has a free slot.
  */
 extern slot_t tierset_alloc_run (struct tierset *ts, uint32_t max,
-                                 uint32_t *len, slot_t avoid);
+                                 uint32_t *len, slot_t avoid,
+                                 domain_mask exclude);
+
+/* The domain of a slot in use, as a mask of one bit. */
+extern domain_mask tierset_domain_of (const struct tierset *ts, slot_t slot);
+
+/* How many domains the backends not removed, but for backend skip
+ * (UINT_MAX: none), are in.
+ */
+extern unsigned tierset_ndomains (struct tierset *ts, unsigned skip);
+
+/* How good a slot in use is to read from: larger is better.  Backends
+ * that take allocations and are reachable come first, those reconnecting
+ * next, failed or given up ones last; then higher priorities.
+ */
+extern unsigned tierset_read_rank (const struct tierset *ts, slot_t slot);
+
+/* Whether the backend of a slot in use is failed (too many errors) or
+ * has given up its server: its copies must be re-created elsewhere.
+ */
+extern bool tierset_slot_failed (const struct tierset *ts, slot_t slot);
+
+/* Slots in use on the backends that tierset_slot_failed says are
+ * failed.
+ */
+extern uint64_t tierset_failed_used (struct tierset *ts);
 
 /* Return the n slots from first, all in use, to their backend's free
  * slots.
@@ -187,11 +226,13 @@ extern void tierset_mark_lost (struct tierset *ts, slot_t slot);
 extern uint64_t tierset_lost (const struct tierset *ts);
 
 /* Read the n slots from first (all on one backend) into buf, PAGE_SIZE
- * aligned, trying up to tries (at least 1) times while the backend has
- * not given up; write them from buf.  Each call counts one request and,
+ * aligned, trying up to tries times while the backend has not given up;
+ * tries == TIERSET_READ_QUICK reads once without waiting for a lost
+ * server (another copy exists).  Write them from buf.  Each call counts one request and,
  * if it fails, one error on the backend, whatever the tries.  Returns 0,
  * or -1 with errno set.
  */
+#define TIERSET_READ_QUICK 0
 extern int tierset_read (struct tierset *ts, slot_t first, uint32_t n,
                          void *buf, unsigned tries);
 extern int tierset_write (struct tierset *ts, slot_t first, uint32_t n,

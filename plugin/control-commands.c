@@ -55,15 +55,32 @@ control_drain_line (FILE *out)
     return;
   drain_status (control.drain, &st);
   fprintf (out, "drain id=%u state=%s total=%" PRIu64 " remaining=%" PRIu64
-           " moved=%" PRIu64 " lost=%" PRIu64, st.id,
+           " moved=%" PRIu64 " lost=%" PRIu64 " dropped=%" PRIu64, st.id,
            drain_state_name (st.state), st.total, st.remaining, st.moved,
-           st.lost);
+           st.lost, st.dropped);
   if (st.state == DRAIN_FAILED)
     control_string (out, "error", st.error);
   fputc ('\n', out);
 }
 
-/* list: a line per backend, the totals, the last removal. */
+/* The "repair" data line, with copies. */
+static void
+control_repair_line (FILE *out)
+{
+  struct repair_status st;
+
+  if (control.repair == NULL)
+    return;
+  repair_status (control.repair, &st);
+  fprintf (out, "repair state=%s degraded=%" PRIu64 " recreated=%" PRIu64
+           " lost=%" PRIu64 " rate=%" PRIu64 " limit=%" PRIu64 "\n",
+           repair_state_name (st.state), st.degraded, st.recreated, st.lost,
+           st.rate, st.limit);
+}
+
+/* list: a line per backend, the totals, the last removal and the
+ * re-creation of copies.
+ */
 static void
 control_list (FILE *out)
 {
@@ -75,6 +92,7 @@ control_list (FILE *out)
       continue;
     fprintf (out, "backend id=%u", st.id);
     control_string (out, "target", st.target);
+    control_string (out, "domain", st.domain);
     fprintf (out, " kind=%s priority=%d state=%s health=%s capacity=%" PRIu64
              " used=%" PRIu64 " free=%" PRIu64 " bad=%" PRIu64
              " lost=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
@@ -97,11 +115,14 @@ control_list (FILE *out)
   fprintf (out, "total backends=%u pages=%" PRIu64 " spare=%" PRIu64
            " capacity=%" PRIu64 " used=%" PRIu64 " free=%" PRIu64
            " bad=%" PRIu64 " lost=%" PRIu64 " reads=%" PRIu64
-           " writes=%" PRIu64 " errors=%" PRIu64 "\n", n, control.npages,
+           " writes=%" PRIu64 " errors=%" PRIu64 " copies=%u mapped=%" PRIu64
+           " degraded=%" PRIu64 "\n", n, control.npages,
            control.spare, sum.capacity, sum.used, sum.free,
            sum.bad, tierset_lost (control.ts), sum.reads, sum.writes,
-           sum.errors);
+           sum.errors, engine_copies (control.e), engine_mapped (control.e),
+           repair_pending (control.e, control.ts));
   control_drain_line (out);
+  control_repair_line (out);
   fprintf (out, "ok page_size=%" PRIu32 "\n", PAGE_SIZE);
 }
 
@@ -199,6 +220,7 @@ control_add (FILE *out, const struct ctl_command *cmd, const char *why)
     .connections = cmd->connections ? : TIER_CONNECTIONS_DEFAULT,
     .timeout_ms = (cmd->timeout ? : TIER_TIMEOUT_DEFAULT) * 1000,
     .grace_ms = (cmd->grace ? : TIER_GRACE_DEFAULT) * 1000,
+    .domain = cmd->domain[0] ? cmd->domain : NULL,
   };
   int id;
 

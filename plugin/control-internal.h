@@ -20,6 +20,7 @@
 #include "control.h"
 #include "ctlproto.h"
 #include "drain.h"
+#include "repair.h"
 #include "engine.h"
 #include "tierset.h"
 
@@ -58,6 +59,7 @@ struct control_state {
   pthread_t thread;
 
   struct engine *e;
+  struct repair *repair;               /* NULL with copies=1 */
   struct tierset *ts;
   uint64_t npages;
   uint64_t spare;                      /* slots kept free: the reserve */

@@ -463,7 +463,7 @@ control_thread (void *arg)
 
 int
 control_start (struct engine *e, struct tierset *ts, uint64_t npages,
-               uint64_t spare)
+               uint64_t spare, struct repair *repair)
 {
   unsigned i;
   int err;
@@ -471,6 +471,7 @@ control_start (struct engine *e, struct tierset *ts, uint64_t npages,
   if (!control.open)
     return 0;
   control.e = e;
+  control.repair = repair;
   control.ts = ts;
   control.npages = npages;
   control.spare = spare;

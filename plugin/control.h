@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "repair.h"
 #include "tierset.h"
 
 #define CONTROL_CLIENTS 8
@@ -35,11 +36,12 @@ extern int control_open (const char *path);
 
 /* Start serving the socket opened by control_open, for the engine e
  * exporting npages pages over ts, with spare slots kept free (the
- * reserve) that a removal must leave.  Returns 0, or -1 after
- * nbdkit_error.
+ * reserve) that a removal must leave, and the repairer of copies (NULL
+ * for none).  Returns 0, or -1 after nbdkit_error.
  */
 extern int control_start (struct engine *e, struct tierset *ts,
-                          uint64_t npages, uint64_t spare);
+                          uint64_t npages, uint64_t spare,
+                          struct repair *repair);
 
 /* Stop serving, stop a drain under way (its backend goes back into
  * service), close the socket and remove it.  Does nothing if

@@ -2,10 +2,11 @@
 /* swaptier: configuration keys of the plugin.
  *
  * backend= is repeatable and the magic key; priority=, capacity=, force=,
- * connections=, timeout= and grace= apply to the backend just before
- * them, each at most once per backend (spec->given has a bit for each
- * key seen).  The device-wide keys (size=, stripe=, reserve=,
- * max-errors=, mlock=, control=) may be given once: a second one is an
+ * domain=, connections=, timeout= and grace= apply to the backend just
+ * before them, each at most once per backend (spec->given has a bit for
+ * each key seen).  The device-wide keys (size=, stripe=, reserve=,
+ * max-errors=, mlock=, control=, copies=, repair-rate=) may be given
+ * once: a second one is an
  * error, never a silent override (options_once remembers the first).
  * config=FILE, a regular file, reads the same keys, one key=value per
  * line, with # comments and blank lines ignored; it may be repeated.
@@ -26,9 +27,12 @@
 #include <nbdkit-plugin.h>
 
 #include "backend.h"
+#include "domain.h"
 #include "engine.h"
 #include "localpath.h"
 #include "options.h"
+#include "pagemap.h"
+#include "repair.h"
 
 struct options options = {
   .size = -1,
@@ -36,6 +40,8 @@ struct options options = {
   .reserve_percent = 1,
   .max_errors = 8,
   .mlock = true,
+  .copies = 1,
+  .repair_rate = REPAIR_RATE_DEFAULT,
 };
 
 /* Nesting depth of config= files being read (they may not nest). */
@@ -50,6 +56,7 @@ static struct {
 } options_once[] = {
   { "size", NULL }, { "stripe", NULL }, { "reserve", NULL },
   { "max-errors", NULL }, { "mlock", NULL }, { "control", NULL },
+  { "copies", NULL }, { "repair-rate", NULL },
 };
 
 #define OPTIONS_NONCE (sizeof options_once / sizeof options_once[0])
@@ -59,6 +66,7 @@ static struct {
  */
 static const char *const options_backend_keys[] = {
   "priority", "capacity", "force", "connections", "timeout", "grace",
+  "domain",
 };
 
 #define OPTIONS_NBACKEND_KEYS \
@@ -376,6 +384,31 @@ options_config (const char *key, const char *value)
   if (strcmp (key, "connections") == 0 || strcmp (key, "timeout") == 0 ||
       strcmp (key, "grace") == 0)
     return options_remote (key, value);
+  if (strcmp (key, "domain") == 0) {
+    if ((spec = options_last_backend (key)) == NULL ||
+        domain_check_name (value) == -1)
+      return -1;
+    spec->domain = nbdkit_strdup_intern (value);
+    return spec->domain ? 0 : -1;
+  }
+  if (strcmp (key, "copies") == 0) {
+    if (nbdkit_parse_unsigned ("copies", value, &options.copies) == -1)
+      return -1;
+    if (options.copies < 1 || options.copies > PAGEMAP_COPIES_MAX) {
+      nbdkit_error ("copies=%s: out of range (1 to %d)", value,
+                    PAGEMAP_COPIES_MAX);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "repair-rate") == 0) {
+    int64_t rate = nbdkit_parse_size (value);
+
+    if (rate == -1)
+      return -1;
+    options.repair_rate = rate;
+    return 0;
+  }
   if (strcmp (key, "size") == 0) {
     options.size = nbdkit_parse_size (value);
     if (options.size == -1)

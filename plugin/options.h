@@ -10,7 +10,8 @@
 #include "tierset.h"
 
 /* One backend= key with the keys that followed it (priority=,
- * capacity=, force=, connections=, timeout=, grace=), each at most once.
+ * capacity=, force=, connections=, timeout=, grace=, domain=), each at
+ * most once.
  */
 struct backend_spec {
   const char *target;
@@ -22,6 +23,7 @@ struct backend_spec {
   unsigned connections;                /* remote: connections (in flight) */
   unsigned timeout;                    /* remote: seconds per request */
   unsigned grace;                      /* remote: seconds to reconnect */
+  const char *domain;                  /* NULL: the default */
 };
 
 struct options {
@@ -34,6 +36,8 @@ struct options {
   unsigned max_errors;
   bool mlock;                          /* lock the process in memory */
   const char *control;                 /* control socket, NULL if none */
+  unsigned copies;                     /* of each page, on distinct domains */
+  uint64_t repair_rate;                /* bytes a second, 0: no limit */
 };
 
 extern struct options options;
@@ -54,6 +58,9 @@ extern struct options options;
   "  timeout=SECONDS          Remote: time allowed per request (default 30).\n" \
   "  grace=SECONDS            Remote: how long to try reconnecting before\n" \
   "                           the backend is failed (default 60).\n" \
+  "  domain=NAME              Failure domain of the backend before it\n" \
+  "                           (default: \"local\" for local backends, the\n" \
+  "                           server for remote ones).\n" \
   "size=SIZE                  Size of the exported device (default: all the\n" \
   "                           backends can hold, less the reserve).\n" \
   "reserve=PERCENT%|SIZE      Slots kept free for rewrites (default 1%).\n" \
@@ -61,6 +68,10 @@ extern struct options options;
   "max-errors=N               Fail a backend after N errors in a row\n" \
   "                           (default 8).\n" \
   "mlock=on|off               Lock the process in memory (default on).\n" \
+  "copies=N                   Keep each page on N backends of N different\n" \
+  "                           failure domains (1 to 3, default 1).\n" \
+  "repair-rate=SIZE           Bytes a second that re-creating lost copies\n" \
+  "                           may copy (default 64M; 0: no limit).\n" \
   "control=PATH               Serve swaptierctl on a Unix socket at PATH\n" \
   "                           (mode 0600).\n" \
   "config=FILE                Read key=value lines from FILE.\n" \

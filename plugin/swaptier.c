@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -25,11 +26,14 @@
 #include "engine.h"
 #include "log.h"
 #include "options.h"
+#include "pagemap.h"
+#include "repair.h"
 #include "swapsafe.h"
 #include "tierset.h"
 
 static struct tierset *tiers;
 static struct engine *engine;
+static struct repair *repair;          /* copies >= 2, once serving */
 static uint64_t export_pages;
 static uint64_t export_spare;          /* slots kept free: the reserve */
 
@@ -69,6 +73,7 @@ swaptier_unload (void)
   unsigned i;
 
   control_close ();
+  repair_stop (repair);
   if (swaptier_watcher_started) {
     __atomic_store_n (&swaptier_unloading, true, __ATOMIC_RELAXED);
     pthread_join (swaptier_watcher, NULL);
@@ -102,6 +107,7 @@ swaptier_dump_plugin (void)
           (uint64_t) BLIST_MAX_SLOTS);
   printf ("swaptier_stripe_max=%d\n", ENGINE_STRIPE_MAX);
   printf ("swaptier_requests_in_flight=%d\n", ENGINE_REQUESTS);
+  printf ("swaptier_copies_max=%d\n", PAGEMAP_COPIES_MAX);
 }
 
 /* Slots kept out of the export: the configured reserve, and at least what
@@ -119,6 +125,43 @@ swaptier_spare (uint64_t capacity)
   if (spare < engine_min_spare (options.stripe))
     spare = engine_min_spare (options.stripe);
   return spare;
+}
+
+/* The most pages that copies copies each fit in, on distinct domains,
+ * without more than one copy of a page in a domain: the largest n with
+ * sum over the domains of min (their slots, n) >= copies * n.
+ */
+static uint64_t
+swaptier_copies_capacity (struct tierset *ts, unsigned copies)
+{
+  struct { const char *name; uint64_t slots; } dom[TIERSET_MAX_TIERS];
+  unsigned i, d, ndom = 0;
+  uint64_t lo = 0, hi = 0;
+
+  for (i = 0; i < tierset_count (ts); i++) {
+    struct tier_stats st;
+
+    if (!tierset_stats (ts, i, &st))
+      continue;
+    for (d = 0; d < ndom && strcmp (dom[d].name, st.domain) != 0; d++)
+      ;
+    if (d == ndom)
+      dom[ndom++] = (typeof (dom[0])) { .name = st.domain };
+    dom[d].slots += st.capacity;
+    hi += st.capacity;
+  }
+  /* The condition holds for small n and fails beyond a point. */
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo + 1) / 2, sum = 0;
+
+    for (d = 0; d < ndom; d++)
+      sum += dom[d].slots < mid ? dom[d].slots : mid;
+    if (sum / copies >= mid)
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
 }
 
 /* Open the backends, size the export and create the engine and the
@@ -146,14 +189,25 @@ swaptier_build (void)
       .connections = b->connections,
       .timeout_ms = b->timeout * 1000,
       .grace_ms = b->grace * 1000,
+      .domain = b->domain,
     };
 
     if (tierset_open (tiers, &spec) == -1)
       return -1;
   }
 
+  if (tierset_ndomains (tiers, UINT_MAX) < options.copies) {
+    nbdkit_error ("copies=%u: the backends are in fewer failure domains "
+                  "(%u) than copies; give backends domain=NAME (a local "
+                  "backend is in domain \"local\", a remote one in its "
+                  "server's) or add backends in other domains",
+                  options.copies, tierset_ndomains (tiers, UINT_MAX));
+    return -1;
+  }
   capacity = tierset_capacity (tiers);
   spare = export_spare = swaptier_spare (capacity);
+  /* With copies, what the domains can hold of each page once. */
+  capacity = swaptier_copies_capacity (tiers, options.copies);
   if (capacity <= spare) {
     nbdkit_error ("the backends hold %" PRIu64 " slots, not more than the "
                   "%" PRIu64 " slots kept spare (reserve= and %d requests "
@@ -172,14 +226,16 @@ swaptier_build (void)
   else
     export_pages = options.size / PAGE_SIZE;
 
-  engine = engine_create (tiers, export_pages, options.stripe);
+  engine = engine_create (tiers, export_pages, options.stripe,
+                          options.copies);
   if (engine == NULL)
     return -1;
   if (options.control && control_open (options.control) == -1)
     return -1;
-  nbdkit_debug ("exporting %" PRIu64 " pages over %u backends "
-                "(%" PRIu64 " slots, %" PRIu64 " spare)",
-                export_pages, tierset_count (tiers), capacity, spare);
+  nbdkit_debug ("exporting %" PRIu64 " pages of %u copies over %u "
+                "backends (%" PRIu64 " slots, %" PRIu64 " spare)",
+                export_pages, options.copies, tierset_count (tiers),
+                tierset_capacity (tiers), spare);
   return 0;
 }
 
@@ -239,7 +295,12 @@ swaptier_after_fork (void)
     return -1;
   }
   swaptier_watcher_started = true;
-  return control_start (engine, tiers, export_pages, export_spare);
+  if (engine_serve (engine) == -1)
+    return -1;
+  if (options.copies > 1 &&
+      (repair = repair_start (engine, tiers, options.repair_rate)) == NULL)
+    return -1;
+  return control_start (engine, tiers, export_pages, export_spare, repair);
 }
 
 static void *

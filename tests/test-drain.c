@@ -110,7 +110,7 @@ test_dev_create (struct test_dev *d, unsigned n, const uint64_t *nslots,
   }
   d->n = n;
   d->npages = npages ? npages : capacity - engine_min_spare (TEST_STRIPE);
-  d->e = engine_create (d->ts, d->npages, TEST_STRIPE);
+  d->e = engine_create (d->ts, d->npages, TEST_STRIPE, 1);
   ck_assert_ptr_nonnull (d->e);
 }
 
@@ -756,7 +756,7 @@ START_TEST (test_drain_latency)
   ck_assert_int_eq (tierset_add (d.ts, mem_backend_create ("fast", 2048), 0),
                     1);
   d.npages = npages;
-  d.e = engine_create (d.ts, npages, TEST_STRIPE);
+  d.e = engine_create (d.ts, npages, TEST_STRIPE, 1);
   ck_assert_ptr_nonnull (d.e);
   for (page = 0; page < npages; page += TEST_STRIPE) {
     char *buf = test_common_alloc (TEST_STRIPE * PAGE_SIZE);

@@ -165,7 +165,7 @@ test_dev_create (struct test_dev *d, uint64_t npages, uint32_t stripe,
   }
   d->npages = npages;
   d->size = npages * PAGE_SIZE;
-  d->e = engine_create (d->ts, npages, stripe);
+  d->e = engine_create (d->ts, npages, stripe, 1);
   ck_assert_ptr_nonnull (d->e);
   d->model = calloc (d->size, 1);
   d->mapped = calloc (npages, sizeof *d->mapped);
@@ -1261,15 +1261,15 @@ START_TEST (test_create_errors)
   ck_assert_ptr_nonnull (ts);
   ck_assert_int_eq (tierset_add (ts, mem_backend_create ("mem", 16), 0), 0);
   errors = test_common_errors;
-  ck_assert_ptr_null (engine_create (ts, 8, 0));
+  ck_assert_ptr_null (engine_create (ts, 8, 0, 1));
   ck_assert_uint_gt (test_common_errors, errors);
   errors = test_common_errors;
-  ck_assert_ptr_null (engine_create (ts, 8, ENGINE_STRIPE_MAX + 1));
+  ck_assert_ptr_null (engine_create (ts, 8, ENGINE_STRIPE_MAX + 1, 1));
   ck_assert_uint_gt (test_common_errors, errors);
   errors = test_common_errors;
-  ck_assert_ptr_null (engine_create (ts, 0, 4));
+  ck_assert_ptr_null (engine_create (ts, 0, 4, 1));
   ck_assert_uint_gt (test_common_errors, errors);
-  e = engine_create (ts, 8, ENGINE_STRIPE_MAX);
+  e = engine_create (ts, 8, ENGINE_STRIPE_MAX, 1);
   ck_assert_ptr_nonnull (e);
   engine_destroy (e);
   tierset_destroy (ts);

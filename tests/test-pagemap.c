@@ -35,16 +35,16 @@
 START_TEST (test_create)
 {
   const uint64_t npages = 10000;
-  struct pagemap *map = pagemap_create (npages);
+  struct pagemap *map = pagemap_create (npages, 1);
   uint64_t page;
 
   ck_assert_ptr_nonnull (map);
   ck_assert_uint_eq (pagemap_npages (map), npages);
   ck_assert_uint_eq (pagemap_memory (map), npages * sizeof (slot_t));
   for (page = 0; page < npages; page++)
-    TEST_REQUIRE (pagemap_get (map, page) == SLOT_NONE,
+    TEST_REQUIRE (pagemap_get (map, page, 0) == SLOT_NONE,
                   "page %" PRIu64 " of a new map is %" PRIu32, page,
-                  pagemap_get (map, page));
+                  pagemap_get (map, page, 0));
   pagemap_destroy (map);
   ck_assert_uint_eq (test_common_errors, 0);
 }
@@ -56,22 +56,22 @@ END_TEST
 START_TEST (test_set_get)
 {
   const uint64_t npages = 64;
-  struct pagemap *map = pagemap_create (npages);
+  struct pagemap *map = pagemap_create (npages, 1);
   uint64_t page;
 
   ck_assert_ptr_nonnull (map);
-  ck_assert_uint_eq (pagemap_set (map, 0, 7), SLOT_NONE);
-  ck_assert_uint_eq (pagemap_set (map, npages - 1, SLOT_MAX), SLOT_NONE);
-  ck_assert_uint_eq (pagemap_set (map, 0, 8), 7);
-  ck_assert_uint_eq (pagemap_get (map, 0), 8);
-  ck_assert_uint_eq (pagemap_get (map, npages - 1), SLOT_MAX);
+  ck_assert_uint_eq (pagemap_set (map, 0, 0, 7), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_set (map, npages - 1, 0, SLOT_MAX), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_set (map, 0, 0, 8), 7);
+  ck_assert_uint_eq (pagemap_get (map, 0, 0), 8);
+  ck_assert_uint_eq (pagemap_get (map, npages - 1, 0), SLOT_MAX);
   for (page = 1; page < npages - 1; page++)
-    TEST_REQUIRE (pagemap_get (map, page) == SLOT_NONE,
+    TEST_REQUIRE (pagemap_get (map, page, 0) == SLOT_NONE,
                   "page %" PRIu64 " changed by a set of another page", page);
 
   /* Setting SLOT_NONE unmaps the page again. */
-  ck_assert_uint_eq (pagemap_set (map, 0, SLOT_NONE), 8);
-  ck_assert_uint_eq (pagemap_get (map, 0), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_set (map, 0, 0, SLOT_NONE), 8);
+  ck_assert_uint_eq (pagemap_get (map, 0, 0), SLOT_NONE);
   pagemap_destroy (map);
 }
 END_TEST
@@ -81,19 +81,19 @@ END_TEST
  */
 START_TEST (test_replace)
 {
-  struct pagemap *map = pagemap_create (16);
+  struct pagemap *map = pagemap_create (16, 1);
 
   ck_assert_ptr_nonnull (map);
-  pagemap_set (map, 3, 100);
-  ck_assert (!pagemap_replace (map, 3, 99, 200));
-  ck_assert_uint_eq (pagemap_get (map, 3), 100);
-  ck_assert (pagemap_replace (map, 3, 100, 200));
-  ck_assert_uint_eq (pagemap_get (map, 3), 200);
+  pagemap_set (map, 3, 0, 100);
+  ck_assert (!pagemap_replace (map, 3, 0, 99, 200));
+  ck_assert_uint_eq (pagemap_get (map, 3, 0), 100);
+  ck_assert (pagemap_replace (map, 3, 0, 100, 200));
+  ck_assert_uint_eq (pagemap_get (map, 3, 0), 200);
   /* An unmapped page is replaced from SLOT_NONE. */
-  ck_assert (!pagemap_replace (map, 4, 1, 2));
-  ck_assert_uint_eq (pagemap_get (map, 4), SLOT_NONE);
-  ck_assert (pagemap_replace (map, 4, SLOT_NONE, 2));
-  ck_assert_uint_eq (pagemap_get (map, 4), 2);
+  ck_assert (!pagemap_replace (map, 4, 0, 1, 2));
+  ck_assert_uint_eq (pagemap_get (map, 4, 0), SLOT_NONE);
+  ck_assert (pagemap_replace (map, 4, 0, SLOT_NONE, 2));
+  ck_assert_uint_eq (pagemap_get (map, 4, 0), 2);
   pagemap_destroy (map);
 }
 END_TEST
@@ -104,21 +104,21 @@ END_TEST
  */
 START_TEST (test_lost)
 {
-  struct pagemap *map = pagemap_create (8);
+  struct pagemap *map = pagemap_create (8, 1);
 
   ck_assert_ptr_nonnull (map);
-  pagemap_set (map, 2, 42);
-  ck_assert (pagemap_replace (map, 2, 42, SLOT_LOST));
-  ck_assert_uint_eq (pagemap_get (map, 2), SLOT_LOST);
+  pagemap_set (map, 2, 0, 42);
+  ck_assert (pagemap_replace (map, 2, 0, 42, SLOT_LOST));
+  ck_assert_uint_eq (pagemap_get (map, 2, 0), SLOT_LOST);
   /* A second reader that saw the same slot loses the race. */
-  ck_assert (!pagemap_replace (map, 2, 42, SLOT_LOST));
-  ck_assert_uint_eq (pagemap_get (map, 2), SLOT_LOST);
-  ck_assert_uint_eq (pagemap_get (map, 1), SLOT_NONE);
-  ck_assert_uint_eq (pagemap_get (map, 3), SLOT_NONE);
-  ck_assert_uint_eq (pagemap_set (map, 2, 43), SLOT_LOST);
-  ck_assert_uint_eq (pagemap_get (map, 2), 43);
-  pagemap_set (map, 2, SLOT_LOST);
-  ck_assert_uint_eq (pagemap_set (map, 2, SLOT_NONE), SLOT_LOST);
+  ck_assert (!pagemap_replace (map, 2, 0, 42, SLOT_LOST));
+  ck_assert_uint_eq (pagemap_get (map, 2, 0), SLOT_LOST);
+  ck_assert_uint_eq (pagemap_get (map, 1, 0), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_get (map, 3, 0), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_set (map, 2, 0, 43), SLOT_LOST);
+  ck_assert_uint_eq (pagemap_get (map, 2, 0), 43);
+  pagemap_set (map, 2, 0, SLOT_LOST);
+  ck_assert_uint_eq (pagemap_set (map, 2, 0, SLOT_NONE), SLOT_LOST);
   pagemap_destroy (map);
 }
 END_TEST
@@ -152,18 +152,18 @@ START_TEST (test_sparse)
   size_t i;
 
   before = test_resident_bytes ();
-  map = pagemap_create (npages);
+  map = pagemap_create (npages, 1);
   ck_assert_ptr_nonnull (map);
   ck_assert_uint_eq (pagemap_npages (map), npages);
   ck_assert_uint_eq (pagemap_memory (map), npages * sizeof (slot_t));
 
   for (i = 0; i < n; i++)
-    ck_assert_uint_eq (pagemap_set (map, pages[i], (slot_t) (i + 1)),
+    ck_assert_uint_eq (pagemap_set (map, pages[i], 0, (slot_t) (i + 1)),
                        SLOT_NONE);
   for (i = 0; i < n; i++)
-    ck_assert_uint_eq (pagemap_get (map, pages[i]), i + 1);
-  ck_assert_uint_eq (pagemap_get (map, 2), SLOT_NONE);
-  ck_assert_uint_eq (pagemap_get (map, npages - 2), SLOT_NONE);
+    ck_assert_uint_eq (pagemap_get (map, pages[i], 0), i + 1);
+  ck_assert_uint_eq (pagemap_get (map, 2, 0), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_get (map, npages - 2, 0), SLOT_NONE);
 
   /* Eight touched 4 KiB pages of the map; allow a wide margin for the
    * test framework and the sanitizers, far below the 1 GiB reserved.
@@ -180,13 +180,13 @@ END_TEST
 START_TEST (test_prefault)
 {
   const uint64_t npages = UINT64_C (1) << 20;
-  struct pagemap *map = pagemap_create (npages);
+  struct pagemap *map = pagemap_create (npages, 1);
   uint64_t before, after, page;
 
   ck_assert_ptr_nonnull (map);
-  pagemap_set (map, 0, 11);
-  pagemap_set (map, npages / 2, SLOT_LOST);
-  pagemap_set (map, npages - 1, SLOT_MAX);
+  pagemap_set (map, 0, 0, 11);
+  pagemap_set (map, npages / 2, 0, SLOT_LOST);
+  pagemap_set (map, npages - 1, 0, SLOT_MAX);
   before = test_resident_bytes ();
   pagemap_prefault (map);
   after = test_resident_bytes ();
@@ -199,9 +199,9 @@ START_TEST (test_prefault)
     slot_t expect = page == 0 ? 11 : page == npages / 2 ? SLOT_LOST
       : page == npages - 1 ? SLOT_MAX : SLOT_NONE;
 
-    TEST_REQUIRE (pagemap_get (map, page) == expect, "page %" PRIu64
+    TEST_REQUIRE (pagemap_get (map, page, 0) == expect, "page %" PRIu64
                   " is %" PRIu32 " after prefault, expected %" PRIu32,
-                  page, pagemap_get (map, page), expect);
+                  page, pagemap_get (map, page, 0), expect);
   }
   pagemap_destroy (map);
 }
@@ -221,11 +221,51 @@ START_TEST (test_bad_npages)
   for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     unsigned errors = test_common_errors;
 
-    ck_assert_msg (pagemap_create (bad[i]) == NULL,
+    ck_assert_msg (pagemap_create (bad[i], 1) == NULL,
                    "pagemap_create (%" PRIu64 ") succeeded", bad[i]);
     ck_assert_msg (test_common_errors > errors,
                    "pagemap_create (%" PRIu64 ") failed silently", bad[i]);
   }
+}
+END_TEST
+
+/* With copies, the entries of a page are independent and side by side;
+ * live and unmapped read all of them, and the map costs 4 bytes per page
+ * and copy.  0 and more than PAGEMAP_COPIES_MAX copies are refused.
+ */
+START_TEST (test_copies)
+{
+  const uint64_t npages = 1000;
+  struct pagemap *map = pagemap_create (npages, 3);
+  unsigned c;
+
+  ck_assert_ptr_nonnull (map);
+  ck_assert_uint_eq (pagemap_copies (map), 3);
+  ck_assert_uint_eq (pagemap_memory (map), npages * 3 * sizeof (slot_t));
+  ck_assert (pagemap_unmapped (map, 7));
+  ck_assert_uint_eq (pagemap_live (map, 7), 0);
+  pagemap_set (map, 7, 1, 50);
+  ck_assert (!pagemap_unmapped (map, 7));
+  ck_assert_uint_eq (pagemap_live (map, 7), 1);
+  pagemap_set (map, 7, 2, 90);
+  ck_assert_uint_eq (pagemap_live (map, 7), 2);
+  for (c = 0; c < 3; c++) {
+    ck_assert_uint_eq (pagemap_get (map, 6, c), SLOT_NONE);
+    ck_assert_uint_eq (pagemap_get (map, 8, c), SLOT_NONE);
+  }
+  ck_assert_uint_eq (pagemap_get (map, 7, 0), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_get (map, 7, 1), 50);
+  ck_assert_uint_eq (pagemap_get (map, 7, 2), 90);
+  /* LOST is not a live copy, but the page is not unmapped. */
+  pagemap_set (map, 7, 1, SLOT_NONE);
+  pagemap_set (map, 7, 2, SLOT_LOST);
+  ck_assert_uint_eq (pagemap_live (map, 7), 0);
+  ck_assert (!pagemap_unmapped (map, 7));
+  pagemap_set (map, npages - 1, 2, SLOT_MAX);
+  ck_assert_uint_eq (pagemap_get (map, npages - 1, 2), SLOT_MAX);
+  pagemap_destroy (map);
+  ck_assert_ptr_null (pagemap_create (16, 0));
+  ck_assert_ptr_null (pagemap_create (16, PAGEMAP_COPIES_MAX + 1));
 }
 END_TEST
 
@@ -247,7 +287,7 @@ test_xchg_thread (void *arg)
   for (i = 0; i < TEST_XCHG_PER_THREAD; i++) {
     slot_t v = x->thread * TEST_XCHG_PER_THREAD + i + 1;
 
-    x->old[i] = pagemap_set (x->map, TEST_XCHG_PAGE, v);
+    x->old[i] = pagemap_set (x->map, TEST_XCHG_PAGE, 0, v);
   }
   return NULL;
 }
@@ -261,7 +301,7 @@ START_TEST (test_concurrent_set)
   const unsigned nvalues = TEST_XCHG_THREADS * TEST_XCHG_PER_THREAD;
   static struct test_xchg x[TEST_XCHG_THREADS];
   pthread_t tid[TEST_XCHG_THREADS];
-  struct pagemap *map = pagemap_create (16);
+  struct pagemap *map = pagemap_create (16, 1);
   unsigned *seen, t, i;
 
   ck_assert_ptr_nonnull (map);
@@ -282,11 +322,11 @@ START_TEST (test_concurrent_set)
                     ", never written", x[t].old[i]);
       seen[x[t].old[i]]++;
     }
-  seen[pagemap_get (map, TEST_XCHG_PAGE)]++;
+  seen[pagemap_get (map, TEST_XCHG_PAGE, 0)]++;
   for (i = 0; i <= nvalues; i++)
     TEST_REQUIRE (seen[i] == 1, "value %u seen %u times", i, seen[i]);
-  ck_assert_uint_eq (pagemap_get (map, TEST_XCHG_PAGE - 1), SLOT_NONE);
-  ck_assert_uint_eq (pagemap_get (map, TEST_XCHG_PAGE + 1), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_get (map, TEST_XCHG_PAGE - 1, 0), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_get (map, TEST_XCHG_PAGE + 1, 0), SLOT_NONE);
   free (seen);
   pagemap_destroy (map);
 }
@@ -312,6 +352,7 @@ test_suite (void)
   tcase_add_test (tc, test_sparse);
   tcase_add_test (tc, test_prefault);
   tcase_add_test (tc, test_bad_npages);
+  tcase_add_test (tc, test_copies);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("concurrency");

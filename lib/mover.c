@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* swaptier: the mover.
+ *
+ * A run is a set of pages of one stripe unit whose entries have one
+ * shape: for every copy index c, entry c of each page is entry c of the
+ * first page plus its distance (a slot), or the same SLOT_NONE.  Their
+ * copies are then on the same backends, so the selection says the same
+ * for all of them, and one plan (what becomes of each entry) applies to
+ * the whole run.
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+
+#include "engine-internal.h"
+#include "log.h"
+#include "mover.h"
+
+/* What becomes of entry c of every page of a run. */
+enum mover_action {
+  MOVER_KEEP,                          /* stays (or stays SLOT_NONE) */
+  MOVER_REPLACE,                       /* gets new copy plan.to[c] */
+  MOVER_DROP,                          /* leaves, no new home: SLOT_NONE */
+};
+
+struct mover_plan {
+  enum mover_action action[PAGEMAP_COPIES_MAX];
+  unsigned to[PAGEMAP_COPIES_MAX];     /* index into the placed copies */
+  unsigned keep, leave, missing;       /* live copies that stay, leave;
+                                          entries without a copy */
+  domain_mask kept_domains, leaving_domains;
+};
+
+/* Classify the entries of page under the selection. */
+static void
+mover_classify (struct engine *e, uint64_t page,
+                const struct mover_select *sel, struct mover_plan *plan)
+{
+  unsigned c;
+
+  *plan = (struct mover_plan) { .keep = 0 };
+  for (c = 0; c < e->copies; c++) {
+    slot_t s = pagemap_get (e->map, page, c);
+
+    if (s == SLOT_NONE || s == SLOT_LOST)
+      plan->missing++;
+    else if (sel->leaves (sel->opaque, s)) {
+      plan->leave++;
+      plan->leaving_domains |= tierset_domain_of (e->ts, s);
+    }
+    else {
+      plan->keep++;
+      plan->kept_domains |= tierset_domain_of (e->ts, s);
+    }
+  }
+}
+
+/* Whether page needs work under the selection (looked at without the
+ * lock to find pages; checked again under it).
+ */
+static bool
+mover_needs (struct engine *e, uint64_t page, const struct mover_select *sel)
+{
+  struct mover_plan plan;
+
+  mover_classify (e, page, sel, &plan);
+  if (plan.keep + plan.leave == 0)
+    return false;                      /* unmapped or lost */
+  return plan.leave > 0 || (sel->fill && plan.missing > 0);
+}
+
+/* The number of pages from page, before end, that have its shape. */
+static uint32_t
+mover_run_length (struct engine *e, uint64_t page, uint64_t end)
+{
+  uint32_t n;
+  unsigned c;
+
+  for (n = 1; page + n < end; n++) {
+    for (c = 0; c < e->copies; c++) {
+      slot_t s = pagemap_get (e->map, page, c);
+      slot_t t = pagemap_get (e->map, page + n, c);
+
+      if (s == SLOT_NONE || s == SLOT_LOST ? t != s : t != s + n)
+        break;
+    }
+    if (c < e->copies)
+      break;
+  }
+  return n;
+}
+
+/* Give the n pages from page, read into buf and of one shape, their new
+ * copies: place, write, publish, free.  Sets res->next past the pages
+ * done (the allocator may give shorter runs).
+ */
+static int
+mover_rehome (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
+              const char *buf, const struct mover_select *sel,
+              struct mover_result *res)
+{
+  struct engine_free_run run[PAGEMAP_COPIES_MAX] = { { 0 } };
+  struct engine_placed pl = { .n = 0 };
+  struct mover_plan plan;
+  unsigned c, want, next = 0;
+  uint32_t i, len = n;
+
+  mover_classify (e, page, sel, &plan);
+  want = plan.leave + (sel->fill ? plan.missing : 0);
+  /* A copy that leaves but may stay (no new home found for it) keeps
+   * its domain from the new ones.
+   */
+  if (engine_place (e, idx, buf, &len, want, plan.kept_domains |
+                    (sel->must_leave ? 0 : plan.leaving_domains), true,
+                    &pl) == -1) {
+    if (plan.keep == 0 && sel->must_leave) {
+      log_error ("moving page %" PRIu64 ": no other backend %s", page,
+                 errno == EIO ? "that works has a free slot"
+                 : "has a free slot");
+      return -1;
+    }
+    pl.n = 0;
+    len = n;
+  }
+  /* The new copies replace leaving ones first, then fill the gaps. */
+  for (c = 0; c < e->copies; c++) {
+    slot_t s = pagemap_get (e->map, page, c);
+
+    plan.action[c] = MOVER_KEEP;
+    if (s == SLOT_NONE || s == SLOT_LOST || !sel->leaves (sel->opaque, s))
+      continue;
+    if (next < pl.n) {
+      plan.action[c] = MOVER_REPLACE;
+      plan.to[c] = next++;
+    }
+    else if (sel->must_leave)
+      plan.action[c] = MOVER_DROP;
+  }
+  for (c = 0; c < e->copies && sel->fill; c++) {
+    slot_t s = pagemap_get (e->map, page, c);
+
+    if ((s == SLOT_NONE || s == SLOT_LOST) && next < pl.n) {
+      plan.action[c] = MOVER_REPLACE;
+      plan.to[c] = next++;
+    }
+  }
+  for (i = 0; i < len; i++) {
+    unsigned was = pagemap_live (e->map, page + i);
+
+    for (c = 0; c < e->copies; c++) {
+      slot_t to;
+
+      if (plan.action[c] == MOVER_KEEP)
+        continue;
+      to = plan.action[c] == MOVER_REPLACE ? pl.first[plan.to[c]] + i
+        : SLOT_NONE;
+      engine_free_slot (e, &run[c], pagemap_set (e->map, page + i, c, to));
+    }
+    engine_count (e, was, pagemap_live (e->map, page + i));
+  }
+  for (c = 0; c < e->copies; c++)
+    engine_free_slot (e, &run[c], SLOT_NONE);
+  if (pl.n > 0)
+    res->moved += len;
+  else
+    res->stuck += len;
+  res->copies += pl.n * len;
+  if (plan.leave > pl.n && sel->must_leave)
+    res->dropped += len;
+  res->next = page + len;
+  if (swaptier_debug_map)
+    log_debug ("map: pages %" PRIu64 "+%" PRIu32 " moved, %u new copies",
+               page, len, pl.n);
+  return 0;
+}
+
+/* Move the n pages from page (locked, of one shape, each needing work).
+ * Pages that turn out lost when read are counted and left LOST.
+ */
+static int
+mover_move_run (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
+                const struct mover_select *sel, struct mover_result *res)
+{
+  char *buf = engine_bounce (e, idx);
+  uint32_t j, m;
+
+  res->next = page + n;
+  if (engine_read_pages (e, page, n, buf) == 0) {
+    /* A copy given up while reading changes a page's shape. */
+    m = mover_run_length (e, page, page + n);
+    if (mover_needs (e, page, sel))
+      return mover_rehome (e, idx, page, m, buf, sel, res);
+    res->next = page + m;
+    return 0;
+  }
+  if (n == 1) {
+    /* Lost, or the process is stopping: nothing to move. */
+    if (pagemap_live (e->map, page) == 0)
+      res->lost++;
+    return 0;
+  }
+  /* One page at a time, to move what can be read. */
+  for (j = 0; j < n; j++) {
+    struct mover_result one = { 0 };
+
+    if (pagemap_live (e->map, page + j) == 0) {
+      res->lost++;
+      continue;
+    }
+    if (!mover_needs (e, page + j, sel))
+      continue;
+    if (mover_move_run (e, idx, page + j, 1, sel, &one) == -1)
+      return -1;
+    res->moved += one.moved;
+    res->copies += one.copies;
+    res->dropped += one.dropped;
+    res->lost += one.lost;
+    res->stuck += one.stuck;
+  }
+  res->next = page + n;
+  return 0;
+}
+
+int
+mover_move (struct engine *e, uint64_t page, const struct mover_select *sel,
+            struct mover_result *res)
+{
+  uint64_t end;
+  unsigned idx;
+  int r = 0;
+
+  while (page < e->npages && !mover_needs (e, page, sel))
+    page++;
+  if (page == e->npages)
+    return 0;
+
+  end = engine_unit_end (e, page, e->npages);
+  idx = rangelock_acquire (e->rl, page, end, true);
+  *res = (struct mover_result) { .next = page + 1 };
+  /* A request may have rewritten, trimmed or lost the page meanwhile. */
+  if (mover_needs (e, page, sel))
+    r = mover_move_run (e, idx, page, mover_run_length (e, page, end), sel,
+                        res);
+  rangelock_release (e->rl, idx);
+  return r == -1 ? -1 : 1;
+}

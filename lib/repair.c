@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* swaptier: re-creating copies, in the background. */
+
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "mover.h"
+#include "page.h"
+#include "repair.h"
+#include "swapsafe.h"
+
+struct repair {
+  struct engine *e;
+  struct tierset *ts;
+  uint64_t limit;                      /* bytes a second, 0: none */
+  pthread_t thread;
+  pthread_mutex_t lock;                /* guards stop, for the waits */
+  pthread_cond_t wake;
+  bool stop;
+
+  /* Atomics. */
+  enum repair_state state;
+  uint64_t recreated, lost, rate;
+};
+
+/* Nanoseconds on the monotonic clock. */
+static uint64_t
+repair_now_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Sleep ns nanoseconds, or until stopped.  Returns false if stopped. */
+static bool
+repair_sleep (struct repair *r, uint64_t ns)
+{
+  struct timespec until;
+  bool stop;
+
+  clock_gettime (CLOCK_MONOTONIC, &until);
+  until.tv_sec += ns / 1000000000;
+  until.tv_nsec += ns % 1000000000;
+  if (until.tv_nsec >= 1000000000) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock (&r->lock);
+  while (!r->stop &&
+         pthread_cond_timedwait (&r->wake, &r->lock, &until) != ETIMEDOUT)
+    ;
+  stop = r->stop;
+  pthread_mutex_unlock (&r->lock);
+  return !stop;
+}
+
+static bool
+repair_stopped (struct repair *r)
+{
+  bool stop;
+
+  pthread_mutex_lock (&r->lock);
+  stop = r->stop;
+  pthread_mutex_unlock (&r->lock);
+  return stop;
+}
+
+/* The mover's selection: copies on failed backends. */
+static bool
+repair_leaves (void *opaque, slot_t s)
+{
+  const struct repair *r = opaque;
+
+  return tierset_slot_failed (r->ts, s);
+}
+
+uint64_t
+repair_pending (struct engine *e, struct tierset *ts)
+{
+  if (engine_copies (e) < 2)
+    return 0;
+  return engine_degraded (e) + tierset_failed_used (ts);
+}
+
+/* One walk over the page map.  Returns the copies re-created, or -1 if
+ * stopped.
+ */
+static int64_t
+repair_walk (struct repair *r)
+{
+  const struct mover_select sel = {
+    .leaves = repair_leaves, .opaque = r, .fill = true,
+  };
+  struct mover_result res;
+  uint64_t page = 0, done = 0, window_done = 0;
+  uint64_t start = repair_now_ns (), window = start;
+  int m;
+
+  while ((m = mover_move (r->e, page, &sel, &res)) != 0) {
+    uint64_t now;
+
+    if (m == -1)
+      res = (struct mover_result) { .next = page + 1 };
+    page = res.next;
+    done += res.copies;
+    __atomic_add_fetch (&r->recreated, res.copies, __ATOMIC_RELAXED);
+    __atomic_add_fetch (&r->lost, res.lost, __ATOMIC_RELAXED);
+    if (repair_stopped (r))
+      return -1;
+    now = repair_now_ns ();
+    if (now - window >= 1000000000) {
+      __atomic_store_n (&r->rate, (done - window_done) * 1000000000
+                        / (now - window), __ATOMIC_RELAXED);
+      window = now;
+      window_done = done;
+    }
+    /* Ahead of the rate: wait until the copies done are due. */
+    if (r->limit > 0) {
+      uint64_t due = start + (uint64_t) ((double) done * PAGE_SIZE * 1e9
+                                         / r->limit);
+
+      if (due > now && !repair_sleep (r, due - now))
+        return -1;
+    }
+    /* Client requests first. */
+    if (engine_busy (r->e) && !repair_sleep (r, 1000000))
+      return -1;
+  }
+  return done;
+}
+
+static void *
+repair_thread (void *arg)
+{
+  struct repair *r = arg;
+  uint64_t retry_ns = 0;
+
+  swapsafe_enter_io ();
+  while (repair_sleep (r, retry_ns ? retry_ns : 1000000000)) {
+    int64_t done;
+
+    retry_ns = 0;
+    __atomic_store_n (&r->rate, 0, __ATOMIC_RELAXED);
+    if (repair_pending (r->e, r->ts) == 0) {
+      __atomic_store_n (&r->state, REPAIR_IDLE, __ATOMIC_RELAXED);
+      continue;
+    }
+    __atomic_store_n (&r->state, REPAIR_RUNNING, __ATOMIC_RELAXED);
+    if (swaptier_debug_alloc)
+      log_debug ("repair: %" PRIu64 " copies to re-create",
+                 repair_pending (r->e, r->ts));
+    done = repair_walk (r);
+    if (done == -1)
+      break;
+    if (swaptier_debug_alloc)
+      log_debug ("repair: walk done, %" PRId64 " copies re-created", done);
+    if (repair_pending (r->e, r->ts) == 0)
+      __atomic_store_n (&r->state, REPAIR_IDLE, __ATOMIC_RELAXED);
+    /* Pages changed behind the walk are found by the next one, at once;
+     * a walk that could do nothing waits for room.
+     */
+    if (repair_pending (r->e, r->ts) > 0) {
+      if (done == 0) {
+        __atomic_store_n (&r->state, REPAIR_WAITING, __ATOMIC_RELAXED);
+        retry_ns = (uint64_t) REPAIR_RETRY_S * 1000000000;
+      }
+      else
+        retry_ns = 1;
+    }
+  }
+  return NULL;
+}
+
+struct repair *
+repair_start (struct engine *e, struct tierset *ts, uint64_t rate)
+{
+  struct repair *r = calloc (1, sizeof *r);
+  pthread_condattr_t attr;
+  int err;
+
+  if (r == NULL) {
+    log_error ("repair: %m");
+    return NULL;
+  }
+  r->e = e;
+  r->ts = ts;
+  r->limit = rate;
+  pthread_mutex_init (&r->lock, NULL);
+  pthread_condattr_init (&attr);
+  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+  pthread_cond_init (&r->wake, &attr);
+  pthread_condattr_destroy (&attr);
+  err = pthread_create (&r->thread, NULL, repair_thread, r);
+  if (err) {
+    log_error ("repair: starting its thread: %s", strerror (err));
+    pthread_mutex_destroy (&r->lock);
+    pthread_cond_destroy (&r->wake);
+    free (r);
+    return NULL;
+  }
+  return r;
+}
+
+void
+repair_status (struct repair *r, struct repair_status *st)
+{
+  *st = (struct repair_status) { .state = REPAIR_IDLE };
+  if (r == NULL)
+    return;
+  *st = (struct repair_status) {
+    .state = __atomic_load_n (&r->state, __ATOMIC_RELAXED),
+    .degraded = repair_pending (r->e, r->ts),
+    .recreated = __atomic_load_n (&r->recreated, __ATOMIC_RELAXED),
+    .lost = __atomic_load_n (&r->lost, __ATOMIC_RELAXED),
+    .rate = __atomic_load_n (&r->rate, __ATOMIC_RELAXED),
+    .limit = r->limit,
+  };
+}
+
+void
+repair_stop (struct repair *r)
+{
+  if (r == NULL)
+    return;
+  pthread_mutex_lock (&r->lock);
+  r->stop = true;
+  pthread_cond_broadcast (&r->wake);
+  pthread_mutex_unlock (&r->lock);
+  pthread_join (r->thread, NULL);
+  pthread_mutex_destroy (&r->lock);
+  pthread_cond_destroy (&r->wake);
+  free (r);
+}
+
+const char *
+repair_state_name (enum repair_state state)
+{
+  switch (state) {
+  case REPAIR_IDLE: return "idle";
+  case REPAIR_RUNNING: return "running";
+  case REPAIR_WAITING: return "waiting";
+  }
+  return "unknown";
+}
