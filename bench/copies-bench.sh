@@ -225,6 +225,7 @@ bench_run () {
     "$SWAPTIERCTL" -s "$work/$name.ctl" -j list >"$work/$name.list.json" ||
         die "$name: swaptierctl list failed"
     stop_run
+    run_load[$name]=$(cut -d' ' -f1 /proc/loadavg)
     grep -v -e 'PR_SET_IO_FLUSHER' -e '^swaptier: backend ' \
          -e 'aborting sleep because of server shut down' "$swaptier_log" \
          >"$work/$name.errors" || :
@@ -247,7 +248,7 @@ echo "  runs           region $region bytes, backends $backend_size bytes," \
      "${BENCH_RUNTIME}s (+${BENCH_RAMP}s ramp) per phase, bs 4k," \
      "nbdkit --threads $BENCH_THREADS"
 
-declare -A run_args
+declare -A run_args run_load
 runs=()
 start=$SECONDS
 for setup in $BENCH_SETUPS; do
@@ -259,8 +260,8 @@ done
 
 echo "copies-bench: runs ($(( SECONDS - start ))s)"
 for run in "${runs[@]}"; do
-    printf '  %-10s nbdkit --threads %s swaptier %s\n' "$run" \
-        "$BENCH_THREADS" "${run_args[$run]}"
+    printf '  %-10s load %s at the end; nbdkit --threads %s swaptier %s\n' \
+        "$run" "${run_load[$run]}" "$BENCH_THREADS" "${run_args[$run]}"
 done
 case " $BENCH_SETUPS " in
 *" remote "*)
