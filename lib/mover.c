@@ -112,9 +112,13 @@ mover_rehome (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
   /* A copy that leaves but may stay (no new home found for it) keeps
    * its domain from the new ones.
    */
+  /* A copy that stays keeps the page as durable as it was, so the new
+   * ones can wait for the next flush; without one, they are written
+   * with FUA: the old slots are freed at once.
+   */
   if (engine_place (e, idx, buf, &len, want, plan.kept_domains |
-                    (sel->must_leave ? 0 : plan.leaving_domains), true,
-                    &pl) == -1) {
+                    (sel->must_leave ? 0 : plan.leaving_domains),
+                    plan.keep == 0, &pl) == -1) {
     if (plan.keep == 0 && sel->must_leave) {
       log_error ("moving page %" PRIu64 ": no other backend %s", page,
                  errno == EIO ? "that works has a free slot"

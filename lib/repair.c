@@ -17,6 +17,9 @@
 #include "repair.h"
 #include "swapsafe.h"
 
+/* How far behind the rate a walk may fall and then catch up. */
+#define REPAIR_BURST_NS 100000000
+
 struct repair {
   struct engine *e;
   struct tierset *ts;
@@ -124,12 +127,17 @@ repair_walk (struct repair *r)
       window = now;
       window_done = done;
     }
-    /* Ahead of the rate: wait until the copies done are due. */
+    /* Ahead of the rate: wait until the copies done are due.  Time spent
+     * behind it (waiting for clients, slow backends) is not made up for
+     * later beyond REPAIR_BURST_NS: the rate holds over any second.
+     */
     if (r->limit > 0) {
       uint64_t due = start + (uint64_t) ((double) done * PAGE_SIZE * 1e9
                                          / r->limit);
 
-      if (due > now && !repair_sleep (r, due - now))
+      if (due + REPAIR_BURST_NS < now)
+        start += now - due - REPAIR_BURST_NS;
+      else if (due > now && !repair_sleep (r, due - now))
         return -1;
     }
     /* Client requests first. */

@@ -320,7 +320,11 @@ tier_state (const struct tier *t)
 {
   if (__atomic_load_n (&t->draining, __ATOMIC_RELAXED))
     return TIER_DRAINING;
-  if (__atomic_load_n (&t->failed, __ATOMIC_RELAXED))
+  /* A backend that gave up its server is failed even if no request
+   * found out (with copies, none may go there).
+   */
+  if (__atomic_load_n (&t->failed, __ATOMIC_RELAXED) ||
+      backend_health (t->be) == BACKEND_DEAD)
     return TIER_FAILED;
   return TIER_ACTIVE;
 }

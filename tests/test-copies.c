@@ -54,6 +54,9 @@ struct test_dev {
   unsigned n;
 };
 
+/* Errors in a row that fail a backend, for the devices created next. */
+static unsigned test_max_errors = 1000;
+
 /* A device of n backends of nslots slots, backend i in domain dom[i] at
  * priority prio[i], exporting npages pages of copies copies; with serve,
  * copies are written at once (helper threads).
@@ -66,7 +69,7 @@ test_dev_create (struct test_dev *d, unsigned n, uint64_t nslots,
   unsigned i;
 
   memset (d, 0, sizeof *d);
-  d->ts = tierset_create (1000);
+  d->ts = tierset_create (test_max_errors);
   ck_assert_ptr_nonnull (d->ts);
   for (i = 0; i < n; i++) {
     char name[16];
@@ -305,6 +308,7 @@ START_TEST (test_repair_failed_backend)
   struct test_dev d;
   struct repair *r;
   struct repair_status st;
+  struct mem_counters before, after;
   uint64_t n = 200;
 
   test_dev_create (&d, 3, 512, test_three, NULL, n, 2, true);
@@ -318,6 +322,14 @@ START_TEST (test_repair_failed_backend)
   ck_assert_uint_gt (st.recreated, 0);
   ck_assert_uint_eq (test_stats (&d, 1).used, 0);
   test_check_placement (&d, n, 2, 1);
+  /* The copy that stayed kept each page durable: the new copies were
+   * written without FUA, and the next flush covers them.
+   */
+  mem_backend_counters (d.be[2], &before);
+  ck_assert_uint_eq (before.fua_writes, 0);
+  ck_assert_int_eq (engine_flush (d.e), 0);
+  mem_backend_counters (d.be[2], &after);
+  ck_assert_uint_eq (after.flushes, before.flushes + 1);
   mem_backend_fail_all (d.be[0], MEM_FAIL_ALL);
   ck_assert_uint_eq (test_check (&d, n, 1), 0);
   repair_stop (r);
@@ -351,6 +363,59 @@ START_TEST (test_repair_dropped_copies)
                      + test_stats (&d, 2).writes - writes, 40);
   ck_assert_uint_eq (test_check (&d, 40, 1), 0);
   repair_stop (r);
+  test_dev_destroy (&d);
+}
+END_TEST
+
+/* A copy on a failed backend that finds no new home stays, so a new
+ * copy never goes to its domain: with backends 0 (a) and 1 (b) failed
+ * but readable, and only backend 2 (b) working, the pages on 0 and 1
+ * keep both copies rather than getting a second one in domain b.
+ */
+START_TEST (test_repair_keeps_domains)
+{
+  static const char *const dom[] = { "a", "b", "b" };
+  struct test_dev d;
+  struct repair *r;
+  struct repair_status st;
+  uint64_t page, n = 64;
+  unsigned i, c;
+
+  test_max_errors = 1;
+  test_dev_create (&d, 3, 256, dom, NULL, n, 2, true);
+  test_max_errors = 1000;
+  test_fill (&d, n, 1);
+  /* A failed write fails backends 0 and 1 (the pages go to 2). */
+  mem_backend_fail_all (d.be[0], MEM_FAIL_WRITE);
+  mem_backend_fail_all (d.be[1], MEM_FAIL_WRITE);
+  test_fill (&d, 8, 1);
+  ck_assert_int_eq (test_stats (&d, 0).state, TIER_FAILED);
+  ck_assert_int_eq (test_stats (&d, 1).state, TIER_FAILED);
+  mem_backend_heal (d.be[0]);
+  mem_backend_heal (d.be[1]);
+  r = repair_start (d.e, d.ts, 0);
+  for (i = 0; i < 500; i++) {
+    repair_status (r, &st);
+    if (st.state == REPAIR_WAITING)
+      break;
+    test_sleep_ms (10);
+  }
+  ck_assert_int_eq (st.state, REPAIR_WAITING);
+  repair_stop (r);
+  for (page = 0; page < n; page++) {
+    domain_mask seen = 0;
+
+    for (c = 0; c < 2; c++) {
+      slot_t s = pagemap_get (d.e->map, page, c);
+
+      if (s == SLOT_NONE || s == SLOT_LOST)
+        continue;
+      TEST_REQUIRE ((seen & tierset_domain_of (d.ts, s)) == 0, "page %"
+                    PRIu64 " has two copies in one domain", page);
+      seen |= tierset_domain_of (d.ts, s);
+    }
+  }
+  ck_assert_uint_eq (test_check (&d, n, 1), 0);
   test_dev_destroy (&d);
 }
 END_TEST
@@ -449,6 +514,7 @@ test_suite (void)
   tcase_add_test (tc, test_write_fallback);
   tcase_add_test (tc, test_repair_failed_backend);
   tcase_add_test (tc, test_repair_dropped_copies);
+  tcase_add_test (tc, test_repair_keeps_domains);
   tcase_add_test (tc, test_drain_copies);
   tcase_add_test (tc, test_default_domains);
   suite_add_tcase (s, tc);
