@@ -60,7 +60,7 @@ tierset_copies_capacity (struct tierset *ts, unsigned copies)
   for (i = 0; i < ts->ntiers; i++) {
     const struct tier *tier = ts->tier[i];
 
-    if (tier->removed)
+    if (tier->removed || tier->draining)
       continue;
     t[n++] = (struct capacity_tier) {
       .priority = tier->priority, .domain = tier->domain,

@@ -131,8 +131,8 @@ extern unsigned tierset_count (const struct tierset *ts);
 /* Sum of the capacities of the backends not removed, in slots. */
 extern uint64_t tierset_capacity (const struct tierset *ts);
 
-/* How many pages of copies copies each the backends not removed hold,
- * placed as the allocator places them (see capacity.c).
+/* How many pages of copies copies each the backends neither removed nor
+ * draining hold, placed as the allocator places them (see capacity.c).
  */
 extern uint64_t tierset_copies_capacity (struct tierset *ts,
                                          unsigned copies);

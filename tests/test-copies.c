@@ -484,6 +484,26 @@ START_TEST (test_drain_copies)
 }
 END_TEST
 
+/* The export size with copies: the pages that get every copy, counted
+ * without a backend being drained (what a removal leaves).
+ */
+START_TEST (test_capacity)
+{
+  struct test_dev d;
+
+  test_dev_create (&d, 3, 1025, test_three, NULL, 8, 2, false);
+  /* 1025 slots each: 3075 slots, 1537 pages of two copies. */
+  ck_assert_uint_eq (tierset_copies_capacity (d.ts, 1), 3 * 1025);
+  ck_assert_uint_eq (tierset_copies_capacity (d.ts, 2), 3 * 1025 / 2);
+  ck_assert_uint_eq (tierset_copies_capacity (d.ts, 3), 1025);
+  ck_assert_int_eq (tierset_drain_begin (d.ts, 2, 0), 0);
+  ck_assert_uint_eq (tierset_copies_capacity (d.ts, 2), 1025);
+  ck_assert_uint_eq (tierset_copies_capacity (d.ts, 3), 0);
+  tierset_drain_cancel (d.ts, 2);
+  test_dev_destroy (&d);
+}
+END_TEST
+
 /* Default domains: local paths share one; a remote backend is in its
  * server's, whatever the export or user.
  */
@@ -536,6 +556,7 @@ test_suite (void)
   tcase_add_test (tc, test_repair_dropped_copies);
   tcase_add_test (tc, test_repair_keeps_domains);
   tcase_add_test (tc, test_drain_copies);
+  tcase_add_test (tc, test_capacity);
   tcase_add_test (tc, test_default_domains);
   suite_add_tcase (s, tc);
   return s;
