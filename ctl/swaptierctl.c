@@ -6,6 +6,11 @@
  * command line and formats the reply (lib/ctlproto.h has the protocol):
  * aligned columns with human-readable sizes, raw numbers, or JSON.  A
  * removal is followed with a progress bar on a terminal.
+ *
+ * This file holds the options, the connection and the commands: what
+ * each one asks and which records of the reply it shows.  The printing
+ * itself (JSON, the text table, sizes and rates) and the reading of
+ * fields are in sctl-output.c.
  */
 
 #include <config.h>
@@ -14,7 +19,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,113 +30,20 @@
 #include <unistd.h>
 
 #include "ctlproto.h"
+#include "sctl-output.h"
 
 #define SCTL_DEFAULT_SOCKET "/run/swaptier.sock"
 #define SCTL_REPLY_TIMEOUT 120         /* seconds: add may connect afar */
 #define SCTL_POLL_MS 200               /* progress polling period */
 #define SCTL_BAR_WIDTH 30
 
-/* Exit codes. */
-#define SCTL_EXIT_FAILED 1             /* refused, or it failed */
-#define SCTL_EXIT_USAGE 2
-
 static const char *sctl_socket;
-static bool sctl_json, sctl_bytes, sctl_wait;
+static bool sctl_json, sctl_wait;
 
 /* A connection to the control socket, a stream each way. */
 struct sctl_conn {
   FILE *in, *out;
 };
-
-/* The reply to one command: its data lines and its status line. */
-struct sctl_reply {
-  char **line;
-  size_t n;
-  char *status;                        /* "ok ..." or "error ..." */
-};
-
-/* The type of a field of a record, for the output. */
-enum sctl_type {
-  SCTL_TEXT,
-  SCTL_NUMBER,
-  SCTL_SLOTS,                          /* a count of slots: shown as bytes */
-};
-
-/* A field of a record and its type. */
-struct sctl_field {
-  const char *key;
-  enum sctl_type type;
-};
-
-/* The fields of each record, in output order. */
-static const struct sctl_field sctl_backend_fields[] = {
-  { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "kind", SCTL_TEXT },
-  { "domain", SCTL_TEXT }, { "priority", SCTL_NUMBER }, { "state", SCTL_TEXT },
-  { "health", SCTL_TEXT }, { "capacity", SCTL_SLOTS },
-  { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
-  { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
-  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER }, { NULL },
-};
-static const struct sctl_field sctl_total_fields[] = {
-  { "backends", SCTL_NUMBER }, { "pages", SCTL_NUMBER },
-  { "spare", SCTL_NUMBER }, { "capacity", SCTL_SLOTS },
-  { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
-  { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
-  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
-  { "copies", SCTL_NUMBER }, { "mapped", SCTL_NUMBER },
-  { "degraded", SCTL_NUMBER }, { NULL },
-};
-static const struct sctl_field sctl_drain_fields[] = {
-  { "id", SCTL_NUMBER }, { "state", SCTL_TEXT }, { "total", SCTL_NUMBER },
-  { "remaining", SCTL_NUMBER }, { "moved", SCTL_NUMBER },
-  { "lost", SCTL_NUMBER }, { "dropped", SCTL_NUMBER },
-  { "error", SCTL_TEXT }, { NULL },
-};
-static const struct sctl_field sctl_repair_fields[] = {
-  { "state", SCTL_TEXT }, { "degraded", SCTL_NUMBER },
-  { "recreated", SCTL_NUMBER }, { "lost", SCTL_NUMBER },
-  { "rate", SCTL_NUMBER }, { "limit", SCTL_NUMBER }, { NULL },
-};
-static const struct sctl_field sctl_stats_fields[] = {
-  { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "reads", SCTL_NUMBER },
-  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
-  { "lost", SCTL_NUMBER },
-  { "read_bytes", SCTL_NUMBER }, { "write_bytes", SCTL_NUMBER },
-  { "reads_per_s", SCTL_NUMBER }, { "writes_per_s", SCTL_NUMBER },
-  { "read_bytes_per_s", SCTL_NUMBER }, { "write_bytes_per_s", SCTL_NUMBER },
-  { NULL },
-};
-
-/* Print a message on stderr, prefixed with the program's name. */
-static void __attribute__ ((format (printf, 1, 2)))
-sctl_message (const char *fmt, ...)
-{
-  va_list args;
-
-  fputs ("swaptierctl: ", stderr);
-  va_start (args, fmt);
-  vfprintf (stderr, fmt, args);
-  va_end (args);
-  fputc ('\n', stderr);
-}
-
-/* Allocation checks: exit when memory runs out. */
-static void *
-sctl_check (void *p)
-{
-  if (p == NULL) {
-    sctl_message ("out of memory");
-    exit (SCTL_EXIT_FAILED);
-  }
-  return p;
-}
-
-/* strdup that exits when memory runs out. */
-static char *
-sctl_strdup (const char *s)
-{
-  return sctl_check (strdup (s));
-}
 
 /* Print the usage summary on fp. */
 static void
@@ -146,7 +57,7 @@ sctl_usage (FILE *fp)
 "  list                         one row per backend, and the totals\n"
 "  stats                        I/O counters and rates\n"
 "  add TARGET [priority=N] [capacity=SIZE] [force=true]\n"
-"      [connections=N] [timeout=SECONDS] [grace=SECONDS]\n"
+"      [connections=N] [timeout=SECONDS] [grace=SECONDS] [domain=NAME]\n"
 "                               put a new backend in service\n"
 "  priority ID N                change the priority of backend ID\n"
 "  remove ID                    move the pages of backend ID elsewhere,\n"
@@ -261,213 +172,6 @@ sctl_request (struct sctl_conn *c, const char *verb, char **arg, int n,
   return -1;
 }
 
-/* Whether line is a record of the given kind. */
-static bool
-sctl_is (const char *line, const char *record)
-{
-  size_t len = strlen (record);
-
-  return strncmp (line, record, len) == 0 && line[len] == ' ';
-}
-
-/* The value of a field, unescaped and allocated ("" if it is missing). */
-static char *
-sctl_value (const char *line, const char *key)
-{
-  size_t len = strlen (line) + 1;
-  char *value = sctl_check (malloc (len));
-
-  if (!ctl_field (line, key, value, len))
-    value[0] = '\0';
-  return value;
-}
-
-/* The value of a numeric field (0 if it is missing). */
-static uint64_t
-sctl_number (const char *line, const char *key)
-{
-  char *value = sctl_value (line, key);
-  uint64_t n = strtoull (value, NULL, 10);
-
-  free (value);
-  return n;
-}
-
-/* The page size the server reports in its status line. */
-static uint64_t
-sctl_page_size (const struct sctl_reply *r)
-{
-  uint64_t size = sctl_number (r->status, "page_size");
-
-  return size ? size : 4096;
-}
-
-/* A size, allocated: bytes with --bytes, else as swapon(8) shows them
- * (512B, 1.5K, 16M, 2.3G, ...).
- */
-static char *
-sctl_size (uint64_t bytes)
-{
-  static const char units[] = "KMGTPE";
-  char buf[32];
-  double v = bytes;
-  int u = -1;
-
-  while (!sctl_bytes && v >= 1024 && u < 5) {
-    v /= 1024;
-    u++;
-  }
-  if (u == -1)
-    snprintf (buf, sizeof buf, "%" PRIu64 "%s", bytes, sctl_bytes ? "" : "B");
-  else if (v < 10 && (uint64_t) (v * 10 + 0.5) % 10 != 0)
-    snprintf (buf, sizeof buf, "%.1f%c", v, units[u]);
-  else
-    snprintf (buf, sizeof buf, "%.0f%c", v, units[u]);
-  return sctl_strdup (buf);
-}
-
-/* Print s as a JSON string. */
-static void
-sctl_json_string (const char *s)
-{
-  putchar ('"');
-  for (; *s; s++) {
-    unsigned char c = *s;
-
-    if (c == '"' || c == '\\')
-      printf ("\\%c", c);
-    else if (c < ' ' || c == 0x7f)
-      printf ("\\u%04x", c);
-    else
-      putchar (c);
-  }
-  putchar ('"');
-}
-
-/* Print a record as a JSON object of its fields, sizes in bytes. */
-static void
-sctl_json_record (const char *line, const struct sctl_field *f,
-                  uint64_t page_size)
-{
-  const char *sep = "";
-
-  putchar ('{');
-  for (; f->key; f++) {
-    char *value = sctl_value (line, f->key);
-
-    if (value[0]) {
-      printf ("%s\"%s\": ", sep, f->key);
-      sep = ", ";
-      if (f->type == SCTL_TEXT)
-        sctl_json_string (value);
-      else if (f->type == SCTL_SLOTS)
-        printf ("%" PRIu64,
-                (uint64_t) strtoull (value, NULL, 10) * page_size);
-      /* A number from the server, checked so that the output stays JSON. */
-      else if (strspn (value, "-0123456789.") == strlen (value))
-        fputs (value, stdout);
-      else
-        fputs ("null", stdout);
-    }
-    free (value);
-  }
-  putchar ('}');
-}
-
-/* Print the reply as one JSON object: the "backend" records under
- * "backends", the "total" record (with total_fields) under "total",
- * and with with_drain, the "drain" record under "drain" and the
- * "repair" record under "repair"; null for an absent record.
- */
-static void
-sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
-                 const struct sctl_field *total_fields, bool with_drain)
-{
-  uint64_t page_size = sctl_page_size (r);
-  const char *sep = "";
-  size_t i, total = r->n, drain = r->n, repair = r->n;
-
-  fputs ("{\"backends\": [", stdout);
-  for (i = 0; i < r->n; i++) {
-    if (sctl_is (r->line[i], "total"))
-      total = i;
-    else if (sctl_is (r->line[i], "drain"))
-      drain = i;
-    else if (sctl_is (r->line[i], "repair"))
-      repair = i;
-    else if (sctl_is (r->line[i], "backend")) {
-      fputs (sep, stdout);
-      sep = ", ";
-      sctl_json_record (r->line[i], fields, page_size);
-    }
-  }
-  fputs ("], \"total\": ", stdout);
-  if (total < r->n)
-    sctl_json_record (r->line[total], total_fields, page_size);
-  else
-    fputs ("null", stdout);
-  if (with_drain) {
-    fputs (", \"drain\": ", stdout);
-    if (drain < r->n)
-      sctl_json_record (r->line[drain], sctl_drain_fields, page_size);
-    else
-      fputs ("null", stdout);
-    fputs (", \"repair\": ", stdout);
-    if (repair < r->n)
-      sctl_json_record (r->line[repair], sctl_repair_fields, page_size);
-    else
-      fputs ("null", stdout);
-  }
-  puts ("}");
-}
-
-/* A table of text cells, printed with aligned columns. */
-struct sctl_table {
-  unsigned ncols, nrows;
-  const char *const *head;
-  const char *align;                   /* 'l' or 'r' per column */
-  char **cell;                         /* nrows x ncols, owned */
-};
-
-/* Append a row of ncols allocated cells, which the table takes. */
-static void
-sctl_table_row (struct sctl_table *t, char **cells)
-{
-  t->cell = sctl_check (realloc (t->cell, (size_t) (t->nrows + 1) * t->ncols
-                                 * sizeof *t->cell));
-  memcpy (&t->cell[t->nrows * t->ncols], cells, t->ncols * sizeof *cells);
-  t->nrows++;
-}
-
-/* Print the table, its header first, and free its cells.  The last
- * column, left-aligned, is not padded.
- */
-static void
-sctl_table_print (struct sctl_table *t)
-{
-  size_t *width = sctl_check (calloc (t->ncols, sizeof *width)), len;
-  unsigned r, c;
-
-  for (c = 0; c < t->ncols; c++)
-    width[c] = strlen (t->head[c]);
-  for (r = 0; r < t->nrows * t->ncols; r++)
-    if ((len = strlen (t->cell[r])) > width[r % t->ncols])
-      width[r % t->ncols] = len;
-  for (r = 0; r <= t->nrows; r++) {
-    for (c = 0; c < t->ncols; c++) {
-      const char *s = r == 0 ? t->head[c] : t->cell[(r - 1) * t->ncols + c];
-      int w = c + 1 == t->ncols && t->align[c] == 'l' ? 0 : (int) width[c];
-
-      printf ("%s%*s", c ? "  " : "", t->align[c] == 'l' ? -w : w, s);
-    }
-    putchar ('\n');
-  }
-  for (r = 0; r < t->nrows * t->ncols; r++)
-    free (t->cell[r]);
-  free (t->cell);
-  free (width);
-}
-
 /* Print where the removal of a "drain" record is, as a sentence. */
 static void
 sctl_drain_sentence (const char *line)
@@ -577,21 +281,6 @@ sctl_list (const struct sctl_reply *r)
   repair = sctl_record (r, "repair");
   if (repair && copies > 1)
     sctl_repair_sentence (repair, copies, page_size);
-}
-
-/* A rate, allocated: a count per second, or bytes per second. */
-static char *
-sctl_rate (const char *line, const char *key, bool bytes)
-{
-  char *value = sctl_value (line, key), *s;
-
-  if (!bytes)
-    return value;
-  s = sctl_size (strtoull (value, NULL, 10));
-  free (value);
-  s = sctl_check (realloc (s, strlen (s) + 3));
-  strcat (s, "/s");
-  return s;
 }
 
 /* stats: I/O counters and rates per backend, and their totals. */

@@ -140,9 +140,12 @@ remote_read_quick (struct backend *be, void *buf, uint64_t slot, uint64_t n)
   enum remote_result r;
 
   if (c == NULL) {
+    int err = errno;
+
     log_error ("%s: read of slot %" PRIu64 ": %s", be->target, slot,
-               errno == ESHUTDOWN ? "the server is stopping"
+               err == ESHUTDOWN ? "the server is stopping"
                : "the server is not reachable now");
+    errno = err;
     return -1;
   }
   r = remote_transfer (rb, c, REMOTE_OP_READ, buf, n * PAGE_SIZE,
@@ -150,10 +153,13 @@ remote_read_quick (struct backend *be, void *buf, uint64_t slot, uint64_t n)
   remote_release (rb, c, r);
   if (r == REMOTE_OK)
     return 0;
+  /* A lost connection is the keeper's and grace='s business, not an
+   * error of the backend (ENOTCONN does not count towards max-errors).
+   */
   if (remote_stopping (rb))
     errno = ESHUTDOWN;
   else if (r != REMOTE_FAILED)
-    errno = EIO;
+    errno = r == REMOTE_MISMATCH ? EIO : ENOTCONN;
   return -1;
 }
 

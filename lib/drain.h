@@ -4,18 +4,19 @@
  * A drain empties one backend, then removes it.  tierset_drain_begin
  * stops allocations there, refusing when the other backends lack room
  * for its pages.  A thread then waits for the requests that may have
- * allocated there before (engine_sync), moves every page off it with
- * the mover (mover.h), one stripe unit at most at a time, waits again for the
- * requests in progress (one may still be using a slot it looked up
- * before), and closes it with tierset_remove.  Moved pages are written
- * with FUA, so each is as durable where it goes as it was where it came
- * from before its old slot is freed.  Client requests go on meanwhile:
- * a request waits at most for one move of its own pages.  A page whose slot fails
- * to read becomes LOST, as on any read; bad slots stay behind and vanish
- * with the backend.  With copies, a page's copy on the backend moves to
- * a domain none of its other copies is in; when none has room the copy
- * is dropped (the page is degraded until the repairer re-creates it).
- * A removal that would leave fewer domains than copies is refused.
+ * allocated there before (engine_sync), moves every copy off it with the
+ * mover (mover.h), one stripe unit at most at a time, waits again for
+ * the requests in progress (one may still be using a slot it looked up
+ * before), and closes it with tierset_remove.  A page whose only copy
+ * moves is written with FUA, so it is as durable where it goes as it
+ * was where it came from before its old slot is freed.  Client requests
+ * go on meanwhile: a request waits at most for one move of its own
+ * pages.  A page whose copies all fail to read becomes LOST, as on any
+ * read; bad slots stay behind and vanish with the backend.  With
+ * copies, a page's copy on the backend moves to a domain none of its
+ * other copies is in; when none has room the copy is dropped (the page
+ * is degraded until the repairer re-creates it).  A removal that would
+ * leave fewer domains than copies is refused.
  *
  * All functions are thread safe.
  */

@@ -5,10 +5,12 @@
  * A read takes the copy whose backend ranks best (tierset_read_rank:
  * reachable before reconnecting before failed, then priority).  When it
  * fails, the page's copies are tried one by one in that order; every
- * copy but the last is read once without waiting for a lost server, the
- * last one is tried ENGINE_READ_TRIES times.  A copy that fails is given
- * up (its slot bad, its entry SLOT_NONE: the page is degraded and the
- * repairer re-creates it), and the last one to fail makes the page LOST.
+ * copy is read once without waiting for a lost server while a copy on a
+ * backend that is not failed remains to be tried, else it is tried
+ * ENGINE_READ_TRIES times.  A copy that fails is given up (its slot bad,
+ * its entry SLOT_NONE: the page is degraded and the repairer re-creates
+ * it), unless the others failed meanwhile: then it is read again with
+ * every try.  The last one to fail makes the page LOST.
  * A read cut short by the process stopping (ESHUTDOWN) gives up nothing.
  *
  * A write places its copies with tierset_alloc_run, the first by the
@@ -72,31 +74,49 @@ engine_free_slot (struct engine *e, struct engine_free_run *run, slot_t s)
   run->n++;
 }
 
-/* Repeated messages: one per read of a lost page, one per write that
- * could not place every copy.
+/* Repeated messages: one per read of a lost page, one per copy given
+ * up, one per write that could not place every copy.
  */
 static struct log_limit engine_lost_limit = LOG_LIMIT_INIT;
+static struct log_limit engine_drop_limit = LOG_LIMIT_INIT;
 static struct log_limit engine_degraded_limit = LOG_LIMIT_INIT;
 
 /* Give up copy c of page, in slot s, which failed to read: with another
  * live copy the entry becomes SLOT_NONE and the slot bad; as the last
- * one, the page becomes LOST and the loss is counted.  Nothing happens
- * if another reader gave it up first.
+ * one, the page becomes LOST and the loss is counted.  Without may_lose
+ * (the copy was read once, quickly), a copy that is the last one on a
+ * backend that works is kept: returns false, and the caller reads it
+ * again with every try.  Otherwise returns true; nothing happens if
+ * another reader gave the copy up first.
  */
-static void
-engine_drop_copy (struct engine *e, uint64_t page, unsigned c, slot_t s)
+static bool
+engine_drop_copy (struct engine *e, uint64_t page, unsigned c, slot_t s,
+                  bool may_lose)
 {
   pthread_mutex_t *lock = &e->drop_lock[page % ENGINE_DROP_LOCKS];
-  unsigned live;
+  unsigned live, i, usable = 0;
+  bool dropped = true;
 
   pthread_mutex_lock (lock);
   live = pagemap_live (e->map, page);
-  if (pagemap_get (e->map, page, c) == s) {
+  for (i = 0; i < e->copies; i++) {
+    slot_t t = pagemap_get (e->map, page, i);
+
+    if (i != c && t != SLOT_NONE && t != SLOT_LOST &&
+        !tierset_slot_failed (e->ts, t))
+      usable++;
+  }
+  if (pagemap_get (e->map, page, c) != s)
+    ;
+  else if (usable == 0 && !may_lose)
+    dropped = false;
+  else {
     pagemap_set (e->map, page, c, live > 1 ? SLOT_NONE : SLOT_LOST);
     engine_count (e, live, live - 1);
     if (live > 1) {
-      log_error ("page %" PRIu64 ": a copy failed to read; another is "
-                 "read and this one will be re-created", page);
+      log_error_limited (&engine_drop_limit, "page %" PRIu64 ": a copy "
+                         "failed to read; another is read and this one "
+                         "will be re-created", page);
       tierset_mark_bad (e->ts, s, 1);
     }
     else {
@@ -107,33 +127,39 @@ engine_drop_copy (struct engine *e, uint64_t page, unsigned c, slot_t s)
     }
   }
   pthread_mutex_unlock (lock);
+  return dropped;
 }
 
 /* The live copy of page, among those not in tried (a bit per entry),
- * whose backend ranks best; sets *c and *untried (live copies not
- * tried).  SLOT_NONE if there is none.
+ * whose backend ranks best; sets *c and *others: how many of the other
+ * live copies not tried are on backends that are not failed (those a
+ * quick read may leave the page to).  SLOT_NONE if there is none.
  */
 static slot_t
 engine_best_copy (struct engine *e, uint64_t page, unsigned tried,
-                  unsigned *c, unsigned *untried)
+                  unsigned *c, unsigned *others)
 {
   slot_t best = SLOT_NONE;
-  unsigned i, rank, best_rank = 0;
+  unsigned i, rank, best_rank = 0, usable = 0;
+  bool best_usable = false;
 
-  *untried = 0;
   for (i = 0; i < e->copies; i++) {
     slot_t s = pagemap_get (e->map, page, i);
+    bool ok;
 
     if (s == SLOT_NONE || s == SLOT_LOST || (tried & (1u << i)))
       continue;
-    (*untried)++;
+    ok = !tierset_slot_failed (e->ts, s);
+    usable += ok;
     rank = tierset_read_rank (e->ts, s);
     if (best == SLOT_NONE || rank > best_rank) {
       best = s;
       best_rank = rank;
+      best_usable = ok;
       *c = i;
     }
   }
+  *others = usable - best_usable;
   return best;
 }
 
@@ -143,17 +169,23 @@ engine_best_copy (struct engine *e, uint64_t page, unsigned tried,
 static int
 engine_read_page (struct engine *e, uint64_t page, char *dst)
 {
-  unsigned tried = 0, c = 0, untried;
+  unsigned tried = 0, patient = 0, c = 0, others;
   slot_t s;
 
-  while ((s = engine_best_copy (e, page, tried, &c, &untried)) != SLOT_NONE) {
-    if (tierset_read (e->ts, s, 1, dst, untried > 1 ? TIERSET_READ_QUICK
+  while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
+    bool quick = others > 0 && !(patient & (1u << c));
+
+    if (tierset_read (e->ts, s, 1, dst, quick ? TIERSET_READ_QUICK
                       : ENGINE_READ_TRIES) == 0)
       return 0;
     /* The process is stopping: the copy is not known to be gone. */
     if (errno == ESHUTDOWN)
       break;
-    engine_drop_copy (e, page, c, s);
+    /* The others failed meanwhile: this one gets every try first. */
+    if (!engine_drop_copy (e, page, c, s, !quick)) {
+      patient |= 1u << c;
+      continue;
+    }
     tried |= 1u << c;
   }
   if (s == SLOT_NONE && pagemap_unmapped (e->map, page)) {
@@ -176,9 +208,9 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
 
   while (i < n) {
     char *p = dst + i * PAGE_SIZE;
-    unsigned c = 0, live;
+    unsigned c = 0, others;
     uint32_t run = 1;
-    slot_t s = engine_best_copy (e, page + i, 0, &c, &live);
+    slot_t s = engine_best_copy (e, page + i, 0, &c, &others);
 
     /* Unmapped or lost. */
     if (s == SLOT_NONE) {
@@ -193,7 +225,7 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
     while (i + run < n && run < UINT32_MAX &&
            pagemap_get (e->map, page + i + run, c) == s + run)
       run++;
-    if (tierset_read (e->ts, s, run, p, live > 1 ? TIERSET_READ_QUICK : 1)
+    if (tierset_read (e->ts, s, run, p, others > 0 ? TIERSET_READ_QUICK : 1)
         == -1) {
       if (errno == ESHUTDOWN) {
         errno = EIO;
@@ -204,8 +236,11 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
         if (engine_read_page (e, page + i + j, p + (size_t) j * PAGE_SIZE)
             == -1)
           r = -1;
-      if (r == -1)
+      /* A read that succeeded after a failed one may have set errno. */
+      if (r == -1) {
+        errno = EIO;
         return -1;
+      }
     }
     i += run;
   }

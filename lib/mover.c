@@ -30,7 +30,7 @@ struct mover_plan {
   unsigned to[PAGEMAP_COPIES_MAX];     /* index into the placed copies */
   unsigned keep, leave, missing;       /* live copies that stay, leave;
                                           entries without a copy */
-  domain_mask kept_domains, leaving_domains;
+  domain_mask kept_domains;
 };
 
 /* Classify the entries of page under the selection. */
@@ -46,10 +46,8 @@ mover_classify (struct engine *e, uint64_t page,
 
     if (s == SLOT_NONE || s == SLOT_LOST)
       plan->missing++;
-    else if (sel->leaves (sel->opaque, s)) {
+    else if (sel->leaves (sel->opaque, s))
       plan->leave++;
-      plan->leaving_domains |= tierset_domain_of (e->ts, s);
-    }
     else {
       plan->keep++;
       plan->kept_domains |= tierset_domain_of (e->ts, s);
@@ -92,6 +90,69 @@ mover_run_length (struct engine *e, uint64_t page, uint64_t end)
   return n;
 }
 
+/* The copies of page that stay and whose backend is not failed: those
+ * that keep the page readable and durable if the others go.
+ */
+static unsigned
+mover_sound_copies (struct engine *e, uint64_t page,
+                    const struct mover_select *sel)
+{
+  unsigned c, n = 0;
+
+  for (c = 0; c < e->copies; c++) {
+    slot_t s = pagemap_get (e->map, page, c);
+
+    n += s != SLOT_NONE && s != SLOT_LOST && !sel->leaves (sel->opaque, s)
+      && !tierset_slot_failed (e->ts, s);
+  }
+  return n;
+}
+
+/* Decide what becomes of each entry of page once pl is placed: a new
+ * copy in the domain of a leaving copy replaces that one (so that a
+ * leaving copy that stays never shares a domain with a new one), the
+ * other new copies replace the other leaving copies, then fill the
+ * entries without a copy (with fill); a leaving copy left without a
+ * new home is dropped with must_leave, else it stays.
+ */
+static void
+mover_assign (struct engine *e, uint64_t page, const struct mover_select *sel,
+              const struct engine_placed *pl, struct mover_plan *plan)
+{
+  bool used[PAGEMAP_COPIES_MAX] = { false };
+  unsigned c, k, pass;
+
+  for (c = 0; c < e->copies; c++)
+    plan->action[c] = MOVER_KEEP;
+  for (pass = 0; pass < 3; pass++)
+    for (c = 0; c < e->copies; c++) {
+      slot_t s = pagemap_get (e->map, page, c);
+      bool live = s != SLOT_NONE && s != SLOT_LOST;
+      bool leaving = live && sel->leaves (sel->opaque, s);
+
+      if (plan->action[c] != MOVER_KEEP ||
+          (pass < 2 ? !leaving : live || !sel->fill))
+        continue;
+      for (k = 0; k < pl->n; k++)
+        if (!used[k] &&
+            (pass > 0 || tierset_domain_of (e->ts, pl->first[k])
+             == tierset_domain_of (e->ts, s)))
+          break;
+      if (k < pl->n) {
+        used[k] = true;
+        plan->action[c] = MOVER_REPLACE;
+        plan->to[c] = k;
+      }
+    }
+  for (c = 0; c < e->copies; c++) {
+    slot_t s = pagemap_get (e->map, page, c);
+
+    if (plan->action[c] == MOVER_KEEP && sel->must_leave &&
+        s != SLOT_NONE && s != SLOT_LOST && sel->leaves (sel->opaque, s))
+      plan->action[c] = MOVER_DROP;
+  }
+}
+
 /* Give the n pages from page, read into buf and of one shape, their new
  * copies: place, write, publish, free.  Sets res->next past the pages
  * done (the allocator may give shorter runs).
@@ -104,48 +165,34 @@ mover_rehome (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
   struct engine_free_run run[PAGEMAP_COPIES_MAX] = { { 0 } };
   struct engine_placed pl = { .n = 0 };
   struct mover_plan plan;
-  unsigned c, want, next = 0;
+  unsigned c, want, sound, dropped = 0;
   uint32_t i, len = n;
 
   mover_classify (e, page, sel, &plan);
+  sound = mover_sound_copies (e, page, sel);
   want = plan.leave + (sel->fill ? plan.missing : 0);
-  /* A copy that leaves but may stay (no new home found for it) keeps
-   * its domain from the new ones.
+  /* A sound copy that stays keeps the page as durable as it was, so the
+   * new ones can wait for the next flush; without one, they are written
+   * with FUA: the old slots are freed at once.
    */
-  if (engine_place (e, idx, buf, &len, want, plan.kept_domains |
-                    (sel->must_leave ? 0 : plan.leaving_domains), true,
+  if (engine_place (e, idx, buf, &len, want, plan.kept_domains, sound == 0,
                     &pl) == -1) {
-    if (plan.keep == 0 && sel->must_leave) {
-      log_error ("moving page %" PRIu64 ": no other backend %s", page,
-                 errno == EIO ? "that works has a free slot"
-                 : "has a free slot");
-      return -1;
-    }
     pl.n = 0;
     len = n;
   }
-  /* The new copies replace leaving ones first, then fill the gaps. */
-  for (c = 0; c < e->copies; c++) {
-    slot_t s = pagemap_get (e->map, page, c);
-
-    plan.action[c] = MOVER_KEEP;
-    if (s == SLOT_NONE || s == SLOT_LOST || !sel->leaves (sel->opaque, s))
-      continue;
-    if (next < pl.n) {
-      plan.action[c] = MOVER_REPLACE;
-      plan.to[c] = next++;
-    }
-    else if (sel->must_leave)
-      plan.action[c] = MOVER_DROP;
+  /* Only a sound copy may be the one a leaving copy is dropped for. */
+  if (sel->must_leave && sound == 0 && pl.n < plan.leave) {
+    for (c = 0; c < pl.n; c++)
+      tierset_free_run (e->ts, pl.first[c], len);
+    log_error ("moving page %" PRIu64 ": no other backend %s", page,
+               pl.n == 0 && errno == EIO ? "that works has a free slot"
+               : "has a free slot");
+    errno = ENOSPC;
+    return -1;
   }
-  for (c = 0; c < e->copies && sel->fill; c++) {
-    slot_t s = pagemap_get (e->map, page, c);
-
-    if ((s == SLOT_NONE || s == SLOT_LOST) && next < pl.n) {
-      plan.action[c] = MOVER_REPLACE;
-      plan.to[c] = next++;
-    }
-  }
+  mover_assign (e, page, sel, &pl, &plan);
+  for (c = 0; c < e->copies; c++)
+    dropped += plan.action[c] == MOVER_DROP;
   for (i = 0; i < len; i++) {
     unsigned was = pagemap_live (e->map, page + i);
 
@@ -167,7 +214,7 @@ mover_rehome (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
   else
     res->stuck += len;
   res->copies += pl.n * len;
-  if (plan.leave > pl.n && sel->must_leave)
+  if (dropped > 0)
     res->dropped += len;
   res->next = page + len;
   if (swaptier_debug_map)

@@ -6,7 +6,8 @@
  * sending cold pages down a tier are one operation: under the range lock
  * held for writing, read a run of pages (from their best copy, falling
  * back to the others as any read does), write new copies where the
- * placement rules say, with FUA, publish them and free the slots they
+ * placement rules say (with FUA unless a copy of the page stays where
+ * it is), publish them and free the slots they
  * replace.  Client requests go on meanwhile and wait at most for the one
  * run (at most a stripe unit) being moved.  What differs between the
  * users is only the selection: which copies leave (mover_select.leaves),

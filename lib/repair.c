@@ -17,6 +17,9 @@
 #include "repair.h"
 #include "swapsafe.h"
 
+/* How far behind the rate a walk may fall and then catch up. */
+#define REPAIR_BURST_NS 100000000
+
 struct repair {
   struct engine *e;
   struct tierset *ts;
@@ -81,7 +84,7 @@ repair_leaves (void *opaque, slot_t s)
 {
   const struct repair *r = opaque;
 
-  return tierset_slot_failed (r->ts, s);
+  return tierset_slot_failed_unlocked (r->ts, s);
 }
 
 uint64_t
@@ -102,7 +105,7 @@ repair_walk (struct repair *r)
     .leaves = repair_leaves, .opaque = r, .fill = true,
   };
   struct mover_result res;
-  uint64_t page = 0, done = 0, window_done = 0;
+  uint64_t page = 0, done = 0, spent = 0, window_done = 0;
   uint64_t start = repair_now_ns (), window = start;
   int m;
 
@@ -113,6 +116,8 @@ repair_walk (struct repair *r)
       res = (struct mover_result) { .next = page + 1 };
     page = res.next;
     done += res.copies;
+    /* Pages read but left as they were (no room) cost the rate too. */
+    spent += res.copies + res.stuck;
     __atomic_add_fetch (&r->recreated, res.copies, __ATOMIC_RELAXED);
     __atomic_add_fetch (&r->lost, res.lost, __ATOMIC_RELAXED);
     if (repair_stopped (r))
@@ -124,12 +129,17 @@ repair_walk (struct repair *r)
       window = now;
       window_done = done;
     }
-    /* Ahead of the rate: wait until the copies done are due. */
+    /* Ahead of the rate: wait until the copies done are due.  Time spent
+     * behind it (waiting for clients, slow backends) is not made up for
+     * later beyond REPAIR_BURST_NS: the rate holds over any second.
+     */
     if (r->limit > 0) {
-      uint64_t due = start + (uint64_t) ((double) done * PAGE_SIZE * 1e9
+      uint64_t due = start + (uint64_t) ((double) spent * PAGE_SIZE * 1e9
                                          / r->limit);
 
-      if (due > now && !repair_sleep (r, due - now))
+      if (due + REPAIR_BURST_NS < now)
+        start += now - due - REPAIR_BURST_NS;
+      else if (due > now && !repair_sleep (r, due - now))
         return -1;
     }
     /* Client requests first. */
@@ -143,12 +153,20 @@ static void *
 repair_thread (void *arg)
 {
   struct repair *r = arg;
-  uint64_t retry_ns = 0;
+  uint64_t retry_ns = 0, backoff_ns = 0;
+  unsigned backends = tierset_count (r->ts);
 
   swapsafe_enter_io ();
-  while (repair_sleep (r, retry_ns ? retry_ns : 1000000000)) {
+  /* One second at a time (retry_ns == 1: at once). */
+  while (repair_sleep (r, retry_ns == 1 ? 1 : 1000000000)) {
     int64_t done;
 
+    /* A new backend may have the room that was missing. */
+    if (retry_ns > 1000000000 && tierset_count (r->ts) == backends) {
+      retry_ns -= 1000000000;
+      continue;
+    }
+    backends = tierset_count (r->ts);
     retry_ns = 0;
     __atomic_store_n (&r->rate, 0, __ATOMIC_RELAXED);
     if (repair_pending (r->e, r->ts) == 0) {
@@ -171,11 +189,18 @@ repair_thread (void *arg)
      */
     if (repair_pending (r->e, r->ts) > 0) {
       if (done == 0) {
+        /* Each walk that could do nothing waits twice as long. */
+        backoff_ns = backoff_ns == 0 ? (uint64_t) REPAIR_RETRY_S * 1000000000
+          : backoff_ns * 2;
+        if (backoff_ns > (uint64_t) REPAIR_RETRY_MAX_S * 1000000000)
+          backoff_ns = (uint64_t) REPAIR_RETRY_MAX_S * 1000000000;
         __atomic_store_n (&r->state, REPAIR_WAITING, __ATOMIC_RELAXED);
-        retry_ns = (uint64_t) REPAIR_RETRY_S * 1000000000;
+        retry_ns = backoff_ns;
       }
-      else
+      else {
+        backoff_ns = 0;
         retry_ns = 1;
+      }
     }
   }
   return NULL;

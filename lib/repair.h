@@ -14,10 +14,12 @@
  * It wakes once a second; when engine_degraded or the copies held by
  * failed backends (tierset_failed_used) say there is work, it walks the
  * page map from the start, copying at most rate bytes a second (0: no
- * limit), and sleeping a millisecond before each move while client
- * requests are in progress, so that they go first.  A walk that could
- * re-create nothing (no domain has room) is tried again after
- * REPAIR_RETRY_S seconds.  Only pages in use are read and written.
+ * limit; pages read and left as they were count too), and sleeping a
+ * millisecond before each move while client requests are in progress,
+ * so that they go first.  A walk that could re-create nothing (no
+ * domain has room) is tried again after REPAIR_RETRY_S seconds, each
+ * next fruitless one after twice as long, up to REPAIR_RETRY_MAX_S, or
+ * once a backend was added.  Only pages in use are read and written.
  *
  * All functions are thread safe.
  */
@@ -31,7 +33,8 @@
 #include "tierset.h"
 
 #define REPAIR_RATE_DEFAULT (64 * 1024 * 1024) /* bytes a second */
-#define REPAIR_RETRY_S 5
+#define REPAIR_RETRY_S 5                /* first wait after a fruitless walk */
+#define REPAIR_RETRY_MAX_S 300
 
 enum repair_state {
   REPAIR_IDLE,                         /* nothing to do */

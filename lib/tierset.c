@@ -320,7 +320,11 @@ tier_state (const struct tier *t)
 {
   if (__atomic_load_n (&t->draining, __ATOMIC_RELAXED))
     return TIER_DRAINING;
-  if (__atomic_load_n (&t->failed, __ATOMIC_RELAXED))
+  /* A backend that gave up its server is failed even if no request
+   * found out (with copies, none may go there).
+   */
+  if (__atomic_load_n (&t->failed, __ATOMIC_RELAXED) ||
+      backend_health (t->be) == BACKEND_DEAD)
     return TIER_FAILED;
   return TIER_ACTIVE;
 }
@@ -558,7 +562,12 @@ tierset_alloc_pass (struct tierset *ts, uint32_t max, uint32_t *len,
 
   for (g = 0; g < ts->ngroups; g++) {
     struct tier_group *grp = &ts->group[g];
-    unsigned start = __atomic_fetch_add (&grp->rotor, 1, __ATOMIC_RELAXED);
+    /* The further copies of a page start where its first one did, and
+     * move on past the domains excluded: one step per page, so that the
+     * first copies rotate over the group whatever the copies.
+     */
+    unsigned start = exclude ? __atomic_load_n (&grp->rotor, __ATOMIC_RELAXED)
+      : __atomic_fetch_add (&grp->rotor, 1, __ATOMIC_RELAXED);
     uint32_t want = max;
 
     for (;;) {
@@ -706,6 +715,22 @@ bool
 tierset_slot_failed (const struct tierset *ts, slot_t slot)
 {
   return tier_is_failed (tierset_lookup (ts, slot));
+}
+
+bool
+tierset_slot_failed_unlocked (struct tierset *ts, slot_t slot)
+{
+  const struct tier *t;
+  bool failed;
+
+  /* A removal marks the tier removed under the write lock before it
+   * closes the backend.
+   */
+  pthread_rwlock_rdlock (&ts->lock);
+  t = tierset_lookup (ts, slot);
+  failed = t->removed || tier_is_failed (t);
+  pthread_rwlock_unlock (&ts->lock);
+  return failed;
 }
 
 uint64_t

@@ -131,6 +131,12 @@ extern unsigned tierset_count (const struct tierset *ts);
 /* Sum of the capacities of the backends not removed, in slots. */
 extern uint64_t tierset_capacity (const struct tierset *ts);
 
+/* How many pages of copies copies each the backends neither removed nor
+ * draining hold, placed as the allocator places them (see capacity.c).
+ */
+extern uint64_t tierset_copies_capacity (struct tierset *ts,
+                                         unsigned copies);
+
 /* Fill *st with the counters of backend id and return true, or return
  * false if there is no such backend (removed, or id not below
  * tierset_count).
@@ -168,7 +174,8 @@ extern int tierset_remove (struct tierset *ts, unsigned id);
 /* Allocate one run of 1 .. max consecutive slots on one backend, following
  * the priority and rotation rules; inside a priority a backend that has a
  * run of max is preferred to shorter runs.  Backends in the domains of
- * exclude are never used.  The backend holding avoid (a slot, or
+ * exclude are never used; such an allocation (a further copy) does not
+ * move the rotation on.  The backend holding avoid (a slot, or
  * SLOT_NONE) is tried only after every other.  Returns the first slot
  * and sets *len, or returns SLOT_NONE when no backend has a free slot.
  */
@@ -192,8 +199,14 @@ extern unsigned tierset_read_rank (const struct tierset *ts, slot_t slot);
 
 /* Whether the backend of a slot in use is failed (too many errors) or
  * has given up its server: its copies must be re-created elsewhere.
+ * The caller holds the range lock on a page that uses the slot.
  */
 extern bool tierset_slot_failed (const struct tierset *ts, slot_t slot);
+
+/* The same for a slot read from the map without the range lock, whose
+ * backend may be removed meanwhile (then it counts as failed).
+ */
+extern bool tierset_slot_failed_unlocked (struct tierset *ts, slot_t slot);
 
 /* Slots in use on the backends that tierset_slot_failed says are
  * failed.

@@ -287,12 +287,13 @@ control_remove (FILE *out, const struct ctl_command *cmd)
     control_error (out, control.why);
     return;
   }
-  left = tierset_capacity (control.ts) - st.capacity;
   d = drain_start (control.e, control.ts, cmd->id, control.spare);
   if (d == NULL) {
     control_error (out, control.why);
     return;
   }
+  /* What the others hold of the device's pages, with all their copies. */
+  left = tierset_copies_capacity (control.ts, engine_copies (control.e));
   drain_destroy (control.drain);
   control.drain = d;
   drain_status (d, &ds);
@@ -302,9 +303,10 @@ control_remove (FILE *out, const struct ctl_command *cmd)
   /* The device keeps its size: say so if the rest cannot hold all of it. */
   if (left < control.npages + control.spare) {
     snprintf (control.why, sizeof control.why, "the other backends hold "
-              "%" PRIu64 " slots, fewer than the %" PRIu64 " pages of the "
-              "device and %" PRIu64 " spare: writes fail with ENOSPC if it "
-              "fills up", left, control.npages, control.spare);
+              "%" PRIu64 " pages of %u copies, fewer than the %" PRIu64
+              " pages of the device and %" PRIu64 " spare: writes fail "
+              "with ENOSPC (or keep fewer copies) if it fills up", left,
+              engine_copies (control.e), control.npages, control.spare);
     fputs ("warning", out);
     control_string (out, "text", control.why);
     fputc ('\n', out);

@@ -127,43 +127,6 @@ swaptier_spare (uint64_t capacity)
   return spare;
 }
 
-/* The most pages that copies copies each fit in, on distinct domains,
- * without more than one copy of a page in a domain: the largest n with
- * sum over the domains of min (their slots, n) >= copies * n.
- */
-static uint64_t
-swaptier_copies_capacity (struct tierset *ts, unsigned copies)
-{
-  struct { const char *name; uint64_t slots; } dom[TIERSET_MAX_TIERS];
-  unsigned i, d, ndom = 0;
-  uint64_t lo = 0, hi = 0;
-
-  for (i = 0; i < tierset_count (ts); i++) {
-    struct tier_stats st;
-
-    if (!tierset_stats (ts, i, &st))
-      continue;
-    for (d = 0; d < ndom && strcmp (dom[d].name, st.domain) != 0; d++)
-      ;
-    if (d == ndom)
-      dom[ndom++] = (typeof (dom[0])) { .name = st.domain };
-    dom[d].slots += st.capacity;
-    hi += st.capacity;
-  }
-  /* The condition holds for small n and fails beyond a point. */
-  while (lo < hi) {
-    uint64_t mid = lo + (hi - lo + 1) / 2, sum = 0;
-
-    for (d = 0; d < ndom; d++)
-      sum += dom[d].slots < mid ? dom[d].slots : mid;
-    if (sum / copies >= mid)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  return lo;
-}
-
 /* Open the backends, size the export and create the engine and the
  * control socket from the options.  Returns 0, or -1 after nbdkit_error,
  * leaving what it made for the caller to undo.
@@ -206,8 +169,8 @@ swaptier_build (void)
   }
   capacity = tierset_capacity (tiers);
   spare = export_spare = swaptier_spare (capacity);
-  /* With copies, what the domains can hold of each page once. */
-  capacity = swaptier_copies_capacity (tiers, options.copies);
+  /* With copies, the pages that get all of them. */
+  capacity = tierset_copies_capacity (tiers, options.copies);
   if (capacity <= spare) {
     nbdkit_error ("the backends hold %" PRIu64 " slots, not more than the "
                   "%" PRIu64 " slots kept spare (reserve= and %d requests "

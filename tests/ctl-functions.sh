@@ -140,3 +140,76 @@ ctl_load_kill ()
         wait "$ctl_load_pid" 2>/dev/null || true
     fi
 }
+
+# --- The raw control protocol -------------------------------------------------
+
+# Send the command line $1 to the control socket and print the reply as
+# it comes: its data lines, then its status line ("ok ..." or "error
+# ..."); status 1 if that is an error.
+ctl_raw ()
+{
+    python3 - "$ctl_sock" "$1" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(20)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+f = s.makefile("rb")
+while True:
+    raw = f.readline()
+    if not raw:
+        sys.exit("control socket closed before the status line")
+    line = raw.decode("latin-1").rstrip("\n")
+    print(line)
+    if line == "ok" or line.startswith(("ok ", "error ")):
+        sys.exit(1 if line.startswith("error") else 0)
+EOF
+}
+
+# Print field FIELD ($2) of record $1 in the raw reply to list: of the
+# first data line of that name ("total", "repair", "drain"), or, with a
+# number, of that backend's line; "none" if there is no such field.  The
+# value is printed as sent (%-escaped).  With a file $3 (a reply saved
+# from ctl_raw list), from that reply instead of a new one.
+ctl_raw_get ()
+{
+    { if [[ -n ${3:-} ]]; then cat "$3"; else ctl_raw list; fi; } |
+    awk -v rec="$1" -v f="$2" '
+        $1 == rec || ($1 == "backend" && $2 == "id=" rec) {
+            for (i = 2; i <= NF; i++)
+                if (index($i, f "=") == 1) {
+                    print substr($i, length(f) + 2)
+                    found = 1
+                    exit
+                }
+        }
+        END { if (!found) print "none" }'
+}
+
+# The same for a field that must be a number; fails the test if it is
+# not.  Use it in an assignment (x=$(ctl_raw_num total used)), so that
+# the failure stops the test.
+ctl_raw_num ()
+{
+    local value
+    value=$(ctl_raw_get "$@")
+    [[ $value =~ ^[0-9]+$ ]] ||
+        swt_fail "list: field $2 of $1 is '$value', not a number"
+    echo "$value"
+}
+
+# Print the sum of field FIELD ($1, default used) over the live
+# backends (state active, and not given up: health not dead), from the
+# raw reply to list (or from the reply saved in file $2).  A remote
+# backend whose server is given up may still show state=active.
+ctl_raw_sum_live ()
+{
+    { if [[ -n ${2:-} ]]; then cat "$2"; else ctl_raw list; fi; } |
+    awk -v f="${1:-used}" '
+        $1 == "backend" && / state=active / && !/ health=dead / {
+            for (i = 2; i <= NF; i++)
+                if (index($i, f "=") == 1)
+                    sum += substr($i, length(f) + 2)
+        }
+        END { print sum + 0 }'
+}

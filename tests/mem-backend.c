@@ -37,6 +37,8 @@ struct mem_backend {
   bool yield;                          /* atomic */
   enum backend_health health;          /* atomic */
   struct mem_counters count;
+  bool (*read_hook) (void *arg, uint64_t slot, uint64_t n);
+  void *read_hook_arg;
 };
 
 static const struct backend_ops mem_ops;
@@ -159,6 +161,13 @@ mem_read (struct backend *be, void *buf, uint64_t slot, uint64_t n)
   mem_check_request (mb, "read", buf, slot, n);
   if (__atomic_load_n (&mb->yield, __ATOMIC_RELAXED))
     sched_yield ();
+  if (mb->read_hook && mb->read_hook (mb->read_hook_arg, slot, n)) {
+    pthread_mutex_lock (&mb->lock);
+    mb->count.reads++;
+    mb->count.failures++;
+    pthread_mutex_unlock (&mb->lock);
+    return mem_fail (mb, "read", slot, n, EIO);
+  }
   pthread_mutex_lock (&mb->lock);
   mb->count.reads++;
   mem_wait_held (mb, MEM_FAIL_READ);
@@ -412,5 +421,18 @@ mem_backend_peek (struct backend *be, uint64_t slot, void *buf)
     memcpy (buf, mb->data + slot * PAGE_SIZE, PAGE_SIZE);
   else
     memset (buf, 0, PAGE_SIZE);
+  pthread_mutex_unlock (&mb->lock);
+}
+
+void
+mem_backend_set_read_hook (struct backend *be,
+                           bool (*fn) (void *arg, uint64_t slot, uint64_t n),
+                           void *arg)
+{
+  struct mem_backend *mb = mem_backend (be);
+
+  pthread_mutex_lock (&mb->lock);
+  mb->read_hook = fn;
+  mb->read_hook_arg = arg;
   pthread_mutex_unlock (&mb->lock);
 }

@@ -100,6 +100,15 @@ extern void mem_backend_set_health (struct backend *be,
  */
 extern void mem_backend_set_yield (struct backend *be, bool yield);
 
+/* With fn, every read first calls fn (arg, slot, n) without the
+ * backend's lock held; if it returns true the read fails with EIO.  NULL
+ * removes the hook.  (Review helper: lets a test order reads exactly.)
+ */
+extern void mem_backend_set_read_hook (struct backend *be,
+                                       bool (*fn) (void *arg, uint64_t slot,
+                                                   uint64_t n),
+                                       void *arg);
+
 /* Copy the counters into *c. */
 extern void mem_backend_counters (struct backend *be, struct mem_counters *c);
 

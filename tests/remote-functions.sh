@@ -156,3 +156,21 @@ rmt_check_invariant5 ()
             swt_fail "backend $id: used $used + free $free + bad $bad != capacity $cap"
     done
 }
+
+# Check the JSON of a fio run that only reads and verifies (--verify_only,
+# or a read workload with verify=): no job error, and at least $2 bytes
+# read and checked in all.
+rmt_fio_check_read ()
+{
+    python3 - "$1" "$2" <<'EOF' || { cat "$1" >&2; swt_fail "fio result $1"; }
+import json, sys
+jobs = json.load(open(sys.argv[1]))["jobs"]
+total = 0
+for j in jobs:
+    name, err, read = j["jobname"], j["error"], j["read"]["io_bytes"]
+    print("fio %s: error %d, read and verified %d bytes" % (name, err, read))
+    assert err == 0, "%s: error %d" % (name, err)
+    total += read
+assert total >= int(sys.argv[2]), "read only %d bytes" % total
+EOF
+}

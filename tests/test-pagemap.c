@@ -229,6 +229,46 @@ START_TEST (test_bad_npages)
 }
 END_TEST
 
+/* With copies, the entries of a page are independent and side by side;
+ * live and unmapped read all of them, and the map costs 4 bytes per page
+ * and copy.  0 and more than PAGEMAP_COPIES_MAX copies are refused.
+ */
+START_TEST (test_copies)
+{
+  const uint64_t npages = 1000;
+  struct pagemap *map = pagemap_create (npages, 3);
+  unsigned c;
+
+  ck_assert_ptr_nonnull (map);
+  ck_assert_uint_eq (pagemap_copies (map), 3);
+  ck_assert_uint_eq (pagemap_memory (map), npages * 3 * sizeof (slot_t));
+  ck_assert (pagemap_unmapped (map, 7));
+  ck_assert_uint_eq (pagemap_live (map, 7), 0);
+  pagemap_set (map, 7, 1, 50);
+  ck_assert (!pagemap_unmapped (map, 7));
+  ck_assert_uint_eq (pagemap_live (map, 7), 1);
+  pagemap_set (map, 7, 2, 90);
+  ck_assert_uint_eq (pagemap_live (map, 7), 2);
+  for (c = 0; c < 3; c++) {
+    ck_assert_uint_eq (pagemap_get (map, 6, c), SLOT_NONE);
+    ck_assert_uint_eq (pagemap_get (map, 8, c), SLOT_NONE);
+  }
+  ck_assert_uint_eq (pagemap_get (map, 7, 0), SLOT_NONE);
+  ck_assert_uint_eq (pagemap_get (map, 7, 1), 50);
+  ck_assert_uint_eq (pagemap_get (map, 7, 2), 90);
+  /* LOST is not a live copy, but the page is not unmapped. */
+  pagemap_set (map, 7, 1, SLOT_NONE);
+  pagemap_set (map, 7, 2, SLOT_LOST);
+  ck_assert_uint_eq (pagemap_live (map, 7), 0);
+  ck_assert (!pagemap_unmapped (map, 7));
+  pagemap_set (map, npages - 1, 2, SLOT_MAX);
+  ck_assert_uint_eq (pagemap_get (map, npages - 1, 2), SLOT_MAX);
+  pagemap_destroy (map);
+  ck_assert_ptr_null (pagemap_create (16, 0));
+  ck_assert_ptr_null (pagemap_create (16, PAGEMAP_COPIES_MAX + 1));
+}
+END_TEST
+
 struct test_xchg {
   struct pagemap *map;
   unsigned thread;
@@ -312,6 +352,7 @@ test_suite (void)
   tcase_add_test (tc, test_sparse);
   tcase_add_test (tc, test_prefault);
   tcase_add_test (tc, test_bad_npages);
+  tcase_add_test (tc, test_copies);
   suite_add_tcase (s, tc);
 
   tc = tcase_create ("concurrency");

@@ -137,3 +137,93 @@ vm_watch_hang () {
 vm_vmstat () {
   sed -n "s/^VM-VMSTAT: $1 \\([0-9]*\\).*/\\1/p" "$swt_tmpdir/vm.log" | tr -d '\r'
 }
+
+# --- A guest running while the test acts on the host -------------------------
+
+# vm_run in the background: the same arguments, and the same checks when
+# vm_wait collects it (in the test's own shell, not in a subshell).  Sets vm_pid.  Until then vm_running tells whether
+# the guest still runs and vm_log_count reads its console.  A test that
+# fails meanwhile stops QEMU at exit (by the pid QEMU wrote).
+vm_start () {
+  rm -f "$swt_tmpdir/qemu.pid" "$swt_tmpdir/vm.log"
+  touch "$swt_tmpdir/vm.log"
+  vm_run "$@" -pidfile "$swt_tmpdir/qemu.pid" &
+  vm_pid=$!
+  swt_on_exit vm_stop_qemu
+}
+
+# At exit: stop a QEMU left running by a failed test.
+vm_stop_qemu () {
+  local pid
+  pid=$(cat "$swt_tmpdir/qemu.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || true
+  swt_wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
+}
+
+# 0 while the guest started by vm_start runs.
+vm_running () {
+  kill -0 "$vm_pid" 2>/dev/null
+}
+
+# Wait for the guest started by vm_start; returns 1 where vm_run fails
+# the test (the guest did not finish, or its test failed), after its
+# message.
+vm_wait () {
+  local r=0
+  wait "$vm_pid" || r=$?
+  vm_pid=
+  [[ $r -eq 0 ]]
+}
+
+# Number of lines of the guest's console so far with the fixed string $1.
+vm_log_count () {
+  tr -d '\r' < "$swt_tmpdir/vm.log" | grep -c -F -- "$1" || true
+}
+
+# --- The control socket, raw (control=, see swaptierctl(1) PROTOCOL) ---------
+
+# Send the command line $2 to the control socket $1 and print the reply:
+# its data lines, then its status line.  Returns 1 if the status is error.
+vm_ctl () {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+buf = b""
+while True:
+    lines = buf.split(b"\n")[:-1]
+    status = [l for l in lines if l.split(b" ")[0] in (b"ok", b"error")]
+    if status:
+        break
+    data = s.recv(65536)
+    if not data:
+        sys.exit("vm_ctl: connection closed before the status line")
+    buf += data
+sys.stdout.write(b"\n".join(lines).decode() + "\n")
+sys.exit(1 if status[0].startswith(b"error") else 0)
+PY
+}
+
+# Print field $3 of the record $1 (a line's first word: backend, total,
+# repair, ...) read from stdin, the one with id=$2 or the first one if
+# $2 is "-".  Prints nothing if there is no such record or field.
+vm_field () {
+  awk -v rec="$1" -v id="$2" -v f="$3" '
+    $1 == rec && (id == "-" || $0 ~ (" id=" id "( |$)")) {
+      for (i = 2; i <= NF; i++) {
+        k = substr($i, 1, index($i, "=") - 1)
+        if (k == f) { print substr($i, length(k) + 2); exit }
+      }
+      exit
+    }'
+}
+
+# Fail the test (swt_fail) while a guest started by vm_start runs: stop
+# QEMU first, so that its console does not end with the I/O errors of a
+# swap device whose server the cleanup stops under it.
+vm_fail () {
+  vm_stop_qemu
+  swt_fail "$@"
+}
