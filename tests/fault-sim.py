@@ -267,11 +267,13 @@ def check_copies_state(st, args, model, report, when):
 
 
 def wait_complete(faults, report, when, limit=60):
-    """Wait until the copies are complete; a "repair-incomplete" violation
-    if not within limit s.  Returns the state, or None."""
+    """Wait until the copies are complete (failed backends are left in
+    place: the repairer must re-create their copies); a
+    "repair-incomplete" violation if not within limit s.  Returns the
+    state, or None."""
     t0 = time.monotonic()
     ok, st, why = faults.guard.wait_complete(
-        lambda t: time.sleep(t) or True, limit)
+        lambda t: time.sleep(t) or True, limit, replace=False)
     if not ok:
         report.violation("repair-incomplete", when, "the copies were not "
                          "complete %d s after the faults: %s" % (limit, why))

@@ -45,7 +45,8 @@ domain D, it waits until the disruptions of every other domain have
 ended (LINGER s ago at least), `list` on the control socket reports
 degraded=0 and no backend is down (reconnecting); at most SETTLE_LIMIT
 s, longer is a "repair-stuck" violation and the fault then runs with a
-loss window.  A memory server restarted empty disrupts its domain until
+loss window; a backend that fails meanwhile is replaced as after a
+fault.  A memory server restarted empty disrupts its domain until
 swaptier finds its backend dead (its copies are gone before degraded=
 can count them; not found within grace= + timeout= + 5 s is a
 "loss-unnoticed" violation).  A repairer that waits for room (every
@@ -304,6 +305,8 @@ class DomainGuard:
         # Called when the repairer waits for room (a backend elsewhere);
         # returns whether it added one.
         self.add_room = None
+        # Replaces failed and dead backends (FaultInjector.repair).
+        self.replace_failed = None
 
     def summary(self):
         """One line for the report: settles, windows, waits."""
@@ -450,16 +453,18 @@ class DomainGuard:
                 ", ".join(sorted(others)), limit, why))
         return True
 
-    def wait_complete(self, sleep, limit, domains=()):
+    def wait_complete(self, sleep, limit, domains=(), replace=True):
         """Wait (up to limit s) until no domain but those of domains is
         disrupted and the copies are complete (check_state), then check the
         lost= counters and mark every domain not disrupted now settled.
-        Returns (True, state, "") once complete, (False, last state, why)
-        after limit s, (None, None, "") if sleep() said that the run is
-        stopping."""
-        end = time.monotonic() + limit
+        With replace, a backend that fails meanwhile is replaced as after
+        a fault (FaultInjector.repair).  Returns (True, state, "") once
+        complete, (False, last state, why) after limit s, (None, None, "")
+        if sleep() said that the run is stopping."""
+        t0 = time.monotonic()
+        end = t0 + limit
         st, why = None, "disruptions still under way"
-        waiting, added = 0, False
+        waiting, added, first, tried = 0, False, None, set()
         while True:
             if not self._busy(domains):
                 st = self.cluster.ctl.state()
@@ -469,13 +474,26 @@ class DomainGuard:
                                       if n > 0}
                     self.check_lost(st)
                     return True, st, ""
+                failed = {b.get("id") for b in st["backends"]
+                          if b.get("state") == "failed" or
+                          b.get("health") == "dead"} if st else set()
+                if replace and self.replace_failed and failed - tried:
+                    tried |= failed
+                    self.replace_failed()
+                    continue
                 # A repairer that found nothing it could do waits for
                 # room: bad slots (every failed write leaves some) or the
                 # loss of a domain can leave the other domains without
-                # free slots.  Add a backend, as an operator would, once.
+                # free slots; one that finds a little room now and then
+                # (freed by trims) runs on, slowly.  Add a backend, as an
+                # operator would, once.
+                degraded = (st["total"] or {}).get("degraded", 0) \
+                    if st is not None else 0
+                first = degraded if first is None else first
                 waiting = waiting + 1 if st is not None and \
                     (st["repair"] or {}).get("state") == "waiting" else 0
-                if waiting >= 8 and not added and self.add_room:
+                slow = time.monotonic() - t0 > 10 and degraded > first * 0.9
+                if (waiting >= 8 or slow) and not added and self.add_room:
                     added = True
                     self.report.log("the repairer waits for room (%s): "
                                     "adding a backend" % why)
@@ -500,6 +518,7 @@ class FaultInjector(threading.Thread):
         self.copies = cluster.copies
         self.guard = DomainGuard(self.copies, model, cluster, report)
         self.guard.add_room = self.add_room
+        self.guard.replace_failed = self.repair
         self.rng = random.Random(seed ^ 0x5EED5EED)
         self.stop = threading.Event()
         # (time, remote, request type, Disruption) to turn off
