@@ -44,45 +44,6 @@
 #include "test-dev.h"
 #include "tierset.h"
 
-/* Check every page of [0, n): want live copies, no two on one domain,
- * none on backend avoid (or UINT_MAX); and that the counters agree.
- */
-static void
-test_check_placement (struct test_dev *d, uint64_t n, unsigned want,
-                      unsigned avoid)
-{
-  uint64_t page, slots = 0;
-  unsigned c, i;
-
-  for (page = 0; page < n; page++) {
-    domain_mask seen = 0;
-    unsigned live = 0;
-
-    for (c = 0; c < d->e->copies; c++) {
-      slot_t s = pagemap_get (d->e->map, page, c);
-      domain_mask dom;
-
-      if (s == SLOT_NONE || s == SLOT_LOST)
-        continue;
-      live++;
-      dom = tierset_domain_of (d->ts, s);
-      TEST_REQUIRE ((seen & dom) == 0, "page %" PRIu64 " has two copies "
-                    "in one domain", page);
-      seen |= dom;
-      TEST_REQUIRE (test_backend_of (d, s) != avoid, "page %" PRIu64
-                    " still has a copy on backend %u", page, avoid);
-    }
-    TEST_REQUIRE (live == want, "page %" PRIu64 " has %u live copies, not "
-                  "%u", page, live, want);
-  }
-  for (i = 0; i < d->n; i++)
-    if (i != avoid)
-      slots += test_stats (d, i).used;
-  ck_assert_uint_eq (slots, n * want);
-  ck_assert_uint_eq (engine_mapped (d->e), n);
-  ck_assert_uint_eq (engine_degraded (d->e), want < d->e->copies ? n : 0);
-}
-
 /* Wait (up to 20 s) until nothing is left to re-create. */
 static void
 test_wait_repaired (struct test_dev *d, struct repair *r)

@@ -65,6 +65,12 @@ extern unsigned test_check (struct test_dev *d, uint64_t n, unsigned gen);
 extern unsigned test_check_range (struct test_dev *d, uint64_t first,
                                   uint64_t n, unsigned gen);
 
+/* Check every page of [0, n): want live copies, no two on one domain,
+ * none on backend avoid (or UINT_MAX); and that the counters agree.
+ */
+extern void test_check_placement (struct test_dev *d, uint64_t n,
+                                  unsigned want, unsigned avoid);
+
 /* The backend (index) holding slot s. */
 extern unsigned test_backend_of (struct test_dev *d, slot_t s);
 
