@@ -256,11 +256,11 @@ sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
       sctl_json_record (r->line[repair], sctl_repair_fields, page_size);
     else
       fputs ("null", stdout);
+  }
+  /* Demotion, in list and stats alike. */
+  if (demote < r->n) {
     fputs (", \"demote\": ", stdout);
-    if (demote < r->n)
-      sctl_json_record (r->line[demote], sctl_demote_fields, page_size);
-    else
-      fputs ("null", stdout);
+    sctl_json_record (r->line[demote], sctl_demote_fields, page_size);
   }
   puts ("}");
 }

@@ -101,8 +101,9 @@ extern void sctl_json_record (const char *line, const struct sctl_field *f,
 /* Print the reply as one JSON object and a newline: the "backend"
  * records (with fields) under "backends", the "total" record (with
  * total_fields) under "total", and with with_drain, the "drain" record
- * under "drain" and the "repair" record under "repair"; null for an
- * absent record.
+ * under "drain" and the "repair" record under "repair" (null for an
+ * absent record); and the "demote" record under "demote" if the reply
+ * has one.
  */
 extern void sctl_json_reply (const struct sctl_reply *r,
                              const struct sctl_field *fields,

@@ -232,7 +232,7 @@ sctl_demote_sentence (const char *line, uint64_t page_size)
 
   if (demoted > 0 || strcmp (state, "running") == 0 ||
       strcmp (state, "waiting") == 0)
-    printf ("demotion: %s; %" PRIu64 " pages moved down since the start, "
+    printf ("demotion: %s; %" PRIu64 " copies moved down since the start, "
             "%s/s now (at most %s/s); from below %" PRIu64 "%% free to %"
             PRIu64 "%%\n", state, demoted, rate,
             sctl_number (line, "limit") ? limit : "unlimited",
@@ -319,6 +319,7 @@ sctl_stats (const struct sctl_reply *r)
   struct sctl_table t = {
     .ncols = 14, .head = head, .align = "rlrrrrrrrrrrrr",
   };
+  const char *demote;
   size_t i;
 
   if (sctl_json) {
@@ -349,6 +350,9 @@ sctl_stats (const struct sctl_reply *r)
     sctl_table_row (&t, cells);
   }
   sctl_table_print (&t);
+  demote = sctl_record (r, "demote");
+  if (demote)
+    sctl_demote_sentence (demote, sctl_page_size (r));
 }
 
 /* Show the progress of a removal on a terminal: a bar redrawn in place. */

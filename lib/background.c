@@ -77,12 +77,18 @@ background_stopped (struct background *bg)
 }
 
 void
-background_stop (struct background *bg)
+background_halt (struct background *bg)
 {
   pthread_mutex_lock (&bg->lock);
   bg->stop = true;
   pthread_cond_broadcast (&bg->wake);
   pthread_mutex_unlock (&bg->lock);
+}
+
+void
+background_stop (struct background *bg)
+{
+  background_halt (bg);
   pthread_join (bg->thread, NULL);
   pthread_mutex_destroy (&bg->lock);
   pthread_cond_destroy (&bg->wake);
@@ -105,6 +111,7 @@ pace_charge (struct pace *p, struct background *bg, struct engine *e,
   uint64_t now;
 
   p->spent += spent;
+  p->unyielded += spent;
   p->done += done;
   if (background_stopped (bg))
     return false;
@@ -126,7 +133,10 @@ pace_charge (struct pace *p, struct background *bg, struct engine *e,
       return false;
   }
   /* Client requests first. */
-  if (engine_busy (e) && !background_sleep (bg, 1000000))
-    return false;
+  if (p->unyielded >= BACKGROUND_YIELD_PAGES && engine_busy (e)) {
+    p->unyielded = 0;
+    if (!background_sleep (bg, 1000000))
+      return false;
+  }
   return true;
 }

@@ -6,9 +6,11 @@
  * wrote (spent) and the pages it got done, and sleeps whenever spent is
  * ahead of limit bytes a second since the job began.  Time spent behind
  * the rate (waiting for clients, slow backends) is not made up for later
- * beyond BACKGROUND_BURST_NS, so the rate holds over any second.  Before
- * each next step it also sleeps a millisecond while client requests are
- * in progress, so that they go first.  The pages done per second,
+ * beyond BACKGROUND_BURST_NS, so the rate holds over any second.  While
+ * client requests are in progress it also sleeps a millisecond before
+ * the next step once every BACKGROUND_YIELD_PAGES pages spent, so that
+ * they go first (a sleep per step would cap a job moving single pages,
+ * as copies of random writes are, at a thousand a second).  The pages done per second,
  * measured over about a second, are published in *rate for the status
  * of the job.
  */
@@ -23,6 +25,7 @@
 #include "engine.h"
 
 #define BACKGROUND_BURST_NS 100000000  /* how far behind it may catch up */
+#define BACKGROUND_YIELD_PAGES 16      /* pages between yields to clients */
 
 struct background {
   pthread_t thread;
@@ -43,6 +46,9 @@ extern bool background_sleep (struct background *bg, uint64_t ns);
 /* Whether the job was told to stop. */
 extern bool background_stopped (struct background *bg);
 
+/* Tell the job to stop after the step it is taking, without waiting. */
+extern void background_halt (struct background *bg);
+
 /* Tell the job to stop, wait for it and release bg. */
 extern void background_stop (struct background *bg);
 
@@ -52,6 +58,7 @@ extern uint64_t background_now_ns (void);
 struct pace {
   uint64_t limit;                      /* bytes a second, 0: none */
   uint64_t start, spent;               /* since: ns; pages */
+  uint64_t unyielded;                  /* pages spent since a yield */
   uint64_t window, window_done, done;  /* the rate's measure */
   uint64_t *rate;                      /* atomic: pages done a second */
 };

@@ -20,12 +20,23 @@ struct demote {
   struct background bg;
   bool running;                        /* the thread was started */
   uint64_t cursor;                     /* where the next walk starts */
+  uint64_t tick;                       /* ns: when the last tick was due */
+  uint64_t tick_demoted;               /* demoted then */
+  uint64_t walk_rate;                  /* the pace's measure of a walk */
 
-  /* The walk under way: its level, age threshold, copies moved. */
+  /* The walk under way: its level, where its copies may go, its age
+   * threshold, the copies it moved.
+   */
   int level;
+  domain_mask room;
   unsigned min_age;
   uint64_t walk_moved;
+
+  /* The last census: copies by age of the pages of a level. */
   uint64_t hist[AGEMAP_AGE_MAX + 1];
+  int census_level;
+  domain_mask census_room;
+  uint64_t census_ns, counted;
 
   /* Atomics. */
   enum demote_state state;
@@ -60,30 +71,44 @@ demote_moved (void *opaque, slot_t from, uint32_t n)
   __atomic_add_fetch (&d->demoted, n, __ATOMIC_RELAXED);
 }
 
-static void
-demote_count_age (void *opaque, uint64_t page)
+/* Count the copies of page that would leave under its age; false (stop
+ * the census) if the demoter was told to stop.
+ */
+static bool
+demote_count_age (void *opaque, uint64_t page, unsigned leave)
 {
   struct demote *d = opaque;
 
-  d->hist[agemap_age (engine_ages (d->e), page)]++;
+  d->hist[agemap_age (engine_ages (d->e), page)] += leave;
+  return (++d->counted & 0xffff) != 0 || !background_stopped (&d->bg);
 }
 
 /* Set min_age to the youngest age that, counting the oldest pages of
- * the level first, covers need copies (never below DEMOTE_MIN_AGE).
- * Returns false if no page of the level is old enough.
+ * the level first, covers need copies (never below DEMOTE_MIN_AGE),
+ * after a census of the pages of the level whose copies could go down
+ * (reused for a second on the same level).  Returns 1, 0 if no page of
+ * the level is old enough, -1 if stopped.
  */
-static bool
+static int
 demote_pick_age (struct demote *d, uint64_t need)
 {
   const struct mover_select census = {
-    .leaves = demote_leaves, .opaque = d,
+    .leaves = demote_leaves, .opaque = d, .down = true, .level = d->level,
+    .room = d->room,
   };
-  uint64_t sum = 0;
+  uint64_t sum = 0, now = background_now_ns ();
   unsigned age;
 
-  for (age = 0; age <= AGEMAP_AGE_MAX; age++)
-    d->hist[age] = 0;
-  mover_census (d->e, &census, demote_count_age, d);
+  if (d->census_level != d->level || d->census_room != d->room ||
+      now - d->census_ns >= (uint64_t) DEMOTE_TICK_MS * 1000000) {
+    for (age = 0; age <= AGEMAP_AGE_MAX; age++)
+      d->hist[age] = 0;
+    if (!mover_census (d->e, &census, demote_count_age, d))
+      return -1;
+    d->census_level = d->level;
+    d->census_room = d->room;
+    d->census_ns = now;
+  }
   for (age = AGEMAP_AGE_MAX; age > DEMOTE_MIN_AGE; age--) {
     sum += d->hist[age];
     if (sum >= need)
@@ -92,13 +117,36 @@ demote_pick_age (struct demote *d, uint64_t need)
   sum += age == DEMOTE_MIN_AGE ? d->hist[age] : 0;
   d->min_age = age;
   if (swaptier_debug_demote)
-    log_debug ("demote: priority %d: %" PRIu64 " slots to free, pages of "
-               "age %u and more: %" PRIu64, d->level, need, age, sum);
+    log_debug ("demote: priority %d: %" PRIu64 " slots to free, copies of "
+               "pages of age %u and more: %" PRIu64, d->level, need, age,
+               sum);
   return sum > 0;
 }
 
-/* Move need copies of level lv's pages of min_age and older down, from
- * the cursor on, once around the map at most.  Returns the copies
+/* Tick the age map for each tick due (once a second; after a long
+ * stall at most AGEMAP_CLAMP_TICKS at once), and publish the copies
+ * demoted since the last tick, per second, as the rate.
+ */
+static void
+demote_tick (struct demote *d)
+{
+  const uint64_t period = (uint64_t) DEMOTE_TICK_MS * 1000000;
+  uint64_t now = background_now_ns (), demoted, due, i;
+
+  if (now - d->tick < period)
+    return;
+  due = (now - d->tick) / period;
+  for (i = 0; i < due && i < AGEMAP_CLAMP_TICKS; i++)
+    agemap_tick (engine_ages (d->e));
+  demoted = __atomic_load_n (&d->demoted, __ATOMIC_RELAXED);
+  __atomic_store_n (&d->rate, (demoted - d->tick_demoted) * 1000000000
+                    / (now - d->tick), __ATOMIC_RELAXED);
+  d->tick_demoted = demoted;
+  d->tick += due * period;
+}
+
+/* Move need copies of the level's pages of min_age and older down,
+ * from the cursor on, once around the map at most.  Returns the copies
  * moved, or -1 if stopped.
  */
 static int64_t
@@ -106,7 +154,7 @@ demote_walk (struct demote *d, uint64_t need)
 {
   const struct mover_select sel = {
     .leaves = demote_leaves, .wants = demote_wants, .moved = demote_moved,
-    .opaque = d, .down = true, .level = d->level,
+    .opaque = d, .down = true, .level = d->level, .room = d->room,
   };
   uint64_t npages = engine_pages (d->e);
   uint64_t page = d->cursor, walked = 0;
@@ -115,7 +163,7 @@ demote_walk (struct demote *d, uint64_t need)
   int m;
 
   d->walk_moved = 0;
-  pace_begin (&pace, d->cfg.rate, &d->rate);
+  pace_begin (&pace, d->cfg.rate, &d->walk_rate);
   while (d->walk_moved < need && walked < npages) {
     if (page >= npages)
       page = 0;
@@ -133,73 +181,124 @@ demote_walk (struct demote *d, uint64_t need)
     if (!pace_charge (&pace, &d->bg, d->e, res.copies + res.stuck,
                       res.copies))
       return -1;
+    demote_tick (d);
   }
   d->cursor = page < npages ? page : 0;
   return d->walk_moved;
 }
 
-/* Look at the levels once and demote the first that needs it.  Returns
- * the state to show, or DEMOTE_OFF if stopped.
+/* Demote level i of lv (n levels) if it needs it.  Returns the copies
+ * moved, -1 if stopped, or DEMOTE_NOT_NEEDED, DEMOTE_NO_ROOM (nowhere
+ * for its copies to go), DEMOTE_TOO_YOUNG (no page old enough).
+ */
+#define DEMOTE_NOT_NEEDED (-2)
+#define DEMOTE_NO_ROOM (-3)
+#define DEMOTE_TOO_YOUNG (-4)
+static int64_t
+demote_level (struct demote *d, const struct tier_level *lv, unsigned n,
+              unsigned i)
+{
+  uint64_t target = (lv[i].usable * d->cfg.high + 99) / 100;
+  int64_t moved;
+  unsigned j;
+  int r;
+
+  if (lv[i].free * 100 >= lv[i].usable * d->cfg.low)
+    return DEMOTE_NOT_NEEDED;
+  d->level = lv[i].priority;
+  d->room = 0;
+  for (j = i + 1; j < n; j++)
+    d->room |= lv[j].room;
+  if (d->room == 0)
+    return DEMOTE_NO_ROOM;
+  r = demote_pick_age (d, target - lv[i].free);
+  if (r <= 0)
+    return r == -1 ? -1 : DEMOTE_TOO_YOUNG;
+  __atomic_store_n (&d->state, DEMOTE_RUNNING, __ATOMIC_RELAXED);
+  moved = demote_walk (d, target - lv[i].free);
+  if (moved >= 0 && swaptier_debug_demote)
+    log_debug ("demote: priority %d: %" PRId64 " copies moved down",
+               d->level, moved);
+  return moved == 0 ? DEMOTE_NO_ROOM : moved;
+}
+
+/* Look at every level but the lowest once and demote those that need
+ * it.  Returns the state to show (DEMOTE_OFF if stopped) and sets
+ * *young when a level waits only for its pages to age.
  */
 static enum demote_state
-demote_check (struct demote *d)
+demote_check (struct demote *d, bool *young)
 {
   struct tier_level lv[TIERSET_MAX_TIERS];
-  unsigned n = tierset_levels (d->ts, lv, TIERSET_MAX_TIERS), i, j;
+  unsigned n = tierset_levels (d->ts, lv, TIERSET_MAX_TIERS), i;
+  bool needed = false, moved = false;
 
+  *young = false;
   for (i = 0; i + 1 < n; i++) {
-    uint64_t below = 0;
-    uint64_t target = (lv[i].usable * d->cfg.high + 99) / 100;
-    int64_t moved;
+    int64_t r = demote_level (d, lv, n, i);
 
-    if (lv[i].free * 100 >= lv[i].usable * d->cfg.low)
-      continue;
-    for (j = i + 1; j < n; j++)
-      below += lv[j].free;
-    if (below == 0)
-      return DEMOTE_WAITING;
-    d->level = lv[i].priority;
-    __atomic_store_n (&d->state, DEMOTE_RUNNING, __ATOMIC_RELAXED);
-    if (!demote_pick_age (d, target - lv[i].free))
-      return DEMOTE_WAITING;
-    moved = demote_walk (d, target - lv[i].free);
-    if (moved == -1)
+    if (r == -1)
       return DEMOTE_OFF;
-    if (swaptier_debug_demote)
-      log_debug ("demote: priority %d: %" PRId64 " copies moved down",
-                 d->level, moved);
-    return moved > 0 ? DEMOTE_RUNNING : DEMOTE_WAITING;
+    if (r == DEMOTE_NOT_NEEDED)
+      continue;
+    needed = true;
+    moved |= r > 0;
+    *young |= r == DEMOTE_TOO_YOUNG;
   }
-  return DEMOTE_IDLE;
+  return moved ? DEMOTE_RUNNING : needed ? DEMOTE_WAITING : DEMOTE_IDLE;
+}
+
+/* What the levels look like, to notice a change that may let a waiting
+ * demotion go on: backends added or removed, priorities, which domains
+ * have room.
+ */
+static uint64_t
+demote_shape (struct demote *d)
+{
+  struct tier_level lv[TIERSET_MAX_TIERS];
+  unsigned n = tierset_levels (d->ts, lv, TIERSET_MAX_TIERS), i;
+  uint64_t h = tierset_count (d->ts);
+
+  for (i = 0; i < n; i++)
+    h = h * 1000003 ^ ((uint64_t) (lv[i].priority + 1) << 32 ^ lv[i].room);
+  return h;
 }
 
 static void *
 demote_thread (void *arg)
 {
   struct demote *d = arg;
-  uint64_t tick = background_now_ns (), retry = 0;
+  const uint64_t tick = (uint64_t) DEMOTE_TICK_MS * 1000000;
+  uint64_t retry = 0, backoff = 0, shape = 0;
 
   swapsafe_enter_io ();
+  d->tick = background_now_ns ();
   while (background_sleep (&d->bg, (uint64_t) DEMOTE_CHECK_MS * 1000000)) {
-    uint64_t now = background_now_ns ();
     enum demote_state state;
+    bool young;
 
-    if (now - tick >= (uint64_t) DEMOTE_TICK_MS * 1000000) {
-      agemap_tick (engine_ages (d->e));
-      tick += (uint64_t) DEMOTE_TICK_MS * 1000000;
-      if (now - tick >= (uint64_t) DEMOTE_TICK_MS * 1000000)
-        tick = now;
-    }
-    /* After a check that could do nothing, wait for the next tick. */
-    if (now < retry)
+    demote_tick (d);
+    /* After a check that could do nothing, wait, unless the levels
+     * changed.
+     */
+    if (background_now_ns () < retry && demote_shape (d) == shape)
       continue;
-    state = demote_check (d);
+    state = demote_check (d, &young);
     if (state == DEMOTE_OFF)
       break;
-    if (state != DEMOTE_RUNNING)
-      __atomic_store_n (&d->rate, 0, __ATOMIC_RELAXED);
-    retry = state == DEMOTE_WAITING
-      ? now + (uint64_t) DEMOTE_TICK_MS * 1000000 : 0;
+    if (state != DEMOTE_WAITING)
+      backoff = retry = 0;
+    else {
+      /* Young pages are old enough after the minimum age; no room
+       * comes back by itself: twice as long each time.
+       */
+      backoff = young ? DEMOTE_MIN_AGE * tick
+        : backoff == 0 ? tick : backoff * 2;
+      if (backoff > (uint64_t) DEMOTE_RETRY_MAX_S * 1000000000)
+        backoff = (uint64_t) DEMOTE_RETRY_MAX_S * 1000000000;
+      retry = background_now_ns () + backoff;
+      shape = demote_shape (d);
+    }
     __atomic_store_n (&d->state, state, __ATOMIC_RELAXED);
   }
   return NULL;
@@ -243,6 +342,13 @@ demote_status (struct demote *d, struct demote_status *st)
     .low = d->cfg.low,
     .high = d->cfg.high,
   };
+}
+
+void
+demote_halt (struct demote *d)
+{
+  if (d && d->running)
+    background_halt (&d->bg);
 }
 
 void

@@ -6,27 +6,34 @@
  * it for as long as they live, and every page written after them, the
  * ones most likely to be read back soon, lands lower.  The demoter is
  * one thread.  Every DEMOTE_CHECK_MS it looks at the priority levels
- * (tierset_levels) from the highest; a level whose free slots fell below
- * low percent of its usable ones, with a lower level that has room, is
- * demoted until its free slots reach high percent:
+ * (tierset_levels) from the highest.  Each level but the lowest whose
+ * free slots fell below low percent of its usable ones is demoted until
+ * its free slots reach high percent:
  *
- *   1. a census counts the pages with a copy on the level by age (ticks
- *      since their last client access, agemap.h), and picks the age
- *      threshold that, oldest first, covers the slots to free; pages
- *      younger than DEMOTE_MIN_AGE ticks never go down;
- *   2. a walk, from where the last one stopped, has the mover (mover.h)
+ *   1. the domains with free slots on the levels below are where its
+ *      copies may go ("room"); a page whose copies that stay already
+ *      hold every one of them cannot go down and is left out;
+ *   2. a census counts the copies on the level, of the pages that can
+ *      go down, by age (ticks since the last client access, agemap.h),
+ *      and picks the age threshold that, oldest first, covers the slots
+ *      to free; pages younger than DEMOTE_MIN_AGE ticks (touched in the
+ *      last second or so) never go down.  A census is reused for a
+ *      second;
+ *   3. a walk, from where the last one stopped, has the mover (mover.h)
  *      move the copies on the level of the pages at least that old to
- *      levels below it, on domains that the pages' other copies are not
- *      in, at most rate bytes a second and yielding to client requests
- *      (background.h), until the slots are freed or the map was walked
- *      once.
+ *      the levels below, on domains that the pages' other copies are
+ *      not in, at most rate bytes a second and yielding to client
+ *      requests (background.h), until the slots are freed or the map
+ *      was walked once.
  *
- * A level with nothing it can demote (no room below, every page young)
- * is looked at again after a tick.  The lowest level never demotes.
- * The demoter also ticks the age map, once every DEMOTE_TICK_MS.  Copies
- * on failed and draining backends are not its business (repair.h,
- * drain.h).  A client rewrite sends a page to the top again, as any
- * write does.
+ * When no level could move anything, the demoter waits: DEMOTE_MIN_AGE
+ * ticks when pages were only too young, else a tick, then twice as long
+ * each time up to DEMOTE_RETRY_MAX_S, or until the levels change
+ * (backends, priorities, domains with room).  The demoter also ticks
+ * the age map, once every DEMOTE_TICK_MS, also in the middle of a walk.
+ * Copies on failed and draining backends, and on servers being
+ * reconnected to, are not its business (repair.h, drain.h).  A client
+ * rewrite sends a page to the top again, as any write does.
  *
  * All functions are thread safe.
  */
@@ -44,9 +51,10 @@
 #define DEMOTE_HIGH_DEFAULT 10
 #define DEMOTE_PERCENT_MAX 50          /* of high */
 #define DEMOTE_RATE_DEFAULT (64 * 1024 * 1024) /* bytes a second */
-#define DEMOTE_CHECK_MS 100
+#define DEMOTE_CHECK_MS 25
 #define DEMOTE_TICK_MS 1000
-#define DEMOTE_MIN_AGE 1               /* ticks */
+#define DEMOTE_MIN_AGE 2               /* ticks: untouched for a second */
+#define DEMOTE_RETRY_MAX_S 32          /* longest wait with no room */
 
 enum demote_state {
   DEMOTE_OFF,                          /* demote=off */
@@ -65,7 +73,8 @@ struct demote_config {
 struct demote_status {
   enum demote_state state;
   uint64_t demoted;                    /* copies moved down, since start */
-  uint64_t rate;                       /* copies a second, lately */
+  uint64_t rate;                       /* copies moved over the last
+                                          second */
   uint64_t limit;                      /* bytes a second, 0: none */
   unsigned low, high;
 };
@@ -81,6 +90,11 @@ extern struct demote *demote_start (struct engine *e, struct tierset *ts,
 
 /* Where it is.  NULL reports off. */
 extern void demote_status (struct demote *d, struct demote_status *st);
+
+/* The process is stopping: tell it to stop after the move it is
+ * making, without waiting (demote_stop waits).  NULL is accepted.
+ */
+extern void demote_halt (struct demote *d);
 
 /* Stop it and free it.  NULL is accepted. */
 extern void demote_stop (struct demote *d);

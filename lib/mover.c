@@ -25,11 +25,18 @@ enum mover_action {
   MOVER_DROP,                          /* leaves, no new home: SLOT_NONE */
 };
 
+/* What the selection says of a page's entries, asked once: leaves()
+ * of a demotion may change its mind meanwhile (a priority changed, a
+ * backend failed), and the copies placed were placed for this answer.
+ */
 struct mover_plan {
   enum mover_action action[PAGEMAP_COPIES_MAX];
   unsigned to[PAGEMAP_COPIES_MAX];     /* index into the placed copies */
   unsigned keep, leave, missing;       /* live copies that stay, leave;
                                           entries without a copy */
+  unsigned leaving;                    /* a bit per entry that leaves */
+  unsigned sound;                      /* copies that stay on backends
+                                          that are not failed */
   domain_mask kept_domains;
 };
 
@@ -46,11 +53,14 @@ mover_classify (struct engine *e, uint64_t page,
 
     if (s == SLOT_NONE || s == SLOT_LOST)
       plan->missing++;
-    else if (sel->leaves (sel->opaque, s))
+    else if (sel->leaves (sel->opaque, s)) {
       plan->leave++;
+      plan->leaving |= 1u << c;
+    }
     else {
       plan->keep++;
       plan->kept_domains |= tierset_domain_of (e->ts, s);
+      plan->sound += !tierset_slot_failed (e->ts, s);
     }
   }
 }
@@ -68,6 +78,11 @@ mover_needs (struct engine *e, uint64_t page, const struct mover_select *sel)
   mover_classify (e, page, sel, &plan);
   if (plan.keep + plan.leave == 0)
     return false;                      /* unmapped or lost */
+  /* Nowhere a leaving copy could go: the copies that stay hold every
+   * domain that has room.
+   */
+  if (sel->down && (sel->room & ~plan.kept_domains) == 0)
+    return false;
   return plan.leave > 0 || (sel->fill && plan.missing > 0);
 }
 
@@ -97,24 +112,6 @@ mover_run_length (struct engine *e, uint64_t page, uint64_t end,
   return n;
 }
 
-/* The copies of page that stay and whose backend is not failed: those
- * that keep the page readable and durable if the others go.
- */
-static unsigned
-mover_sound_copies (struct engine *e, uint64_t page,
-                    const struct mover_select *sel)
-{
-  unsigned c, n = 0;
-
-  for (c = 0; c < e->copies; c++) {
-    slot_t s = pagemap_get (e->map, page, c);
-
-    n += s != SLOT_NONE && s != SLOT_LOST && !sel->leaves (sel->opaque, s)
-      && !tierset_slot_failed (e->ts, s);
-  }
-  return n;
-}
-
 /* Decide what becomes of each entry of page once pl is placed: a new
  * copy in the domain of a leaving copy replaces that one (so that a
  * leaving copy that stays never shares a domain with a new one), the
@@ -124,9 +121,9 @@ mover_sound_copies (struct engine *e, uint64_t page,
  */
 static void
 mover_assign (struct engine *e, uint64_t page, const struct mover_select *sel,
-              const struct engine_placed *pl, struct mover_plan *plan)
+              const struct engine_placed *pl, bool *used,
+              struct mover_plan *plan)
 {
-  bool used[PAGEMAP_COPIES_MAX] = { false };
   unsigned c, k, pass;
 
   for (c = 0; c < e->copies; c++)
@@ -135,7 +132,7 @@ mover_assign (struct engine *e, uint64_t page, const struct mover_select *sel,
     for (c = 0; c < e->copies; c++) {
       slot_t s = pagemap_get (e->map, page, c);
       bool live = s != SLOT_NONE && s != SLOT_LOST;
-      bool leaving = live && sel->leaves (sel->opaque, s);
+      bool leaving = (plan->leaving & (1u << c)) != 0;
 
       if (plan->action[c] != MOVER_KEEP ||
           (pass < 2 ? !leaving : live || !sel->fill))
@@ -151,13 +148,10 @@ mover_assign (struct engine *e, uint64_t page, const struct mover_select *sel,
         plan->to[c] = k;
       }
     }
-  for (c = 0; c < e->copies; c++) {
-    slot_t s = pagemap_get (e->map, page, c);
-
+  for (c = 0; c < e->copies; c++)
     if (plan->action[c] == MOVER_KEEP && sel->must_leave &&
-        s != SLOT_NONE && s != SLOT_LOST && sel->leaves (sel->opaque, s))
+        (plan->leaving & (1u << c)))
       plan->action[c] = MOVER_DROP;
-  }
 }
 
 /* Give the n pages from page, read into buf and of one shape, their new
@@ -172,11 +166,12 @@ mover_rehome (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
   struct engine_free_run run[PAGEMAP_COPIES_MAX] = { { 0 } };
   struct engine_placed pl = { .n = 0 };
   struct mover_plan plan;
-  unsigned c, want, sound, dropped = 0;
+  bool used[PAGEMAP_COPIES_MAX] = { false };
+  unsigned c, k, want, sound, dropped = 0;
   uint32_t i, len = n;
 
   mover_classify (e, page, sel, &plan);
-  sound = mover_sound_copies (e, page, sel);
+  sound = plan.sound;
   want = plan.leave + (sel->fill ? plan.missing : 0);
   /* A sound copy that stays keeps the page as durable as it was, so the
    * new ones can wait for the next flush; without one, they are written
@@ -198,7 +193,13 @@ mover_rehome (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
     errno = ENOSPC;
     return -1;
   }
-  mover_assign (e, page, sel, &pl, &plan);
+  mover_assign (e, page, sel, &pl, used, &plan);
+  /* A copy placed for no entry (cannot happen while the plan holds) is
+   * not kept hostage.
+   */
+  for (k = 0; k < pl.n; k++)
+    if (!used[k])
+      tierset_free_run (e->ts, pl.first[k], len);
   for (c = 0; c < e->copies; c++) {
     slot_t from = pagemap_get (e->map, page, c);
 
@@ -308,16 +309,19 @@ mover_move (struct engine *e, uint64_t page, const struct mover_select *sel,
   return r == -1 ? -1 : 1;
 }
 
-uint64_t
+bool
 mover_census (struct engine *e, const struct mover_select *sel,
-              void (*fn) (void *opaque, uint64_t page), void *opaque)
+              bool (*fn) (void *opaque, uint64_t page, unsigned leave),
+              void *opaque)
 {
-  uint64_t page, n = 0;
+  struct mover_plan plan;
+  uint64_t page;
 
   for (page = 0; page < e->npages; page++)
     if (mover_needs (e, page, sel)) {
-      fn (opaque, page);
-      n++;
+      mover_classify (e, page, sel, &plan);
+      if (!fn (opaque, page, plan.leave))
+        return false;
     }
-  return n;
+  return true;
 }

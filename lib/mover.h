@@ -40,8 +40,9 @@ struct mover_select {
   bool must_leave;                     /* drop a copy that finds no home */
   bool fill;                           /* re-create missing copies */
   bool down;                           /* new copies only on priorities
-                                          below level */
+                                          below level, in domains room */
   int level;
+  domain_mask room;                    /* with down: domains with room */
 };
 
 /* What one mover_move did. */
@@ -69,12 +70,13 @@ extern int mover_move (struct engine *e, uint64_t page,
                        struct mover_result *res);
 
 /* Call fn (opaque) for each page that needs work under the selection,
- * looked at without the lock (a census, not a promise); returns how
- * many there were.
+ * with the number of its copies that would leave, looked at without the
+ * lock (a census, not a promise).  Stops and returns false as soon as
+ * fn does; else returns true.
  */
-extern uint64_t mover_census (struct engine *e,
-                              const struct mover_select *sel,
-                              void (*fn) (void *opaque, uint64_t page),
-                              void *opaque);
+extern bool mover_census (struct engine *e, const struct mover_select *sel,
+                          bool (*fn) (void *opaque, uint64_t page,
+                                      unsigned leave),
+                          void *opaque);
 
 #endif /* SWAPTIER_MOVER_H */

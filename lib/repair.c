@@ -165,6 +165,13 @@ repair_status (struct repair *r, struct repair_status *st)
 }
 
 void
+repair_halt (struct repair *r)
+{
+  if (r)
+    background_halt (&r->bg);
+}
+
+void
 repair_stop (struct repair *r)
 {
   if (r == NULL)

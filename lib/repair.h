@@ -72,6 +72,11 @@ extern void repair_status (struct repair *r, struct repair_status *st);
  */
 extern uint64_t repair_pending (struct engine *e, struct tierset *ts);
 
+/* The process is stopping: tell it to stop after the move it is
+ * making, without waiting (repair_stop waits).  NULL is accepted.
+ */
+extern void repair_halt (struct repair *r);
+
 /* Stop it and free it.  NULL is accepted. */
 extern void repair_stop (struct repair *r);
 

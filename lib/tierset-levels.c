@@ -35,13 +35,17 @@ tierset_levels (struct tierset *ts, struct tier_level *lv, unsigned max)
 
     for (i = 0; i < ts->group[g].n; i++) {
       struct tier *t = ts->group[g].member[i];
+      uint64_t free;
 
       if (!tier_takes_pages (t))
         continue;
       pthread_mutex_lock (&t->lock);
       level.usable += t->nslots - t->bad;
-      level.free += blist_free_count (t->blist);
+      free = blist_free_count (t->blist);
       pthread_mutex_unlock (&t->lock);
+      level.free += free;
+      if (free > 0)
+        level.room |= (domain_mask) 1 << t->domain;
     }
     if (level.usable == 0)
       continue;

@@ -273,6 +273,7 @@ struct tier_level {
   int priority;
   uint64_t usable;                     /* their slots, less the bad ones */
   uint64_t free;
+  domain_mask room;                    /* domains of those with free slots */
 };
 
 /* Fill lv with the first max levels, by decreasing priority, and

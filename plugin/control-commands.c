@@ -185,7 +185,9 @@ control_stats_line (FILE *out, const char *record, unsigned id,
            d->write_slots * PAGE_SIZE / seconds);
 }
 
-/* stats: I/O counters and rates per backend, and their totals. */
+/* stats: I/O counters and rates per backend, their totals, and the
+ * demoter's rate.
+ */
 static void
 control_stats (FILE *out)
 {
@@ -224,6 +226,7 @@ control_stats (FILE *out)
   }
   sum.lost = tierset_lost (control.ts);
   control_stats_line (out, "total", UINT_MAX, &sum, &total, seconds);
+  control_demote_line (out);
   fprintf (out, "ok interval=%.3f\n", seconds);
 }
 

@@ -226,20 +226,43 @@ swaptier_config_complete (void)
 
 /* Sleep in nbdkit_nanosleep, which ends early (ESHUTDOWN) once nbdkit
  * starts shutting down, also in a thread that serves no connection; then
- * make every backend end its waits, so that the requests in progress
- * (which nbdkit waits for) and a drain end promptly.
+ * stop the background moves (demotion, repair) from taking another
+ * step, and make every backend end its waits, so that the requests in
+ * progress (which nbdkit waits for) and a drain end promptly.
  */
 static void *
 swaptier_watch (void *arg)
 {
   while (!__atomic_load_n (&swaptier_unloading, __ATOMIC_RELAXED)) {
     if (nbdkit_nanosleep (1, 0) == -1 && errno == ESHUTDOWN) {
+      demote_halt (__atomic_load_n (&demote, __ATOMIC_ACQUIRE));
+      repair_halt (__atomic_load_n (&repair, __ATOMIC_ACQUIRE));
       tierset_shutdown (tiers);
       backend_nbd_shutdown_all ();
       break;
     }
   }
   return NULL;
+}
+
+/* Start the background jobs: the repairer (with copies) and the
+ * demoter, published for the shutdown watcher.
+ */
+static int
+swaptier_start_jobs (void)
+{
+  struct repair *r = NULL;
+  struct demote *d;
+
+  if (options.copies > 1 &&
+      (r = repair_start (engine, tiers, options.repair_rate)) == NULL)
+    return -1;
+  __atomic_store_n (&repair, r, __ATOMIC_RELEASE);
+  d = demote_start (engine, tiers, &options.demote);
+  if (d == NULL)
+    return -1;
+  __atomic_store_n (&demote, d, __ATOMIC_RELEASE);
+  return 0;
 }
 
 /* In the process that serves (after nbdkit's fork, which would drop
@@ -265,10 +288,7 @@ swaptier_after_fork (void)
   swaptier_watcher_started = true;
   if (engine_serve (engine) == -1)
     return -1;
-  if (options.copies > 1 &&
-      (repair = repair_start (engine, tiers, options.repair_rate)) == NULL)
-    return -1;
-  if ((demote = demote_start (engine, tiers, &options.demote)) == NULL)
+  if (swaptier_start_jobs () == -1)
     return -1;
   return control_start (engine, tiers, export_pages, export_spare, repair,
                         demote);

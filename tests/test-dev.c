@@ -182,3 +182,61 @@ test_check_placement (struct test_dev *d, uint64_t n, unsigned want,
   ck_assert_uint_eq (engine_mapped (d->e), n);
   ck_assert_uint_eq (engine_degraded (d->e), want < d->e->copies ? n : 0);
 }
+
+/* Slots in use over every backend, checking used + free + bad =
+ * capacity on each.
+ */
+uint64_t
+test_used (struct test_dev *d)
+{
+  uint64_t sum = 0;
+  unsigned i;
+
+  for (i = 0; i < d->n; i++) {
+    struct tier_stats st = test_stats (d, i);
+
+    TEST_REQUIRE (st.used + st.free + st.bad == st.capacity,
+                  "backend %u: used %" PRIu64 " + free %" PRIu64 " + bad %"
+                  PRIu64 " != capacity %" PRIu64, i, st.used, st.free,
+                  st.bad, st.capacity);
+    sum += st.used;
+  }
+  return sum;
+}
+
+/* Live copies in the map. */
+uint64_t
+test_live_copies (struct test_dev *d)
+{
+  uint64_t p, n = 0;
+
+  for (p = 0; p < engine_pages (d->e); p++)
+    n += pagemap_live (d->e->map, p);
+  return n;
+}
+
+/* Pages of the map with two live copies in one failure domain. */
+uint64_t
+test_domain_violations (struct test_dev *d)
+{
+  uint64_t p, bad = 0;
+  unsigned c;
+
+  for (p = 0; p < engine_pages (d->e); p++) {
+    domain_mask seen = 0;
+    bool dup = false;
+
+    for (c = 0; c < d->e->copies; c++) {
+      slot_t s = pagemap_get (d->e->map, p, c);
+      domain_mask m;
+
+      if (s == SLOT_NONE || s == SLOT_LOST)
+        continue;
+      m = tierset_domain_of (d->ts, s);
+      dup |= (seen & m) != 0;
+      seen |= m;
+    }
+    bad += dup;
+  }
+  return bad;
+}

@@ -71,6 +71,17 @@ extern unsigned test_check_range (struct test_dev *d, uint64_t first,
 extern void test_check_placement (struct test_dev *d, uint64_t n,
                                   unsigned want, unsigned avoid);
 
+/* Slots in use over every backend, checking used + free + bad =
+ * capacity on each.
+ */
+extern uint64_t test_used (struct test_dev *d);
+
+/* Live copies in the map. */
+extern uint64_t test_live_copies (struct test_dev *d);
+
+/* Pages of the map with two live copies in one failure domain. */
+extern uint64_t test_domain_violations (struct test_dev *d);
+
 /* The backend (index) holding slot s. */
 extern unsigned test_backend_of (struct test_dev *d, slot_t s);
 
