@@ -48,6 +48,8 @@
 #   BENCH_COOL       seconds the filled region is left to cool (default 3)
 #   BENCH_IODEPTH    fio iodepth of (b) (default 8)
 #   BENCH_MODES      the modes compared (default "on off")
+#   BENCH_PARTS      the parts run (default "share iops": (a) and (b))
+#   BENCH_KEEP       1: keep the work directory (logs, fio JSON) at the end
 #   BENCH_DELAY      delay-read= and delay-write= of the slow server
 #                    (nbdkit's delay filter; default none)
 #   BENCH_THREADS    nbdkit --threads for swaptier (default 16)
@@ -70,6 +72,8 @@ BENCH_RATE=${BENCH_RATE:-8m}
 BENCH_COOL=${BENCH_COOL:-3}
 BENCH_IODEPTH=${BENCH_IODEPTH:-8}
 BENCH_MODES=${BENCH_MODES:-on off}
+BENCH_PARTS=${BENCH_PARTS:-share iops}
+BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_DELAY=${BENCH_DELAY:-}
 BENCH_THREADS=${BENCH_THREADS:-16}
 SWAPTIER_OPTS=${SWAPTIER_OPTS:-}
@@ -91,6 +95,9 @@ done
 [ -d "$BENCH_DIR" ] || die "BENCH_DIR=$BENCH_DIR is not a directory"
 for m in $BENCH_MODES; do
     case $m in on|off) ;; *) die "BENCH_MODES: $m is not on or off" ;; esac
+done
+for p in $BENCH_PARTS; do
+    case $p in share|iops) ;; *) die "BENCH_PARTS: $p is not share or iops" ;; esac
 done
 [[ $BENCH_RUNTIME =~ ^[1-9][0-9]*$ ]] ||
     die "BENCH_RUNTIME=$BENCH_RUNTIME is not a whole number of seconds"
@@ -131,7 +138,11 @@ cleanup () {
             wait "$pid" 2>/dev/null || :
         fi
     done
-    rm -rf "$work"
+    if [ "$BENCH_KEEP" = 1 ]; then
+        echo "tier-bench: the work directory is kept: $work" >&2
+    else
+        rm -rf "$work"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -340,11 +351,10 @@ echo "  (b)            R $r_size bytes, cool ${BENCH_COOL}s, 4k random," \
 
 declare -A run_args
 start=$SECONDS
-for mode in $BENCH_MODES; do
-    bench_share "$mode"
-done
-for mode in $BENCH_MODES; do
-    bench_iops "$mode"
+for part in $BENCH_PARTS; do
+    for mode in $BENCH_MODES; do
+        "bench_$part" "$mode"
+    done
 done
 
 echo "tier-bench: runs ($(( SECONDS - start ))s)"
@@ -353,11 +363,11 @@ for run in "${!run_args[@]}"; do
         "$run" "$BENCH_THREADS" "${run_args[$run]}"
 done | sort
 # shellcheck disable=SC2086
-"$PYTHON" - "$work" "$b_size" $BENCH_MODES <<'EOF'
+"$PYTHON" - "$work" "$b_size" "$BENCH_PARTS" $BENCH_MODES <<'EOF'
 import json, os, sys
 
-work, b_size = sys.argv[1], int(sys.argv[2])
-modes = sys.argv[3:]
+work, b_size, parts = sys.argv[1], int(sys.argv[2]), sys.argv[3].split ()
+modes = sys.argv[4:]
 
 def load (name):
     with open (os.path.join (work, name)) as f:
@@ -377,33 +387,33 @@ def demote_of (ls):
 def fast_demoted (ls):
     return ls["backends"][0].get ("demoted", 0)
 
-# (a)
-print ("tier-bench: (a) reads of recently written pages (region B, %d "
-       "bytes) served by the fast tier" % b_size)
-fmt = "  %-7s %6s %12s %13s %15s %s"
-print (fmt % ("demote", "share", "fio read", "fast tier", "pages demoted",
-              "verify"))
-share = {}
-for m in modes:
-    n = "share-" + m
-    fio = job (n + ".bread")
-    got = fio["read"]["io_bytes"]
-    b = {x["id"]: x["read_bytes"] for x in load (n + ".before.json")["backends"]}
-    a = {x["id"]: x["read_bytes"] for x in load (n + ".after.json")["backends"]}
-    d = {i: a[i] - b.get (i, 0) for i in a}
-    extra = max (0, sum (d.values ()) - got)
-    share[m] = max (0, d[0] - extra) / got if got else 0
-    ok = all (job (n + x)["error"] == 0 for x in (".bread", ".aread"))
-    end = load (n + ".end.json")
-    print (fmt % (m, "%.3f" % share[m], "%dM" % (got >> 20),
-                  "%dM" % ((d[0] - extra) >> 20), fast_demoted (end),
-                  "A and B ok" if ok else "FAILED"))
-    dm = demote_of (end)
-    if dm:
-        print ("          demote line at the end: " + " ".join (
-            "%s=%s" % kv for kv in dm.items ()))
+share, iops = {}, {}
+if "share" in parts:
+    print ("tier-bench: (a) reads of recently written pages (region B, %d "
+           "bytes) served by the fast tier" % b_size)
+    fmt = "  %-7s %6s %9s %10s %14s %s"
+    print (fmt % ("demote", "share", "fio read", "fast tier",
+                  "pages demoted", "verify"))
+    for m in modes:
+        n = "share-" + m
+        got = job (n + ".bread")["read"]["io_bytes"]
+        b = {x["id"]: x["read_bytes"]
+             for x in load (n + ".before.json")["backends"]}
+        a = {x["id"]: x["read_bytes"]
+             for x in load (n + ".after.json")["backends"]}
+        d = {i: a[i] - b.get (i, 0) for i in a}
+        extra = max (0, sum (d.values ()) - got)
+        share[m] = max (0, d[0] - extra) / got if got else 0
+        ok = all (job (n + x)["error"] == 0 for x in (".bread", ".aread"))
+        end = load (n + ".end.json")
+        print (fmt % (m, "%.3f" % share[m], "%dM" % (got >> 20),
+                      "%dM" % (max (0, d[0] - extra) >> 20),
+                      fast_demoted (end), "A and B ok" if ok else "FAILED"))
+        dm = demote_of (end)
+        if dm:
+            print ("          demote line at the end: " + " ".join (
+                "%s=%s" % kv for kv in dm.items ()))
 
-# (b)
 def samples (name):
     rows = []
     p = os.path.join (work, name + ".samples")
@@ -413,57 +423,70 @@ def samples (name):
                 rows.append (json.loads (line))
             except ValueError:
                 pass
-    return rows
+    return [r for r in rows if r.get ("demote")]
 
 def busy (rows):
     """Share of samples with the mover running, pages demoted between the
-    first and last sample, the highest rate seen."""
-    st = [r["demote"]["state"] for r in rows if r.get ("demote")]
-    if not st:
+    first and last sample, the highest rate seen (pages a second)."""
+    if not rows:
         return "-", "-", "-"
-    dem = [int (r["demote"].get ("demoted", 0)) for r in rows if r.get ("demote")]
-    rate = max (int (r["demote"].get ("rate", 0)) for r in rows if r.get ("demote"))
+    st = [r["demote"]["state"] for r in rows]
+    dem = [int (r["demote"].get ("demoted", 0)) for r in rows]
+    rate = max (int (r["demote"].get ("rate", 0)) for r in rows)
     return ("%.0f%%" % (100.0 * st.count ("running") / len (st)),
             str (dem[-1] - dem[0]), str (rate))
 
-print ("tier-bench: (b) client 4k random IOPS over %s while the mover "
-       "demotes (iodepth from fio)" % "R")
-fmt = "  %-7s %-10s %10s %10s %12s %13s %12s"
-print (fmt % ("demote", "phase", "read IOPS", "write IOPS", "mover busy",
-              "pages demoted", "top rate/s"))
-iops = {}
-for m in modes:
-    for rw in ("randwrite", "randrw"):
-        n = "iops-%s.%s" % (m, rw)
-        j = job (n)
-        r, w = j["read"]["iops"], j["write"]["iops"]
-        iops[m, rw] = (r, w)
-        bz, dem, rate = busy (samples (n))
-        print (fmt % (m, rw, k (r) if r else "-", k (w), bz, dem, rate))
+if "iops" in parts:
+    print ("tier-bench: (b) client 4k random IOPS over R while the mover "
+           "demotes")
+    fmt = "  %-7s %-10s %10s %10s %11s %14s %11s"
+    print (fmt % ("demote", "phase", "read IOPS", "write IOPS", "mover busy",
+                  "pages demoted", "top rate/s"))
+    for m in modes:
+        for rw in ("randwrite", "randrw"):
+            n = "iops-%s.%s" % (m, rw)
+            j = job (n)
+            r, w = j["read"]["iops"], j["write"]["iops"]
+            iops[m, rw] = (r, w)
+            bz, dem, rate = busy (samples (n))
+            print (fmt % (m, rw, k (r) if r else "-", k (w), bz, dem, rate))
+        end = load ("iops-%s.end.json" % m)
+        print ("          at the end: " + ", ".join (
+            "backend %d used %dM of %dM, %d demoted" % (
+                b["id"], b["used"] >> 20, b["size"] >> 20 if "size" in b
+                else (b["used"] + b["free"]) >> 20, b.get ("demoted", 0))
+            for b in end["backends"]))
 
 print ("tier-bench: summary")
-fmt = "  %-34s %10s %10s %9s"
-if "on" in modes and "off" in modes:
-    print (fmt % ("", "demote=on", "demote=off", "on/off"))
-    print (fmt % ("share of B's reads on the fast tier",
-                  "%.3f" % share["on"], "%.3f" % share["off"], "-"))
-    for rw, idx, label in (("randwrite", 1, "randwrite IOPS"),
-                           ("randrw", 0, "randrw read IOPS"),
-                           ("randrw", 1, "randrw write IOPS")):
-        on, off = iops["on", rw][idx], iops["off", rw][idx]
-        print (fmt % (label, k (on), k (off),
-                      "%.2f" % (on / off) if off else "-"))
-else:
-    for m in modes:
-        print ("  demote=%s: share %.3f, randwrite %s IOPS, randrw %s/%s "
-               "read/write IOPS" % (m, share[m], k (iops[m, "randwrite"][1]),
-                                    k (iops[m, "randrw"][0]),
-                                    k (iops[m, "randrw"][1])))
+cols = [m for m in ("on", "off") if m in modes]
+fmt = "  %-36s" + " %10s" * len (cols) + (" %7s" if len (cols) == 2 else "")
+print (fmt % tuple ([""] + ["demote=" + m for m in cols]
+                    + (["on/off"] if len (cols) == 2 else [])))
+rows = []
+if share:
+    rows.append (("share of B's reads on the fast tier",
+                  [share[m] for m in cols], "%.3f", False))
+for rw, idx, label in (("randwrite", 1, "randwrite IOPS (mover busy)"),
+                       ("randrw", 0, "randrw read IOPS (mover busy)"),
+                       ("randrw", 1, "randrw write IOPS (mover busy)")):
+    if iops:
+        rows.append ((label, [iops[m, rw][idx] for m in cols], None, True))
+for label, vals, f, ratio in rows:
+    cells = [f % v if f else k (v) for v in vals]
+    if len (cols) == 2:
+        cells.append ("%.2f" % (vals[0] / vals[1]) if ratio and vals[1]
+                      else "-")
+    print (fmt % tuple ([label] + cells))
 
+# What nbdkit said besides the usual (each message once, with a count).
 for name in sorted (os.listdir (work)):
-    if name.endswith (".errors"):
-        text = open (os.path.join (work, name)).read ().strip ()
-        if text:
-            print ("  %s: nbdkit said: %s" % (name[:-7], text.replace (
-                "\n", "\n    nbdkit said: ")))
+    if not name.endswith (".errors"):
+        continue
+    seen = {}
+    for line in open (os.path.join (work, name)):
+        key = " ".join (w if not w[:1].isdigit () else "N"
+                        for w in line.split ())
+        seen.setdefault (key, [0, line.strip ()])[0] += 1
+    for key, (count, first) in seen.items ():
+        print ("  %s: nbdkit said %d time(s): %s" % (name[:-7], count, first))
 EOF
