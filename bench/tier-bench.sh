@@ -33,8 +33,12 @@
 #     busy the mover was (share of samples with state=running) and how
 #     many pages it demoted during each phase.
 #
+# The mover's own rate is shown as the demote line's rate= field; the
+# pages it demoted during a phase come from its demoted= counter.
+#
 # It prints figures and asserts nothing.  The default run takes about
-# 1.5 minutes (RUNTIME=3 about a minute).
+# 1.5 minutes (RUNTIME=3 about a minute); on a busy host the IOPS swing
+# from run to run: BENCH_REPEAT=3 takes the median of three.
 #
 # Environment:
 #   BENCH_DIR        where the fast file and the sockets go (default
@@ -49,6 +53,8 @@
 #   BENCH_IODEPTH    fio iodepth of (b) (default 8)
 #   BENCH_MODES      the modes compared (default "on off")
 #   BENCH_PARTS      the parts run (default "share iops": (a) and (b))
+#   BENCH_REPEAT     runs of (b) per mode, alternating the modes; the
+#                    summary gives the median (default 1; 3 on a busy host)
 #   BENCH_KEEP       1: keep the work directory (logs, fio JSON) at the end
 #   BENCH_DELAY      delay-read= and delay-write= of the slow server
 #                    (nbdkit's delay filter; default none)
@@ -74,6 +80,7 @@ BENCH_IODEPTH=${BENCH_IODEPTH:-8}
 BENCH_MODES=${BENCH_MODES:-on off}
 BENCH_PARTS=${BENCH_PARTS:-share iops}
 BENCH_KEEP=${BENCH_KEEP:-0}
+BENCH_REPEAT=${BENCH_REPEAT:-1}
 BENCH_DELAY=${BENCH_DELAY:-}
 BENCH_THREADS=${BENCH_THREADS:-16}
 SWAPTIER_OPTS=${SWAPTIER_OPTS:-}
@@ -102,6 +109,8 @@ done
 [[ $BENCH_RUNTIME =~ ^[1-9][0-9]*$ ]] ||
     die "BENCH_RUNTIME=$BENCH_RUNTIME is not a whole number of seconds"
 [[ $BENCH_COOL =~ ^[0-9]+$ ]] || die "BENCH_COOL=$BENCH_COOL is not seconds"
+[[ $BENCH_REPEAT =~ ^[1-9][0-9]*$ ]] ||
+    die "BENCH_REPEAT=$BENCH_REPEAT is not a whole number"
 
 mib () {
     local v
@@ -301,13 +310,13 @@ bench_share () {
          >"$work/$name.errors" || :
 }
 
-# Part (b) in mode $1.
+# Part (b) in mode $1, run $2.
 bench_iops () {
-    local mode=$1 name=iops-$1 rw
+    local mode=$1 name=iops-$1-$2 rw
     local timed=(--bs=4k --offset=0 --size="$r_size" --norandommap
                  --randrepeat=0 --time_based --runtime="$BENCH_RUNTIME"
                  --iodepth="$BENCH_IODEPTH")
-    echo "tier-bench: (b) IOPS, demote=$mode" >&2
+    echo "tier-bench: (b) IOPS, demote=$mode, run $2" >&2
     start_run "$name" "$mode"
     echo "  writing region R ($r_size bytes) at full speed," \
          "${BENCH_COOL}s to cool" >&2
@@ -352,9 +361,17 @@ echo "  (b)            R $r_size bytes, cool ${BENCH_COOL}s, 4k random," \
 declare -A run_args
 start=$SECONDS
 for part in $BENCH_PARTS; do
-    for mode in $BENCH_MODES; do
-        "bench_$part" "$mode"
-    done
+    if [ "$part" = share ]; then
+        for mode in $BENCH_MODES; do
+            bench_share "$mode"
+        done
+    else
+        for (( rep = 1; rep <= BENCH_REPEAT; rep++ )); do
+            for mode in $BENCH_MODES; do
+                bench_iops "$mode" "$rep"
+            done
+        done
+    fi
 done
 
 echo "tier-bench: runs ($(( SECONDS - start ))s)"
@@ -363,11 +380,11 @@ for run in "${!run_args[@]}"; do
         "$run" "$BENCH_THREADS" "${run_args[$run]}"
 done | sort
 # shellcheck disable=SC2086
-"$PYTHON" - "$work" "$b_size" "$BENCH_PARTS" $BENCH_MODES <<'EOF'
+"$PYTHON" - "$work" "$b_size" "$BENCH_PARTS" "$BENCH_REPEAT" $BENCH_MODES <<'EOF'
 import json, os, sys
 
 work, b_size, parts = sys.argv[1], int(sys.argv[2]), sys.argv[3].split ()
-modes = sys.argv[4:]
+repeat, modes = int (sys.argv[4]), sys.argv[5:]
 
 def load (name):
     with open (os.path.join (work, name)) as f:
@@ -439,25 +456,40 @@ def busy (rows):
 if "iops" in parts:
     print ("tier-bench: (b) client 4k random IOPS over R while the mover "
            "demotes")
-    fmt = "  %-7s %-10s %10s %10s %11s %14s %11s"
-    print (fmt % ("demote", "phase", "read IOPS", "write IOPS", "mover busy",
-                  "pages demoted", "top rate/s"))
+    fmt = "  %-7s %3s %-10s %10s %10s %11s %14s %11s"
+    print (fmt % ("demote", "run", "phase", "read IOPS", "write IOPS",
+                  "mover busy", "pages demoted", "top rate/s"))
+    got = {}
     for m in modes:
-        for rw in ("randwrite", "randrw"):
-            n = "iops-%s.%s" % (m, rw)
-            j = job (n)
-            r, w = j["read"]["iops"], j["write"]["iops"]
-            iops[m, rw] = (r, w)
-            bz, dem, rate = busy (samples (n))
-            print (fmt % (m, rw, k (r) if r else "-", k (w), bz, dem, rate))
-        end = load ("iops-%s.end.json" % m)
-        print ("          at the end: " + ", ".join (
-            "backend %d used %dM of %dM, %d demoted" % (
-                b["id"], b["used"] >> 20, b["size"] >> 20 if "size" in b
-                else (b["used"] + b["free"]) >> 20, b.get ("demoted", 0))
-            for b in end["backends"]))
+        for rep in range (1, repeat + 1):
+            for rw in ("randwrite", "randrw"):
+                n = "iops-%s-%d.%s" % (m, rep, rw)
+                j = job (n)
+                r, w = j["read"]["iops"], j["write"]["iops"]
+                got.setdefault ((m, rw), []).append ((r, w))
+                bz, dem, rate = busy (samples (n))
+                print (fmt % (m, rep, rw, k (r) if r else "-", k (w), bz,
+                              dem, rate))
+            end = load ("iops-%s-%d.end.json" % (m, rep))
+            print ("              at the end: " + ", ".join (
+                "backend %d used %dM of %dM, %d demoted" % (
+                    b["id"], b["used"] >> 20, (b["used"] + b["free"]) >> 20,
+                    b.get ("demoted", 0))
+                for b in end["backends"]))
 
-print ("tier-bench: summary")
+def median (xs):
+    xs = sorted (xs)
+    n = len (xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+if "iops" in parts:
+    for key, vals in got.items ():
+        iops[key] = (median ([v[0] for v in vals]),
+                     median ([v[1] for v in vals]))
+
+print ("tier-bench: summary%s" % (
+    " (IOPS: median of %d runs)" % repeat if "iops" in parts and repeat > 1
+    else ""))
 cols = [m for m in ("on", "off") if m in modes]
 fmt = "  %-36s" + " %10s" * len (cols) + (" %7s" if len (cols) == 2 else "")
 print (fmt % tuple ([""] + ["demote=" + m for m in cols]
