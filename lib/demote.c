@@ -91,7 +91,7 @@ demote_pick_age (struct demote *d, uint64_t need)
   }
   sum += age == DEMOTE_MIN_AGE ? d->hist[age] : 0;
   d->min_age = age;
-  if (swaptier_debug_alloc)
+  if (swaptier_debug_demote)
     log_debug ("demote: priority %d: %" PRIu64 " slots to free, pages of "
                "age %u and more: %" PRIu64, d->level, need, age, sum);
   return sum > 0;
@@ -148,7 +148,8 @@ demote_check (struct demote *d)
   unsigned n = tierset_levels (d->ts, lv, TIERSET_MAX_TIERS), i, j;
 
   for (i = 0; i + 1 < n; i++) {
-    uint64_t below = 0, target = lv[i].usable * d->cfg.high / 100;
+    uint64_t below = 0;
+    uint64_t target = (lv[i].usable * d->cfg.high + 99) / 100;
     int64_t moved;
 
     if (lv[i].free * 100 >= lv[i].usable * d->cfg.low)
@@ -164,7 +165,7 @@ demote_check (struct demote *d)
     moved = demote_walk (d, target - lv[i].free);
     if (moved == -1)
       return DEMOTE_OFF;
-    if (swaptier_debug_alloc)
+    if (swaptier_debug_demote)
       log_debug ("demote: priority %d: %" PRId64 " copies moved down",
                  d->level, moved);
     return moved > 0 ? DEMOTE_RUNNING : DEMOTE_WAITING;
