@@ -26,7 +26,7 @@
 #      too, so that a demoted copy may only go to the slow file of its own
 #      domain: data verifies, no copy is missing, share >= 0.9 (B at
 #      2 MB/s: see b_rate_copies).
-# Then bad demote keys are refused with a message naming them, and
+# Then bad demote keys are refused with the expected message, and
 # near-identical good ones are accepted.  Both shares are printed.
 # Nothing here is timed except the write pace of B; no speed is asserted
 # (the share is where pages are, not how fast they are read).
