@@ -25,7 +25,8 @@ const struct sctl_field sctl_backend_fields[] = {
   { "health", SCTL_TEXT }, { "capacity", SCTL_SLOTS },
   { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
   { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
-  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER }, { NULL },
+  { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
+  { "demoted", SCTL_NUMBER }, { "rereads", SCTL_NUMBER }, { NULL },
 };
 const struct sctl_field sctl_total_fields[] = {
   { "backends", SCTL_NUMBER }, { "pages", SCTL_NUMBER },
@@ -34,7 +35,8 @@ const struct sctl_field sctl_total_fields[] = {
   { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
   { "copies", SCTL_NUMBER }, { "mapped", SCTL_NUMBER },
-  { "degraded", SCTL_NUMBER }, { NULL },
+  { "degraded", SCTL_NUMBER }, { "demoted", SCTL_NUMBER },
+  { "rereads", SCTL_NUMBER }, { NULL },
 };
 const struct sctl_field sctl_drain_fields[] = {
   { "id", SCTL_NUMBER }, { "state", SCTL_TEXT }, { "total", SCTL_NUMBER },
@@ -45,7 +47,8 @@ const struct sctl_field sctl_drain_fields[] = {
 const struct sctl_field sctl_stats_fields[] = {
   { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "reads", SCTL_NUMBER },
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
-  { "lost", SCTL_NUMBER },
+  { "lost", SCTL_NUMBER }, { "demoted", SCTL_NUMBER },
+  { "rereads", SCTL_NUMBER },
   { "read_bytes", SCTL_NUMBER }, { "write_bytes", SCTL_NUMBER },
   { "reads_per_s", SCTL_NUMBER }, { "writes_per_s", SCTL_NUMBER },
   { "read_bytes_per_s", SCTL_NUMBER }, { "write_bytes_per_s", SCTL_NUMBER },
@@ -57,6 +60,13 @@ static const struct sctl_field sctl_repair_fields[] = {
   { "state", SCTL_TEXT }, { "degraded", SCTL_NUMBER },
   { "recreated", SCTL_NUMBER }, { "lost", SCTL_NUMBER },
   { "rate", SCTL_NUMBER }, { "limit", SCTL_NUMBER }, { NULL },
+};
+
+/* The fields of the "demote" record, likewise. */
+static const struct sctl_field sctl_demote_fields[] = {
+  { "state", SCTL_TEXT }, { "demoted", SCTL_NUMBER },
+  { "rate", SCTL_NUMBER }, { "limit", SCTL_NUMBER },
+  { "low", SCTL_NUMBER }, { "high", SCTL_NUMBER }, { NULL },
 };
 
 void
@@ -212,7 +222,7 @@ sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
 {
   uint64_t page_size = sctl_page_size (r);
   const char *sep = "";
-  size_t i, total = r->n, drain = r->n, repair = r->n;
+  size_t i, total = r->n, drain = r->n, repair = r->n, demote = r->n;
 
   fputs ("{\"backends\": [", stdout);
   for (i = 0; i < r->n; i++) {
@@ -222,6 +232,8 @@ sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
       drain = i;
     else if (sctl_is (r->line[i], "repair"))
       repair = i;
+    else if (sctl_is (r->line[i], "demote"))
+      demote = i;
     else if (sctl_is (r->line[i], "backend")) {
       fputs (sep, stdout);
       sep = ", ";
@@ -242,6 +254,11 @@ sctl_json_reply (const struct sctl_reply *r, const struct sctl_field *fields,
     fputs (", \"repair\": ", stdout);
     if (repair < r->n)
       sctl_json_record (r->line[repair], sctl_repair_fields, page_size);
+    else
+      fputs ("null", stdout);
+    fputs (", \"demote\": ", stdout);
+    if (demote < r->n)
+      sctl_json_record (r->line[demote], sctl_demote_fields, page_size);
     else
       fputs ("null", stdout);
   }

@@ -221,19 +221,40 @@ sctl_repair_sentence (const char *line, uint64_t copies, uint64_t page_size)
   free (rate);
 }
 
+/* Print what demotion did and does, as a sentence, once it did some. */
+static void
+sctl_demote_sentence (const char *line, uint64_t page_size)
+{
+  char *state = sctl_value (line, "state");
+  char *rate = sctl_size (sctl_number (line, "rate") * page_size);
+  char *limit = sctl_size (sctl_number (line, "limit"));
+  uint64_t demoted = sctl_number (line, "demoted");
+
+  if (demoted > 0 || strcmp (state, "running") == 0 ||
+      strcmp (state, "waiting") == 0)
+    printf ("demotion: %s; %" PRIu64 " pages moved down since the start, "
+            "%s/s now (at most %s/s); from below %" PRIu64 "%% free to %"
+            PRIu64 "%%\n", state, demoted, rate,
+            sctl_number (line, "limit") ? limit : "unlimited",
+            sctl_number (line, "low"), sctl_number (line, "high"));
+  free (state);
+  free (rate);
+  free (limit);
+}
+
 /* list: one row per backend, the totals, the last removal. */
 static void
 sctl_list (const struct sctl_reply *r)
 {
   static const char *const head[] = {
     "ID", "TARGET", "KIND", "DOMAIN", "PRIO", "STATE", "SIZE", "USED",
-    "FREE", "BAD", "LOST", "READS", "WRITES", "ERRORS",
+    "FREE", "BAD", "LOST", "READS", "WRITES", "ERRORS", "DEMOTED",
   };
   struct sctl_table t = {
-    .ncols = 14, .head = head, .align = "rlllrlrrrrrrrr",
+    .ncols = 15, .head = head, .align = "rlllrlrrrrrrrrr",
   };
   uint64_t page_size = sctl_page_size (r), copies = 1;
-  const char *drain, *repair;
+  const char *drain, *repair, *demote;
   size_t i;
 
   if (sctl_json) {
@@ -243,7 +264,7 @@ sctl_list (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *state, *health, *cells[14];
+    char *state, *health, *cells[15];
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -270,6 +291,7 @@ sctl_list (const struct sctl_reply *r)
     cells[11] = sctl_value (l, "reads");
     cells[12] = sctl_value (l, "writes");
     cells[13] = sctl_value (l, "errors");
+    cells[14] = sctl_value (l, "demoted");
     sctl_table_row (&t, cells);
     if (total)
       copies = sctl_number (l, "copies");
@@ -281,6 +303,9 @@ sctl_list (const struct sctl_reply *r)
   repair = sctl_record (r, "repair");
   if (repair && copies > 1)
     sctl_repair_sentence (repair, copies, page_size);
+  demote = sctl_record (r, "demote");
+  if (demote)
+    sctl_demote_sentence (demote, page_size);
 }
 
 /* stats: I/O counters and rates per backend, and their totals. */
@@ -289,10 +314,10 @@ sctl_stats (const struct sctl_reply *r)
 {
   static const char *const head[] = {
     "ID", "TARGET", "READS", "WRITES", "ERRORS", "LOST", "READ", "WRITTEN",
-    "READS/S", "WRITES/S", "READ/S", "WRITTEN/S",
+    "READS/S", "WRITES/S", "READ/S", "WRITTEN/S", "REREADS", "DEMOTED",
   };
   struct sctl_table t = {
-    .ncols = 12, .head = head, .align = "rlrrrrrrrrrr",
+    .ncols = 14, .head = head, .align = "rlrrrrrrrrrrrr",
   };
   size_t i;
 
@@ -303,7 +328,7 @@ sctl_stats (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *cells[12];
+    char *cells[14];
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -319,6 +344,8 @@ sctl_stats (const struct sctl_reply *r)
     cells[9] = sctl_rate (l, "writes_per_s", false);
     cells[10] = sctl_rate (l, "read_bytes_per_s", true);
     cells[11] = sctl_rate (l, "write_bytes_per_s", true);
+    cells[12] = sctl_value (l, "rereads");
+    cells[13] = sctl_value (l, "demoted");
     sctl_table_row (&t, cells);
   }
   sctl_table_print (&t);

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agemap.h"
 #include "engine.h"
 #include "fanout.h"
 #include "pagemap.h"
@@ -30,6 +31,7 @@
 struct engine {
   struct tierset *ts;
   struct pagemap *map;
+  struct agemap *ages;                 /* when each page was last used */
   struct rangelock *rl;
   struct fanout *fanout;               /* writes of the copies at once */
   uint64_t npages;
@@ -60,7 +62,8 @@ extern int engine_read_pages (struct engine *e, uint64_t page, uint64_t n,
                               char *dst);
 
 /* Place want (1 .. copies) new copies of *n pages of src, on backends
- * of distinct domains outside exclude, and write them (all at once,
+ * of distinct domains outside exclude and of priorities below below
+ * (TIERSET_ANY_LEVEL: any), and write them (all at once,
  * through the fanout slot idx, with FUA if fua).  A copy whose write
  * fails has its slots marked bad and goes elsewhere; *n may shrink to
  * what the allocator could give as one run on every domain.  Returns 0
@@ -70,7 +73,7 @@ extern int engine_read_pages (struct engine *e, uint64_t page, uint64_t n,
  */
 extern int engine_place (struct engine *e, unsigned idx, const char *src,
                          uint32_t *n, unsigned want, domain_mask exclude,
-                         bool fua, struct engine_placed *pl);
+                         int below, bool fua, struct engine_placed *pl);
 
 /* Write pages [page, page+n) from src to new copies and publish them,
  * freeing the old ones (a rewrite): the range lock held for writing,
@@ -79,6 +82,12 @@ extern int engine_place (struct engine *e, unsigned idx, const char *src,
 extern int engine_write_pages (struct engine *e, unsigned idx,
                                uint64_t page, uint32_t n, const char *src,
                                bool fua);
+
+/* Pages [page, page+n), locked, were read by a client: make them
+ * young, and count each that had been read before since its last write
+ * as a re-read on the backend of the copy a read takes.
+ */
+extern void engine_note_read (struct engine *e, uint64_t page, uint64_t n);
 
 /* Unmap pages [page, page+n), trim their slots and free them. */
 extern void engine_unmap (struct engine *e, uint64_t page, uint64_t n);

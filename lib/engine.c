@@ -38,12 +38,13 @@ engine_create (struct tierset *ts, uint64_t npages, uint32_t stripe,
   for (i = 0; i < ENGINE_DROP_LOCKS; i++)
     pthread_mutex_init (&e->drop_lock[i], NULL);
   e->map = pagemap_create (npages, copies);
+  e->ages = e->map ? agemap_create (npages) : NULL;
   e->rl = rangelock_create (ENGINE_REQUESTS);
   e->fanout = e->map ? fanout_create (ENGINE_REQUESTS, copies) : NULL;
   e->bounce = aligned_alloc (PAGE_SIZE,
                              (size_t) ENGINE_REQUESTS * stripe * PAGE_SIZE);
-  if (e->map == NULL || e->rl == NULL || e->fanout == NULL ||
-      e->bounce == NULL) {
+  if (e->map == NULL || e->ages == NULL || e->rl == NULL ||
+      e->fanout == NULL || e->bounce == NULL) {
     if (e->bounce == NULL)
       log_error ("engine: bounce buffers: %m");
     engine_destroy (e);
@@ -62,6 +63,7 @@ engine_destroy (struct engine *e)
   if (e) {
     fanout_destroy (e->fanout);
     pagemap_destroy (e->map);
+    agemap_destroy (e->ages);
     rangelock_destroy (e->rl);
     free (e->bounce);
     for (i = 0; i < ENGINE_DROP_LOCKS; i++)
@@ -80,6 +82,7 @@ void
 engine_prefault (struct engine *e)
 {
   pagemap_prefault (e->map);
+  agemap_prefault (e->ages);
 }
 
 uint64_t
@@ -150,6 +153,8 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
   /* Whole pages into an aligned buffer: no copy at all. */
   if (((offset | count) & (PAGE_SIZE - 1)) == 0 && engine_aligned (buf)) {
     r = engine_read_pages (e, p0, p1 - p0, buf);
+    if (r == 0)
+      engine_note_read (e, p0, p1 - p0);
     goto out;
   }
 
@@ -164,6 +169,7 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
     if (r == -1)
       goto out;
     memcpy ((char *) buf + (from - offset), bounce + (from - lo), to - from);
+    engine_note_read (e, page, end - page);
     page = end;
   }
  out:
@@ -228,6 +234,7 @@ engine_write_range (struct engine *e, const char *buf, uint32_t count,
     r = engine_write_pages (e, idx, page, end - page, src, fua);
     if (r == -1)
       goto out;
+    agemap_written (e->ages, page, end - page);
     page = end;
   }
  out:
@@ -372,6 +379,12 @@ engine_sync (struct engine *e)
   rangelock_sync (e->rl);
 }
 
+uint64_t
+engine_pages (const struct engine *e)
+{
+  return e->npages;
+}
+
 unsigned
 engine_copies (const struct engine *e)
 {
@@ -388,6 +401,12 @@ uint64_t
 engine_degraded (const struct engine *e)
 {
   return __atomic_load_n (&e->degraded, __ATOMIC_RELAXED);
+}
+
+struct agemap *
+engine_ages (struct engine *e)
+{
+  return e->ages;
 }
 
 bool

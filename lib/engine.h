@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "agemap.h"
 #include "tierset.h"
 
 #define ENGINE_REQUESTS 32             /* requests in flight at once */
@@ -90,6 +91,9 @@ extern uint64_t engine_spare (const struct engine *e);
  */
 extern void engine_sync (struct engine *e);
 
+/* Pages of the device. */
+extern uint64_t engine_pages (const struct engine *e);
+
 /* Copies kept of each page. */
 extern unsigned engine_copies (const struct engine *e);
 
@@ -100,6 +104,9 @@ extern uint64_t engine_mapped (const struct engine *e);
  * failed backends, which are live until re-created).
  */
 extern uint64_t engine_degraded (const struct engine *e);
+
+/* When each page was last written or read by a client (agemap.h). */
+extern struct agemap *engine_ages (struct engine *e);
 
 /* Whether client requests are in progress (background work yields). */
 extern bool engine_busy (const struct engine *e);

@@ -14,6 +14,7 @@
 int swaptier_debug_alloc;
 int swaptier_debug_io;
 int swaptier_debug_map;
+int swaptier_debug_demote;
 
 /* The default sink: one line on stderr. */
 static void

@@ -23,6 +23,7 @@ typedef void (*log_sink) (const char *fmt, va_list args);
 extern int swaptier_debug_alloc;       /* slot allocation and freeing */
 extern int swaptier_debug_io;          /* every backend I/O */
 extern int swaptier_debug_map;         /* page map changes */
+extern int swaptier_debug_demote;      /* what demotion picks and moves */
 
 /* Route errors and debug messages to the given sinks (NULL: stderr). */
 extern void log_set_sinks (log_sink error, log_sink debug);

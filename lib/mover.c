@@ -63,20 +63,27 @@ mover_needs (struct engine *e, uint64_t page, const struct mover_select *sel)
 {
   struct mover_plan plan;
 
+  if (sel->wants && !sel->wants (sel->opaque, page))
+    return false;
   mover_classify (e, page, sel, &plan);
   if (plan.keep + plan.leave == 0)
     return false;                      /* unmapped or lost */
   return plan.leave > 0 || (sel->fill && plan.missing > 0);
 }
 
-/* The number of pages from page, before end, that have its shape. */
+/* The number of pages from page, before end, that have its shape and
+ * that the selection wants.
+ */
 static uint32_t
-mover_run_length (struct engine *e, uint64_t page, uint64_t end)
+mover_run_length (struct engine *e, uint64_t page, uint64_t end,
+                  const struct mover_select *sel)
 {
   uint32_t n;
   unsigned c;
 
   for (n = 1; page + n < end; n++) {
+    if (sel->wants && !sel->wants (sel->opaque, page + n))
+      break;
     for (c = 0; c < e->copies; c++) {
       slot_t s = pagemap_get (e->map, page, c);
       slot_t t = pagemap_get (e->map, page + n, c);
@@ -175,7 +182,8 @@ mover_rehome (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
    * new ones can wait for the next flush; without one, they are written
    * with FUA: the old slots are freed at once.
    */
-  if (engine_place (e, idx, buf, &len, want, plan.kept_domains, sound == 0,
+  if (engine_place (e, idx, buf, &len, want, plan.kept_domains,
+                    sel->down ? sel->level : TIERSET_ANY_LEVEL, sound == 0,
                     &pl) == -1) {
     pl.n = 0;
     len = n;
@@ -191,8 +199,14 @@ mover_rehome (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
     return -1;
   }
   mover_assign (e, page, sel, &pl, &plan);
-  for (c = 0; c < e->copies; c++)
+  for (c = 0; c < e->copies; c++) {
+    slot_t from = pagemap_get (e->map, page, c);
+
     dropped += plan.action[c] == MOVER_DROP;
+    if (plan.action[c] == MOVER_REPLACE && sel->moved &&
+        from != SLOT_NONE && from != SLOT_LOST)
+      sel->moved (sel->opaque, from, len);
+  }
   for (i = 0; i < len; i++) {
     unsigned was = pagemap_live (e->map, page + i);
 
@@ -236,7 +250,7 @@ mover_move_run (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
   res->next = page + n;
   if (engine_read_pages (e, page, n, buf) == 0) {
     /* A copy given up while reading changes a page's shape. */
-    m = mover_run_length (e, page, page + n);
+    m = mover_run_length (e, page, page + n, sel);
     if (mover_needs (e, page, sel))
       return mover_rehome (e, idx, page, m, buf, sel, res);
     res->next = page + m;
@@ -288,8 +302,22 @@ mover_move (struct engine *e, uint64_t page, const struct mover_select *sel,
   *res = (struct mover_result) { .next = page + 1 };
   /* A request may have rewritten, trimmed or lost the page meanwhile. */
   if (mover_needs (e, page, sel))
-    r = mover_move_run (e, idx, page, mover_run_length (e, page, end), sel,
-                        res);
+    r = mover_move_run (e, idx, page, mover_run_length (e, page, end, sel),
+                        sel, res);
   rangelock_release (e->rl, idx);
   return r == -1 ? -1 : 1;
+}
+
+uint64_t
+mover_census (struct engine *e, const struct mover_select *sel,
+              void (*fn) (void *opaque, uint64_t page), void *opaque)
+{
+  uint64_t page, n = 0;
+
+  for (page = 0; page < e->npages; page++)
+    if (mover_needs (e, page, sel)) {
+      fn (opaque, page);
+      n++;
+    }
+  return n;
 }

@@ -14,8 +14,10 @@
  * whether a copy that leaves and finds no new home is dropped anyway
  * (a drain: the backend goes away) or stays (a repair: a failed
  * backend's copy may still read), and whether missing copies are
- * re-created (fill).  New copies go outside the domains of the copies
- * that stay.
+ * re-created (fill), which pages take part at all (wants, e.g. the
+ * cold ones), and where new copies may go (below a priority, for a
+ * demotion).  New copies go outside the domains of the copies that
+ * stay.
  */
 
 #ifndef SWAPTIER_MOVER_H
@@ -30,9 +32,16 @@
 struct mover_select {
   /* Whether the copy in slot s (in use) must leave it. */
   bool (*leaves) (void *opaque, slot_t s);
+  /* Whether page takes part (NULL: every page). */
+  bool (*wants) (void *opaque, uint64_t page);
+  /* Told of each run of n copies moved from slot from (NULL: no one). */
+  void (*moved) (void *opaque, slot_t from, uint32_t n);
   void *opaque;
   bool must_leave;                     /* drop a copy that finds no home */
   bool fill;                           /* re-create missing copies */
+  bool down;                           /* new copies only on priorities
+                                          below level */
+  int level;
 };
 
 /* What one mover_move did. */
@@ -58,5 +67,14 @@ struct mover_result {
 extern int mover_move (struct engine *e, uint64_t page,
                        const struct mover_select *sel,
                        struct mover_result *res);
+
+/* Call fn (opaque) for each page that needs work under the selection,
+ * looked at without the lock (a census, not a promise); returns how
+ * many there were.
+ */
+extern uint64_t mover_census (struct engine *e,
+                              const struct mover_select *sel,
+                              void (*fn) (void *opaque, uint64_t page),
+                              void *opaque);
 
 #endif /* SWAPTIER_MOVER_H */

@@ -3,80 +3,27 @@
 
 #include <config.h>
 
-#include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 
+#include "background.h"
 #include "log.h"
 #include "mover.h"
 #include "page.h"
 #include "repair.h"
 #include "swapsafe.h"
 
-/* How far behind the rate a walk may fall and then catch up. */
-#define REPAIR_BURST_NS 100000000
-
 struct repair {
   struct engine *e;
   struct tierset *ts;
   uint64_t limit;                      /* bytes a second, 0: none */
-  pthread_t thread;
-  pthread_mutex_t lock;                /* guards stop, for the waits */
-  pthread_cond_t wake;
-  bool stop;
+  struct background bg;
 
   /* Atomics. */
   enum repair_state state;
   uint64_t recreated, lost, rate;
 };
-
-/* Nanoseconds on the monotonic clock. */
-static uint64_t
-repair_now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Sleep ns nanoseconds, or until stopped.  Returns false if stopped. */
-static bool
-repair_sleep (struct repair *r, uint64_t ns)
-{
-  struct timespec until;
-  bool stop;
-
-  clock_gettime (CLOCK_MONOTONIC, &until);
-  until.tv_sec += ns / 1000000000;
-  until.tv_nsec += ns % 1000000000;
-  if (until.tv_nsec >= 1000000000) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000;
-  }
-  pthread_mutex_lock (&r->lock);
-  while (!r->stop &&
-         pthread_cond_timedwait (&r->wake, &r->lock, &until) != ETIMEDOUT)
-    ;
-  stop = r->stop;
-  pthread_mutex_unlock (&r->lock);
-  return !stop;
-}
-
-static bool
-repair_stopped (struct repair *r)
-{
-  bool stop;
-
-  pthread_mutex_lock (&r->lock);
-  stop = r->stop;
-  pthread_mutex_unlock (&r->lock);
-  return stop;
-}
 
 /* The mover's selection: copies on failed backends. */
 static bool
@@ -105,45 +52,21 @@ repair_walk (struct repair *r)
     .leaves = repair_leaves, .opaque = r, .fill = true,
   };
   struct mover_result res;
-  uint64_t page = 0, done = 0, spent = 0, window_done = 0;
-  uint64_t start = repair_now_ns (), window = start;
+  struct pace pace;
+  uint64_t page = 0, done = 0;
   int m;
 
+  pace_begin (&pace, r->limit, &r->rate);
   while ((m = mover_move (r->e, page, &sel, &res)) != 0) {
-    uint64_t now;
-
     if (m == -1)
       res = (struct mover_result) { .next = page + 1 };
     page = res.next;
     done += res.copies;
-    /* Pages read but left as they were (no room) cost the rate too. */
-    spent += res.copies + res.stuck;
     __atomic_add_fetch (&r->recreated, res.copies, __ATOMIC_RELAXED);
     __atomic_add_fetch (&r->lost, res.lost, __ATOMIC_RELAXED);
-    if (repair_stopped (r))
-      return -1;
-    now = repair_now_ns ();
-    if (now - window >= 1000000000) {
-      __atomic_store_n (&r->rate, (done - window_done) * 1000000000
-                        / (now - window), __ATOMIC_RELAXED);
-      window = now;
-      window_done = done;
-    }
-    /* Ahead of the rate: wait until the copies done are due.  Time spent
-     * behind it (waiting for clients, slow backends) is not made up for
-     * later beyond REPAIR_BURST_NS: the rate holds over any second.
-     */
-    if (r->limit > 0) {
-      uint64_t due = start + (uint64_t) ((double) spent * PAGE_SIZE * 1e9
-                                         / r->limit);
-
-      if (due + REPAIR_BURST_NS < now)
-        start += now - due - REPAIR_BURST_NS;
-      else if (due > now && !repair_sleep (r, due - now))
-        return -1;
-    }
-    /* Client requests first. */
-    if (engine_busy (r->e) && !repair_sleep (r, 1000000))
+    /* Pages read but left as they were (no room) cost the rate too. */
+    if (!pace_charge (&pace, &r->bg, r->e, res.copies + res.stuck,
+                      res.copies))
       return -1;
   }
   return done;
@@ -158,7 +81,7 @@ repair_thread (void *arg)
 
   swapsafe_enter_io ();
   /* One second at a time (retry_ns == 1: at once). */
-  while (repair_sleep (r, retry_ns == 1 ? 1 : 1000000000)) {
+  while (background_sleep (&r->bg, retry_ns == 1 ? 1 : 1000000000)) {
     int64_t done;
 
     /* A new backend may have the room that was missing. */
@@ -210,8 +133,6 @@ struct repair *
 repair_start (struct engine *e, struct tierset *ts, uint64_t rate)
 {
   struct repair *r = calloc (1, sizeof *r);
-  pthread_condattr_t attr;
-  int err;
 
   if (r == NULL) {
     log_error ("repair: %m");
@@ -220,16 +141,7 @@ repair_start (struct engine *e, struct tierset *ts, uint64_t rate)
   r->e = e;
   r->ts = ts;
   r->limit = rate;
-  pthread_mutex_init (&r->lock, NULL);
-  pthread_condattr_init (&attr);
-  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-  pthread_cond_init (&r->wake, &attr);
-  pthread_condattr_destroy (&attr);
-  err = pthread_create (&r->thread, NULL, repair_thread, r);
-  if (err) {
-    log_error ("repair: starting its thread: %s", strerror (err));
-    pthread_mutex_destroy (&r->lock);
-    pthread_cond_destroy (&r->wake);
+  if (background_start (&r->bg, "repair", repair_thread, r) == -1) {
     free (r);
     return NULL;
   }
@@ -257,13 +169,7 @@ repair_stop (struct repair *r)
 {
   if (r == NULL)
     return;
-  pthread_mutex_lock (&r->lock);
-  r->stop = true;
-  pthread_cond_broadcast (&r->wake);
-  pthread_mutex_unlock (&r->lock);
-  pthread_join (r->thread, NULL);
-  pthread_mutex_destroy (&r->lock);
-  pthread_cond_destroy (&r->wake);
+  background_stop (&r->bg);
   free (r);
 }
 

@@ -2,7 +2,7 @@
 /* swaptier: the tier set's own structures, shared by tierset.c (the
  * backends, their priorities, allocation and removal) and tierset-io.c
  * (their I/O: reads, writes, trims, flushes and the counting of errors).
- * Nothing outside those two files includes this.
+ * Nothing outside them (and tierset-levels.c) includes this.
  */
 
 #ifndef SWAPTIER_TIERSET_INTERNAL_H
@@ -47,6 +47,8 @@ struct tier {
   uint64_t read_slots, write_slots;
   uint64_t lost;                       /* pages lost here, kept after
                                           removal */
+  uint64_t demoted;                    /* pages moved down from here */
+  uint64_t rereads;                    /* reads of pages read before */
 };
 
 /* The backends of one priority, rotated through by allocation. */
@@ -69,6 +71,29 @@ struct tierset {
   uint64_t next_first;                 /* first address after the last */
   struct domain_table domains;         /* of the tiers not removed */
 };
+
+/* The state of a tier, as shown to users. */
+static inline enum tier_state
+tier_state (const struct tier *t)
+{
+  if (__atomic_load_n (&t->draining, __ATOMIC_RELAXED))
+    return TIER_DRAINING;
+  /* A backend that gave up its server is failed even if no request
+   * found out (with copies, none may go there).
+   */
+  if (__atomic_load_n (&t->failed, __ATOMIC_RELAXED) ||
+      backend_health (t->be) == BACKEND_DEAD)
+    return TIER_FAILED;
+  return TIER_ACTIVE;
+}
+
+/* Whether a tier is failed or its backend gave up its server. */
+static inline bool
+tier_is_failed (const struct tier *t)
+{
+  return __atomic_load_n (&t->failed, __ATOMIC_RELAXED) ||
+    backend_health (t->be) == BACKEND_DEAD;
+}
 
 /* The tier owning a global slot address (which must be one). */
 extern struct tier *tierset_lookup (const struct tierset *ts, slot_t slot);

@@ -314,21 +314,6 @@ tierset_lookup (const struct tierset *ts, slot_t slot)
   return ts->tier[lo];
 }
 
-/* The state of a tier, as shown to users. */
-static enum tier_state
-tier_state (const struct tier *t)
-{
-  if (__atomic_load_n (&t->draining, __ATOMIC_RELAXED))
-    return TIER_DRAINING;
-  /* A backend that gave up its server is failed even if no request
-   * found out (with copies, none may go there).
-   */
-  if (__atomic_load_n (&t->failed, __ATOMIC_RELAXED) ||
-      backend_health (t->be) == BACKEND_DEAD)
-    return TIER_FAILED;
-  return TIER_ACTIVE;
-}
-
 /* The tier of id, or NULL after log_error if there is none (called with
  * the set's lock).
  */
@@ -374,6 +359,8 @@ tierset_stats (struct tierset *ts, unsigned id, struct tier_stats *st)
     .read_slots = __atomic_load_n (&t->read_slots, __ATOMIC_RELAXED),
     .write_slots = __atomic_load_n (&t->write_slots, __ATOMIC_RELAXED),
     .lost = __atomic_load_n (&t->lost, __ATOMIC_RELAXED),
+    .demoted = __atomic_load_n (&t->demoted, __ATOMIC_RELAXED),
+    .rereads = __atomic_load_n (&t->rereads, __ATOMIC_RELAXED),
   };
   pthread_mutex_lock (&t->lock);
   st->used = t->used;
@@ -556,12 +543,15 @@ tier_alloc (struct tier *t, uint32_t want, uint32_t max, uint32_t *len)
 static slot_t
 tierset_alloc_pass (struct tierset *ts, uint32_t max, uint32_t *len,
                     const struct tier *avoided, bool only_avoided,
-                    domain_mask exclude)
+                    domain_mask exclude, int below)
 {
   unsigned g, i;
 
   for (g = 0; g < ts->ngroups; g++) {
     struct tier_group *grp = &ts->group[g];
+
+    if (grp->priority >= below)
+      continue;
     /* The further copies of a page start where its first one did, and
      * move on past the domains excluded: one step per page, so that the
      * first copies rotate over the group whatever the copies.
@@ -592,16 +582,18 @@ tierset_alloc_pass (struct tierset *ts, uint32_t max, uint32_t *len,
 
 slot_t
 tierset_alloc_run (struct tierset *ts, uint32_t max, uint32_t *len,
-                   slot_t avoid, domain_mask exclude)
+                   slot_t avoid, domain_mask exclude, int below)
 {
   const struct tier *avoided;
   slot_t s;
 
   pthread_rwlock_rdlock (&ts->lock);
   avoided = avoid != SLOT_NONE ? tierset_lookup (ts, avoid) : NULL;
-  s = tierset_alloc_pass (ts, max, len, avoided, false, exclude);
+  s = tierset_alloc_pass (ts, max, len, avoided, false, exclude,
+                          below);
   if (s == SLOT_NONE && avoided)
-    s = tierset_alloc_pass (ts, max, len, avoided, true, exclude);
+    s = tierset_alloc_pass (ts, max, len, avoided, true, exclude,
+                            below);
   pthread_rwlock_unlock (&ts->lock);
   return s;
 }
@@ -684,14 +676,6 @@ tierset_ndomains (struct tierset *ts, unsigned skip)
   }
   pthread_rwlock_unlock (&ts->lock);
   return n;
-}
-
-/* Whether a tier is failed or its backend gave up its server. */
-static bool
-tier_is_failed (const struct tier *t)
-{
-  return __atomic_load_n (&t->failed, __ATOMIC_RELAXED) ||
-    backend_health (t->be) == BACKEND_DEAD;
 }
 
 unsigned

@@ -60,6 +60,10 @@ struct tier_stats {
   uint64_t read_slots, write_slots;    /* slots of the successful ones */
   uint64_t lost;                       /* pages lost: their only copy was
                                           here and failed to read */
+  uint64_t demoted;                    /* copies moved down from here */
+  uint64_t rereads;                    /* client reads served here of
+                                          pages read already since their
+                                          last write */
 };
 
 /* Limits and defaults of the remote backends' settings. */
@@ -175,13 +179,15 @@ extern int tierset_remove (struct tierset *ts, unsigned id);
  * the priority and rotation rules; inside a priority a backend that has a
  * run of max is preferred to shorter runs.  Backends in the domains of
  * exclude are never used; such an allocation (a further copy) does not
- * move the rotation on.  The backend holding avoid (a slot, or
+ * move the rotation on.  Only backends of a priority below below are
+ * used (TIERSET_ANY_LEVEL: all).  The backend holding avoid (a slot, or
  * SLOT_NONE) is tried only after every other.  Returns the first slot
  * and sets *len, or returns SLOT_NONE when no backend has a free slot.
  */
+#define TIERSET_ANY_LEVEL (TIERSET_PRIORITY_MAX + 1)
 extern slot_t tierset_alloc_run (struct tierset *ts, uint32_t max,
                                  uint32_t *len, slot_t avoid,
-                                 domain_mask exclude);
+                                 domain_mask exclude, int below);
 
 /* The domain of a slot in use, as a mask of one bit. */
 extern domain_mask tierset_domain_of (const struct tierset *ts, slot_t slot);
@@ -259,6 +265,34 @@ extern int tierset_write (struct tierset *ts, slot_t first, uint32_t n,
  * slots it covered then wait for the next flush.
  */
 extern int tierset_flush (struct tierset *ts);
+
+/* A priority level: the backends of one priority that take
+ * allocations (neither failed, draining nor removed), as one.
+ */
+struct tier_level {
+  int priority;
+  uint64_t usable;                     /* their slots, less the bad ones */
+  uint64_t free;
+};
+
+/* Fill lv with the first max levels, by decreasing priority, and
+ * return how many it filled (see tierset-levels.c).
+ */
+extern unsigned tierset_levels (struct tierset *ts, struct tier_level *lv,
+                                unsigned max);
+
+/* Whether a slot read from the map without the range lock is on a
+ * backend of priority priority that takes allocations.
+ */
+extern bool tierset_slot_on_level (struct tierset *ts, slot_t slot,
+                                   int priority);
+
+/* Count n copies moved down from the backend of slot first (in use). */
+extern void tierset_count_demoted (struct tierset *ts, slot_t first,
+                                   uint32_t n);
+
+/* Count a re-read served by the backend of slot (in use). */
+extern void tierset_count_reread (struct tierset *ts, slot_t slot);
 
 /* Name of a state, as shown to users. */
 extern const char *tier_state_name (enum tier_state state);

@@ -78,8 +78,21 @@ control_repair_line (FILE *out)
            st.rate, st.limit);
 }
 
-/* list: a line per backend, the totals, the last removal and the
- * re-creation of copies.
+/* The "demote" data line. */
+static void
+control_demote_line (FILE *out)
+{
+  struct demote_status st;
+
+  demote_status (control.demote, &st);
+  fprintf (out, "demote state=%s demoted=%" PRIu64 " rate=%" PRIu64
+           " limit=%" PRIu64 " low=%u high=%u\n",
+           demote_state_name (st.state), st.demoted, st.rate, st.limit,
+           st.low, st.high);
+}
+
+/* list: a line per backend, the totals, the last removal, the
+ * re-creation of copies and demotion.
  */
 static void
 control_list (FILE *out)
@@ -96,12 +109,12 @@ control_list (FILE *out)
     fprintf (out, " kind=%s priority=%d state=%s health=%s capacity=%" PRIu64
              " used=%" PRIu64 " free=%" PRIu64 " bad=%" PRIu64
              " lost=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
-             " errors=%" PRIu64 "\n",
+             " errors=%" PRIu64 " demoted=%" PRIu64 " rereads=%" PRIu64 "\n",
              st.kind, st.priority, tier_state_name (st.state),
              st.health == BACKEND_UP ? "up"
              : st.health == BACKEND_DOWN ? "down" : "dead",
              st.capacity, st.used, st.free, st.bad, st.lost,
-             st.reads, st.writes, st.errors);
+             st.reads, st.writes, st.errors, st.demoted, st.rereads);
     n++;
     sum.capacity += st.capacity;
     sum.used += st.used;
@@ -110,19 +123,23 @@ control_list (FILE *out)
     sum.reads += st.reads;
     sum.writes += st.writes;
     sum.errors += st.errors;
+    sum.demoted += st.demoted;
+    sum.rereads += st.rereads;
   }
   /* Lost pages count those of removed backends too. */
   fprintf (out, "total backends=%u pages=%" PRIu64 " spare=%" PRIu64
            " capacity=%" PRIu64 " used=%" PRIu64 " free=%" PRIu64
            " bad=%" PRIu64 " lost=%" PRIu64 " reads=%" PRIu64
            " writes=%" PRIu64 " errors=%" PRIu64 " copies=%u mapped=%" PRIu64
-           " degraded=%" PRIu64 "\n", n, control.npages,
+           " degraded=%" PRIu64 " demoted=%" PRIu64 " rereads=%" PRIu64
+           "\n", n, control.npages,
            control.spare, sum.capacity, sum.used, sum.free,
            sum.bad, tierset_lost (control.ts), sum.reads, sum.writes,
            sum.errors, engine_copies (control.e), engine_mapped (control.e),
-           repair_pending (control.e, control.ts));
+           repair_pending (control.e, control.ts), sum.demoted, sum.rereads);
   control_drain_line (out);
   control_repair_line (out);
+  control_demote_line (out);
   fprintf (out, "ok page_size=%" PRIu32 "\n", PAGE_SIZE);
 }
 
@@ -157,10 +174,11 @@ control_stats_line (FILE *out, const char *record, unsigned id,
     control_string (out, "target", st->target);
   }
   fprintf (out, " reads=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64
-           " lost=%" PRIu64 " read_bytes=%" PRIu64 " write_bytes=%" PRIu64
+           " lost=%" PRIu64 " demoted=%" PRIu64 " rereads=%" PRIu64
+           " read_bytes=%" PRIu64 " write_bytes=%" PRIu64
            " reads_per_s=%.1f writes_per_s=%.1f read_bytes_per_s=%.0f"
            " write_bytes_per_s=%.0f\n", st->reads, st->writes, st->errors,
-           st->lost,
+           st->lost, st->demoted, st->rereads,
            st->read_slots * PAGE_SIZE, st->write_slots * PAGE_SIZE,
            d->reads / seconds, d->writes / seconds,
            d->read_slots * PAGE_SIZE / seconds,
@@ -197,6 +215,8 @@ control_stats (FILE *out)
     sum.errors += st.errors;
     sum.read_slots += st.read_slots;
     sum.write_slots += st.write_slots;
+    sum.demoted += st.demoted;
+    sum.rereads += st.rereads;
     total.reads += d.reads;
     total.writes += d.writes;
     total.read_slots += d.read_slots;

@@ -20,6 +20,7 @@
 #include "control.h"
 #include "ctlproto.h"
 #include "drain.h"
+#include "demote.h"
 #include "repair.h"
 #include "engine.h"
 #include "tierset.h"
@@ -60,6 +61,7 @@ struct control_state {
 
   struct engine *e;
   struct repair *repair;               /* NULL with copies=1 */
+  struct demote *demote;
   struct tierset *ts;
   uint64_t npages;
   uint64_t spare;                      /* slots kept free: the reserve */

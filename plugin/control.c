@@ -463,7 +463,7 @@ control_thread (void *arg)
 
 int
 control_start (struct engine *e, struct tierset *ts, uint64_t npages,
-               uint64_t spare, struct repair *repair)
+               uint64_t spare, struct repair *repair, struct demote *demote)
 {
   unsigned i;
   int err;
@@ -472,6 +472,7 @@ control_start (struct engine *e, struct tierset *ts, uint64_t npages,
     return 0;
   control.e = e;
   control.repair = repair;
+  control.demote = demote;
   control.ts = ts;
   control.npages = npages;
   control.spare = spare;

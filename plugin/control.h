@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "demote.h"
 #include "repair.h"
 #include "tierset.h"
 
@@ -36,12 +37,12 @@ extern int control_open (const char *path);
 
 /* Start serving the socket opened by control_open, for the engine e
  * exporting npages pages over ts, with spare slots kept free (the
- * reserve) that a removal must leave, and the repairer of copies (NULL
- * for none).  Returns 0, or -1 after nbdkit_error.
+ * reserve) that a removal must leave, the repairer of copies (NULL
+ * for none) and the demoter.  Returns 0, or -1 after nbdkit_error.
  */
 extern int control_start (struct engine *e, struct tierset *ts,
                           uint64_t npages, uint64_t spare,
-                          struct repair *repair);
+                          struct repair *repair, struct demote *demote);
 
 /* Stop serving, stop a drain under way (its backend goes back into
  * service), close the socket and remove it.  Does nothing if

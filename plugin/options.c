@@ -32,6 +32,7 @@
 #include "localpath.h"
 #include "options.h"
 #include "pagemap.h"
+#include "demote.h"
 #include "repair.h"
 
 struct options options = {
@@ -42,6 +43,10 @@ struct options options = {
   .mlock = true,
   .copies = 1,
   .repair_rate = REPAIR_RATE_DEFAULT,
+  .demote = {
+    .on = true, .low = DEMOTE_LOW_DEFAULT, .high = DEMOTE_HIGH_DEFAULT,
+    .rate = DEMOTE_RATE_DEFAULT,
+  },
 };
 
 /* Nesting depth of config= files being read (they may not nest). */
@@ -56,7 +61,8 @@ static struct {
 } options_once[] = {
   { "size", NULL }, { "stripe", NULL }, { "reserve", NULL },
   { "max-errors", NULL }, { "mlock", NULL }, { "control", NULL },
-  { "copies", NULL }, { "repair-rate", NULL },
+  { "copies", NULL }, { "repair-rate", NULL }, { "demote", NULL },
+  { "demote-low", NULL }, { "demote-high", NULL }, { "demote-rate", NULL },
 };
 
 #define OPTIONS_NONCE (sizeof options_once / sizeof options_once[0])
@@ -305,6 +311,31 @@ options_check_target (const char *value)
   return path ? 0 : -1;
 }
 
+/* A demotion watermark, "N" or "N%": 1 to DEMOTE_PERCENT_MAX. */
+static int
+options_demote_percent (const char *key, const char *value, unsigned *out)
+{
+  char number[32];
+  size_t len = strlen (value);
+
+  if (len > 0 && value[len - 1] == '%')
+    len--;
+  if (len == 0 || len >= sizeof number) {
+    nbdkit_error ("%s=%s: not a percentage", key, value);
+    return -1;
+  }
+  memcpy (number, value, len);
+  number[len] = '\0';
+  if (nbdkit_parse_unsigned (key, number, out) == -1)
+    return -1;
+  if (*out < 1 || *out > DEMOTE_PERCENT_MAX) {
+    nbdkit_error ("%s=%s: the percentage must be 1 to %d", key, value,
+                  DEMOTE_PERCENT_MAX);
+    return -1;
+  }
+  return 0;
+}
+
 int
 options_config (const char *key, const char *value)
 {
@@ -409,6 +440,26 @@ options_config (const char *key, const char *value)
     options.repair_rate = rate;
     return 0;
   }
+  if (strcmp (key, "demote") == 0) {
+    int r = nbdkit_parse_bool (value);
+
+    if (r == -1)
+      return -1;
+    options.demote.on = r;
+    return 0;
+  }
+  if (strcmp (key, "demote-low") == 0)
+    return options_demote_percent (key, value, &options.demote.low);
+  if (strcmp (key, "demote-high") == 0)
+    return options_demote_percent (key, value, &options.demote.high);
+  if (strcmp (key, "demote-rate") == 0) {
+    int64_t rate = nbdkit_parse_size (value);
+
+    if (rate == -1)
+      return -1;
+    options.demote.rate = rate;
+    return 0;
+  }
   if (strcmp (key, "size") == 0) {
     options.size = nbdkit_parse_size (value);
     if (options.size == -1)
@@ -476,6 +527,11 @@ options_complete (void)
 {
   if (options.nbackends == 0) {
     nbdkit_error ("no backend: give at least one backend=PATH");
+    return -1;
+  }
+  if (options.demote.low >= options.demote.high) {
+    nbdkit_error ("demote-low=%u%% must be below demote-high=%u%%",
+                  options.demote.low, options.demote.high);
     return -1;
   }
   return 0;

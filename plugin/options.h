@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "demote.h"
 #include "tierset.h"
 
 /* One backend= key with the keys that followed it (priority=,
@@ -38,6 +39,7 @@ struct options {
   const char *control;                 /* control socket, NULL if none */
   unsigned copies;                     /* of each page, on distinct domains */
   uint64_t repair_rate;                /* bytes a second, 0: no limit */
+  struct demote_config demote;
 };
 
 extern struct options options;
@@ -72,6 +74,14 @@ extern struct options options;
   "                           failure domains (1 to 3, default 1).\n" \
   "repair-rate=SIZE           Bytes a second that re-creating lost copies\n" \
   "                           may copy (default 64M; 0: no limit).\n" \
+  "demote=on|off              Move the coldest pages of a priority level\n" \
+  "                           down when its free slots run low (default\n" \
+  "                           on).\n" \
+  "demote-low=PERCENT         Start when a level's free slots fall below\n" \
+  "                           this share (default 5).\n" \
+  "demote-high=PERCENT        Stop when they are back at it (default 10).\n" \
+  "demote-rate=SIZE           Bytes a second that demotion may move\n" \
+  "                           (default 64M; 0: no limit).\n" \
   "control=PATH               Serve swaptierctl on a Unix socket at PATH\n" \
   "                           (mode 0600).\n" \
   "config=FILE                Read key=value lines from FILE.\n" \

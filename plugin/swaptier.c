@@ -27,6 +27,7 @@
 #include "log.h"
 #include "options.h"
 #include "pagemap.h"
+#include "demote.h"
 #include "repair.h"
 #include "swapsafe.h"
 #include "tierset.h"
@@ -34,6 +35,7 @@
 static struct tierset *tiers;
 static struct engine *engine;
 static struct repair *repair;          /* copies >= 2, once serving */
+static struct demote *demote;          /* once serving */
 static uint64_t export_pages;
 static uint64_t export_spare;          /* slots kept free: the reserve */
 
@@ -73,6 +75,7 @@ swaptier_unload (void)
   unsigned i;
 
   control_close ();
+  demote_stop (demote);
   repair_stop (repair);
   if (swaptier_watcher_started) {
     __atomic_store_n (&swaptier_unloading, true, __ATOMIC_RELAXED);
@@ -88,9 +91,11 @@ swaptier_unload (void)
                "swaptier: backend %u %s priority %d: capacity %" PRIu64
                " used %" PRIu64 " free %" PRIu64 " bad %" PRIu64
                " reads %" PRIu64 " writes %" PRIu64 " errors %" PRIu64
-               " lost %" PRIu64 "\n",
+               " lost %" PRIu64 " read_slots %" PRIu64 " demoted %" PRIu64
+               " rereads %" PRIu64 "\n",
                st.id, st.target, st.priority, st.capacity, st.used, st.free,
-               st.bad, st.reads, st.writes, st.errors, st.lost);
+               st.bad, st.reads, st.writes, st.errors, st.lost,
+               st.read_slots, st.demoted, st.rereads);
     }
   }
   engine_destroy (engine);
@@ -263,7 +268,10 @@ swaptier_after_fork (void)
   if (options.copies > 1 &&
       (repair = repair_start (engine, tiers, options.repair_rate)) == NULL)
     return -1;
-  return control_start (engine, tiers, export_pages, export_spare, repair);
+  if ((demote = demote_start (engine, tiers, &options.demote)) == NULL)
+    return -1;
+  return control_start (engine, tiers, export_pages, export_spare, repair,
+                        demote);
 }
 
 static void *

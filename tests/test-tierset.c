@@ -152,7 +152,7 @@ test_alloc (struct tierset *ts, uint32_t max, slot_t avoid, slot_t *first,
   struct tier_stats st;
 
   *len = 0;
-  *first = tierset_alloc_run (ts, max, len, avoid, 0);
+  *first = tierset_alloc_run (ts, max, len, avoid, 0, TIERSET_ANY_LEVEL);
   test_check_counts (ts, "alloc");
   if (*first == SLOT_NONE)
     return -1;
@@ -223,7 +223,8 @@ START_TEST (test_addresses)
   /* Every address up to the last slot, gaps included, fits in seen. */
   seen = calloc (total + n + 1, sizeof *seen);
   ck_assert_ptr_nonnull (seen);
-  while ((s = tierset_alloc_run (set.ts, 1, &len, SLOT_NONE, 0)) != SLOT_NONE) {
+  while ((s = tierset_alloc_run (set.ts, 1, &len, SLOT_NONE, 0,
+                                  TIERSET_ANY_LEVEL)) != SLOT_NONE) {
     test_owner (set.ts, s);
     ck_assert_uint_le (s, total + n);
     ck_assert_msg (!seen[s], "slot %" PRIu32 " handed out twice", s);
@@ -660,7 +661,8 @@ model_alloc (struct model *m)
         model_largest_run (m, i) >= max)
       full_run = true;
 
-  s = tierset_alloc_run (m->set.ts, max, &len, avoid, 0);
+  s = tierset_alloc_run (m->set.ts, max, &len, avoid, 0,
+                         TIERSET_ANY_LEVEL);
   if (s == SLOT_NONE) {
     TEST_REQUIRE (!any, "%s: alloc of %" PRIu32 " failed with free slots",
                   m->where, max);

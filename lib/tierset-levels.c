@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* swaptier: the tier set seen as priority levels, for the demoter.
+ *
+ * A level is what tierset_alloc_run treats as one: the backends of one
+ * priority.  Only those that take allocations count (a failed or
+ * draining backend's free slots are no room), and a slot is "on" a level
+ * only while its backend is one of them: the demoter leaves the copies
+ * on failed backends to the repairer and those on draining ones to the
+ * drain.  The counters of what the demoter moved and of the re-reads
+ * (client reads of a page already read since its last write) live with
+ * each backend's other counters.
+ */
+
+#include <config.h>
+
+#include "blist.h"
+#include "tierset-internal.h"
+
+unsigned
+tierset_levels (struct tierset *ts, struct tier_level *lv, unsigned max)
+{
+  unsigned g, i, n = 0;
+
+  pthread_rwlock_rdlock (&ts->lock);
+  for (g = 0; g < ts->ngroups; g++) {
+    struct tier_level level = { .priority = ts->group[g].priority };
+
+    for (i = 0; i < ts->group[g].n; i++) {
+      struct tier *t = ts->group[g].member[i];
+
+      if (tier_state (t) != TIER_ACTIVE)
+        continue;
+      pthread_mutex_lock (&t->lock);
+      level.usable += t->nslots - t->bad;
+      level.free += blist_free_count (t->blist);
+      pthread_mutex_unlock (&t->lock);
+    }
+    if (level.usable == 0)
+      continue;
+    if (n < max)
+      lv[n] = level;
+    n++;
+  }
+  pthread_rwlock_unlock (&ts->lock);
+  return n < max ? n : max;
+}
+
+bool
+tierset_slot_on_level (struct tierset *ts, slot_t slot, int priority)
+{
+  const struct tier *t;
+  bool on;
+
+  /* The lock keeps a removal (which marks the tier removed under the
+   * write lock before closing it) and priority changes out.
+   */
+  pthread_rwlock_rdlock (&ts->lock);
+  t = tierset_lookup (ts, slot);
+  on = !t->removed && t->priority == priority &&
+    tier_state (t) == TIER_ACTIVE;
+  pthread_rwlock_unlock (&ts->lock);
+  return on;
+}
+
+void
+tierset_count_demoted (struct tierset *ts, slot_t first, uint32_t n)
+{
+  __atomic_add_fetch (&tierset_lookup (ts, first)->demoted, n,
+                      __ATOMIC_RELAXED);
+}
+
+void
+tierset_count_reread (struct tierset *ts, slot_t slot)
+{
+  __atomic_add_fetch (&tierset_lookup (ts, slot)->rereads, 1,
+                      __ATOMIC_RELAXED);
+}
