@@ -148,7 +148,8 @@ demote_check (struct demote *d)
   unsigned n = tierset_levels (d->ts, lv, TIERSET_MAX_TIERS), i, j;
 
   for (i = 0; i + 1 < n; i++) {
-    uint64_t below = 0, target = lv[i].usable * d->cfg.high / 100;
+    uint64_t below = 0;
+    uint64_t target = (lv[i].usable * d->cfg.high + 99) / 100;
     int64_t moved;
 
     if (lv[i].free * 100 >= lv[i].usable * d->cfg.low)

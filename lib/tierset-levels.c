@@ -2,11 +2,12 @@
 /* swaptier: the tier set seen as priority levels, for the demoter.
  *
  * A level is what tierset_alloc_run treats as one: the backends of one
- * priority.  Only those that take allocations count (a failed or
- * draining backend's free slots are no room), and a slot is "on" a level
- * only while its backend is one of them: the demoter leaves the copies
- * on failed backends to the repairer and those on draining ones to the
- * drain.  The counters of what the demoter moved and of the re-reads
+ * priority.  Only those that take allocations now count: active and
+ * reachable (a failed or draining backend's free slots are no room, nor
+ * are those of a server being reconnected to), and a slot is "on" a
+ * level only while its backend is one of them: the demoter leaves the
+ * copies on failed backends to the repairer, those on draining ones to
+ * the drain, and does not wait for a server that is away.  The counters of what the demoter moved and of the re-reads
  * (client reads of a page already read since its last write) live with
  * each backend's other counters.
  */
@@ -15,6 +16,13 @@
 
 #include "blist.h"
 #include "tierset-internal.h"
+
+/* Whether a tier takes allocations now. */
+static bool
+tier_takes_pages (const struct tier *t)
+{
+  return tier_state (t) == TIER_ACTIVE && backend_health (t->be) == BACKEND_UP;
+}
 
 unsigned
 tierset_levels (struct tierset *ts, struct tier_level *lv, unsigned max)
@@ -28,7 +36,7 @@ tierset_levels (struct tierset *ts, struct tier_level *lv, unsigned max)
     for (i = 0; i < ts->group[g].n; i++) {
       struct tier *t = ts->group[g].member[i];
 
-      if (tier_state (t) != TIER_ACTIVE)
+      if (!tier_takes_pages (t))
         continue;
       pthread_mutex_lock (&t->lock);
       level.usable += t->nslots - t->bad;
@@ -56,8 +64,7 @@ tierset_slot_on_level (struct tierset *ts, slot_t slot, int priority)
    */
   pthread_rwlock_rdlock (&ts->lock);
   t = tierset_lookup (ts, slot);
-  on = !t->removed && t->priority == priority &&
-    tier_state (t) == TIER_ACTIVE;
+  on = !t->removed && t->priority == priority && tier_takes_pages (t);
   pthread_rwlock_unlock (&ts->lock);
   return on;
 }

@@ -267,7 +267,7 @@ extern int tierset_write (struct tierset *ts, slot_t first, uint32_t n,
 extern int tierset_flush (struct tierset *ts);
 
 /* A priority level: the backends of one priority that take
- * allocations (neither failed, draining nor removed), as one.
+ * allocations now (active and reachable), as one.
  */
 struct tier_level {
   int priority;
@@ -282,7 +282,7 @@ extern unsigned tierset_levels (struct tierset *ts, struct tier_level *lv,
                                 unsigned max);
 
 /* Whether a slot read from the map without the range lock is on a
- * backend of priority priority that takes allocations.
+ * backend of priority priority that takes allocations now.
  */
 extern bool tierset_slot_on_level (struct tierset *ts, slot_t slot,
                                    int priority);

@@ -41,167 +41,8 @@
 #include "page.h"
 #include "repair.h"
 #include "test-common.h"
+#include "test-dev.h"
 #include "tierset.h"
-
-#define TEST_STRIPE 4
-#define TEST_MAX 4
-
-/* A device over in-memory backends, backend i in domain dom[i]. */
-struct test_dev {
-  struct tierset *ts;
-  struct engine *e;
-  struct backend *be[TEST_MAX];
-  unsigned n;
-};
-
-/* Errors in a row that fail a backend, for the devices created next. */
-static unsigned test_max_errors = 1000;
-
-/* A device of n backends of nslots slots, backend i in domain dom[i] at
- * priority prio[i], exporting npages pages of copies copies; with serve,
- * copies are written at once (helper threads).
- */
-static void
-test_dev_create (struct test_dev *d, unsigned n, uint64_t nslots,
-                 const char *const *dom, const int *prio, uint64_t npages,
-                 unsigned copies, bool serve)
-{
-  unsigned i;
-
-  memset (d, 0, sizeof *d);
-  d->ts = tierset_create (test_max_errors);
-  ck_assert_ptr_nonnull (d->ts);
-  for (i = 0; i < n; i++) {
-    char name[16];
-
-    snprintf (name, sizeof name, "mem%u", i);
-    d->be[i] = mem_backend_create (name, nslots);
-    ck_assert_int_eq (tierset_add_domain (d->ts, d->be[i],
-                                          prio ? prio[i] : 0, dom[i]), i);
-  }
-  d->n = n;
-  d->e = engine_create (d->ts, npages, TEST_STRIPE, copies);
-  ck_assert_ptr_nonnull (d->e);
-  if (serve)
-    ck_assert_int_eq (engine_serve (d->e), 0);
-}
-
-static void
-test_dev_destroy (struct test_dev *d)
-{
-  engine_destroy (d->e);
-  tierset_destroy (d->ts);
-}
-
-static struct tier_stats
-test_stats (struct test_dev *d, unsigned id)
-{
-  struct tier_stats st;
-
-  ck_assert (tierset_stats (d->ts, id, &st));
-  return st;
-}
-
-/* Fill pages [0, n) with a pattern of (page, gen). */
-static void
-test_fill (struct test_dev *d, uint64_t n, unsigned gen)
-{
-  uint64_t *buf = test_common_alloc (PAGE_SIZE);
-  uint64_t page;
-  size_t i;
-
-  for (page = 0; page < n; page++) {
-    for (i = 0; i < PAGE_SIZE / 8; i++)
-      buf[i] = page << 32 | gen << 16 | i;
-    ck_assert_int_eq (engine_write (d->e, buf, PAGE_SIZE, page * PAGE_SIZE,
-                                    false), 0);
-  }
-  free (buf);
-}
-
-/* Check that pages [0, n) read back what test_fill wrote; returns the
- * number of reads that failed (wrong bytes fail the test).
- */
-static unsigned
-test_check (struct test_dev *d, uint64_t n, unsigned gen)
-{
-  uint64_t *buf = test_common_alloc (PAGE_SIZE);
-  uint64_t page;
-  unsigned failed = 0;
-  size_t i;
-
-  for (page = 0; page < n; page++) {
-    if (engine_read (d->e, buf, PAGE_SIZE, page * PAGE_SIZE) == -1) {
-      failed++;
-      continue;
-    }
-    for (i = 0; i < PAGE_SIZE / 8; i++)
-      TEST_REQUIRE (buf[i] == (page << 32 | gen << 16 | i), "page %" PRIu64
-                    " word %zu is %#" PRIx64, page, i, buf[i]);
-  }
-  free (buf);
-  return failed;
-}
-
-/* The backend (index) holding slot s. */
-static unsigned
-test_backend_of (struct test_dev *d, slot_t s)
-{
-  unsigned i;
-
-  for (i = d->n; i-- > 0; )
-    if (s >= test_stats (d, i).first)
-      return i;
-  ck_abort_msg ("slot %" PRIu32 " is on no backend", s);
-  return 0;
-}
-
-/* Check every page of [0, n): want live copies, no two on one domain,
- * none on backend avoid (or UINT_MAX); and that the counters agree.
- */
-static void
-test_check_placement (struct test_dev *d, uint64_t n, unsigned want,
-                      unsigned avoid)
-{
-  uint64_t page, slots = 0;
-  unsigned c, i;
-
-  for (page = 0; page < n; page++) {
-    domain_mask seen = 0;
-    unsigned live = 0;
-
-    for (c = 0; c < d->e->copies; c++) {
-      slot_t s = pagemap_get (d->e->map, page, c);
-      domain_mask dom;
-
-      if (s == SLOT_NONE || s == SLOT_LOST)
-        continue;
-      live++;
-      dom = tierset_domain_of (d->ts, s);
-      TEST_REQUIRE ((seen & dom) == 0, "page %" PRIu64 " has two copies "
-                    "in one domain", page);
-      seen |= dom;
-      TEST_REQUIRE (test_backend_of (d, s) != avoid, "page %" PRIu64
-                    " still has a copy on backend %u", page, avoid);
-    }
-    TEST_REQUIRE (live == want, "page %" PRIu64 " has %u live copies, not "
-                  "%u", page, live, want);
-  }
-  for (i = 0; i < d->n; i++)
-    if (i != avoid)
-      slots += test_stats (d, i).used;
-  ck_assert_uint_eq (slots, n * want);
-  ck_assert_uint_eq (engine_mapped (d->e), n);
-  ck_assert_uint_eq (engine_degraded (d->e), want < d->e->copies ? n : 0);
-}
-
-/* Sleep ms milliseconds. */
-static void
-test_sleep_ms (unsigned ms)
-{
-  nanosleep (&(struct timespec) { .tv_sec = ms / 1000,
-                                  .tv_nsec = (ms % 1000) * 1000000L }, NULL);
-}
 
 /* Wait (up to 20 s) until nothing is left to re-create. */
 static void
@@ -233,7 +74,7 @@ START_TEST (test_placement)
   static const char *const dom[] = { "a", "a", "b" };
   struct test_dev d;
 
-  test_dev_create (&d, 3, 256, dom, NULL, 64, 2, true);
+  test_dev_create (&d, 3, TEST_SLOTS (256), dom, NULL, 64, 2, true);
   test_fill (&d, 64, 1);
   test_check_placement (&d, 64, 2, UINT_MAX);
   /* Domain b holds one copy of every page. */
@@ -252,7 +93,7 @@ START_TEST (test_placement)
   /* Two backends, two copies: each holds the first copy of half the
    * pages, so reads (which prefer the first copy) go to both.
    */
-  test_dev_create (&d, 2, 256, test_two, NULL, 64, 2, true);
+  test_dev_create (&d, 2, TEST_SLOTS (256), test_two, NULL, 64, 2, true);
   test_fill (&d, 64, 1);
   {
     uint64_t page, first[2] = { 0 };
@@ -277,7 +118,7 @@ START_TEST (test_read_fallback)
   struct tier_stats st;
 
   /* Backend 0 first: every page is read from it. */
-  test_dev_create (&d, 2, 256, test_two, prio, 32, 2, false);
+  test_dev_create (&d, 2, TEST_SLOTS (256), test_two, prio, 32, 2, false);
   test_fill (&d, 32, 1);
   mem_backend_fail_all (d.be[0], MEM_FAIL_READ);
   ck_assert_uint_eq (test_check (&d, 32, 1), 0);
@@ -303,14 +144,14 @@ START_TEST (test_write_fallback)
 {
   struct test_dev d;
 
-  test_dev_create (&d, 3, 256, test_three, NULL, 32, 2, true);
+  test_dev_create (&d, 3, TEST_SLOTS (256), test_three, NULL, 32, 2, true);
   mem_backend_fail_all (d.be[0], MEM_FAIL_WRITE);
   test_fill (&d, 32, 1);
   test_check_placement (&d, 32, 2, 0);
   ck_assert_uint_eq (test_check (&d, 32, 1), 0);
   test_dev_destroy (&d);
 
-  test_dev_create (&d, 2, 256, test_two, NULL, 32, 2, true);
+  test_dev_create (&d, 2, TEST_SLOTS (256), test_two, NULL, 32, 2, true);
   mem_backend_fail_all (d.be[1], MEM_FAIL_WRITE);
   test_fill (&d, 32, 1);
   test_check_placement (&d, 32, 1, 1);
@@ -331,7 +172,7 @@ START_TEST (test_repair_failed_backend)
   struct mem_counters before, after;
   uint64_t n = 200;
 
-  test_dev_create (&d, 3, 512, test_three, NULL, n, 2, true);
+  test_dev_create (&d, 3, TEST_SLOTS (512), test_three, NULL, n, 2, true);
   test_fill (&d, n, 1);
   mem_backend_set_health (d.be[1], BACKEND_DEAD);
   ck_assert_uint_eq (repair_pending (d.e, d.ts), test_stats (&d, 1).used);
@@ -366,7 +207,7 @@ START_TEST (test_repair_dropped_copies)
   struct repair *r;
   uint64_t writes;
 
-  test_dev_create (&d, 3, 512, test_three, NULL, 256, 2, true);
+  test_dev_create (&d, 3, TEST_SLOTS (512), test_three, NULL, 256, 2, true);
   test_fill (&d, 40, 1);
   /* The pages that read from backend 0 give up their copy there. */
   mem_backend_fail_all (d.be[0], MEM_FAIL_READ);
@@ -402,7 +243,7 @@ START_TEST (test_repair_keeps_domains)
   unsigned i, c;
 
   test_max_errors = 1;
-  test_dev_create (&d, 3, 256, dom, NULL, n, 2, true);
+  test_dev_create (&d, 3, TEST_SLOTS (256), dom, NULL, n, 2, true);
   test_max_errors = 1000;
   test_fill (&d, n, 1);
   /* A failed write fails backends 0 and 1 (the pages go to 2). */
@@ -440,23 +281,6 @@ START_TEST (test_repair_keeps_domains)
 }
 END_TEST
 
-/* Wait (up to 20 s) for a drain to end. */
-static struct drain_status
-test_drain_wait (struct drain *dr)
-{
-  struct drain_status st;
-  unsigned i;
-
-  for (i = 0; i < 2000; i++) {
-    drain_status (dr, &st);
-    if (st.state != DRAIN_RUNNING)
-      return st;
-    test_sleep_ms (10);
-  }
-  ck_abort_msg ("the drain did not end");
-  return st;
-}
-
 /* A drain moves copies off a backend to the domain the page's other
  * copy is not in; one that would leave fewer domains than copies is
  * refused.
@@ -468,7 +292,7 @@ START_TEST (test_drain_copies)
   struct drain *dr;
   struct drain_status st;
 
-  test_dev_create (&d, 4, 256, dom, NULL, 64, 2, true);
+  test_dev_create (&d, 4, TEST_SLOTS (256), dom, NULL, 64, 2, true);
   test_fill (&d, 64, 1);
   dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
   ck_assert_ptr_nonnull (dr);
@@ -491,7 +315,7 @@ START_TEST (test_capacity)
 {
   struct test_dev d;
 
-  test_dev_create (&d, 3, 1025, test_three, NULL, 8, 2, false);
+  test_dev_create (&d, 3, TEST_SLOTS (1025), test_three, NULL, 8, 2, false);
   /* 1025 slots each: 3075 slots, 1537 pages of two copies. */
   ck_assert_uint_eq (tierset_copies_capacity (d.ts, 1), 3 * 1025);
   ck_assert_uint_eq (tierset_copies_capacity (d.ts, 2), 3 * 1025 / 2);
