@@ -3,7 +3,7 @@
  * that every page comes back intact.
  *
  * Usage: swap-workload MIB PASSES THREADS
- *        swap-workload --hot-cold COLD_MIB HOT_MIB SECONDS THREADS
+ *        swap-workload --hot-cold COLD_MIB HOT_MIB SECONDS THREADS [FILL_RATE]
  *
  * Fills MIB MiB of anonymous memory with a pattern unique to each page,
  * then PASSES times visits every page in a fresh random order and checks
@@ -16,11 +16,14 @@
  *
  * --hot-cold: a program with a large cold allocation and a smaller hot
  * loop.  Fills COLD_MIB MiB with per-page patterns and leaves them alone,
- * then fills HOT_MIB MiB and for SECONDS seconds visits hot pages at
- * random, THREADS threads each on its own share of them: every visit
- * checks the whole page against its current generation, and every 4th
- * visit of a thread then rewrites the page with its next generation (the
- * generation of each page is kept apart, so the checks stay exact).  With
+ * then fills HOT_MIB MiB (at most FILL_RATE MiB a second if given and not
+ * 0, so that the swap-outs it causes keep a given pace) and for SECONDS
+ * seconds visits hot pages at
+ * random, THREADS threads sharing all of them: every visit checks the
+ * whole page against its current generation, and every 4th visit of a
+ * thread then rewrites the page with its next generation (the generation
+ * of each page is kept apart, and a page is visited by one thread at a
+ * time, so the checks stay exact).  With
  * HOT_MIB above the memory left to the program, the hot set keeps
  * swapping out and in while the cold set stays in swap.  The hot phase is
  * framed by the lines "swap-workload: hot phase start ..." and
@@ -192,6 +195,23 @@ workload_vmstat (long long *in, long long *out)
   fclose (f);
 }
 
+/* This process's resident and swapped memory (kB) from /proc, or -1. */
+static void
+workload_rss (long long *rss, long long *swap)
+{
+  char line[256];
+  FILE *f = fopen ("/proc/self/status", "r");
+
+  *rss = *swap = -1;
+  if (f == NULL)
+    return;
+  while (fgets (line, sizeof line, f)) {
+    sscanf (line, "VmRSS: %lld", rss);
+    sscanf (line, "VmSwap: %lld", swap);
+  }
+  fclose (f);
+}
+
 static double
 workload_now (void)
 {
@@ -234,8 +254,14 @@ workload_check_range (void *arg)
   return NULL;
 }
 
-/* Visit random pages of the range until the deadline: check each, and
- * rewrite every WORKLOAD_REWRITE-th one in its next generation.
+/* The bit of a hot page's generation that a thread visiting it holds. */
+#define WORKLOAD_BUSY UINT32_C (0x80000000)
+
+/* Visit random pages of the whole hot set (first and last are 0 and its
+ * size: the threads share it, so that each page is as hot as any other)
+ * until the deadline: check each, and rewrite every WORKLOAD_REWRITE-th
+ * one in its next generation.  A thread holds the page it visits by the
+ * busy bit of its generation; a page held by another is skipped.
  */
 static void *
 workload_hot_range (void *arg)
@@ -247,14 +273,21 @@ workload_hot_range (void *arg)
   while (r->ok) {
     uint64_t i = r->first + workload_random (&r->seed) % n;
     uint64_t *page = r->mem + i * WORKLOAD_WORDS;
+    uint32_t g = __atomic_load_n (&r->gen[i], __ATOMIC_ACQUIRE);
 
-    r->ok = workload_check_gen (page, r->base + i, r->gen[i], 0);
+    if ((g & WORKLOAD_BUSY) ||
+        !__atomic_compare_exchange_n (&r->gen[i], &g, g | WORKLOAD_BUSY,
+                                      false, __ATOMIC_ACQUIRE,
+                                      __ATOMIC_RELAXED))
+      continue;
+    r->ok = workload_check_gen (page, r->base + i, g, 0);
     visits++;
     if (visits % WORKLOAD_REWRITE == 0) {
-      r->gen[i]++;
-      workload_fill (page, r->base + i, r->gen[i]);
+      g = (g + 1) & ~WORKLOAD_BUSY;
+      workload_fill (page, r->base + i, g);
       rewrites++;
     }
+    __atomic_store_n (&r->gen[i], g, __ATOMIC_RELEASE);
     if (visits % 64 == 0) {
       __atomic_store_n (&r->visits, visits, __ATOMIC_RELAXED);
       __atomic_store_n (&r->rewrites, rewrites, __ATOMIC_RELAXED);
@@ -269,8 +302,9 @@ workload_hot_range (void *arg)
 
 /* Run fn on npages pages of mem split among nthreads threads (contiguous
  * shares), page numbers from base, generations in gen (or NULL).  With
- * seconds > 0, the hot loop: prints its progress every 10 s and the
- * totals in *visits and *rewrites.  Returns false if a page was wrong.
+ * seconds > 0, the hot loop: every thread gets all the pages, and it
+ * prints its progress every 10 s and the totals in *visits and
+ * *rewrites.  Returns false if a page was wrong.
  */
 static bool
 workload_run_ranges (void *(*fn) (void *), uint64_t *mem, uint32_t *gen,
@@ -286,7 +320,8 @@ workload_run_ranges (void *(*fn) (void *), uint64_t *mem, uint32_t *gen,
   for (t = 0; t < nthreads; t++) {
     range[t] = (struct workload_range) {
       .mem = mem, .gen = gen, .base = base,
-      .first = npages * t / nthreads, .last = npages * (t + 1) / nthreads,
+      .first = seconds > 0 ? 0 : npages * t / nthreads,
+      .last = seconds > 0 ? npages : npages * (t + 1) / nthreads,
       .seed = UINT64_C (0x5eed5eed5eed5eed) + t * UINT64_C (0x9e3779b9),
       .deadline = start + seconds,
     };
@@ -302,8 +337,12 @@ workload_run_ranges (void *(*fn) (void *), uint64_t *mem, uint32_t *gen,
 
       for (t = 0; t < nthreads; t++)
         v += __atomic_load_n (&range[t].visits, __ATOMIC_RELAXED);
-      printf ("swap-workload: hot phase: %.0f s, %" PRIu64 " visits\n",
-              workload_now () - start, v);
+      long long rss, swap;
+
+      workload_rss (&rss, &swap);
+      printf ("swap-workload: hot phase: %.0f s, %" PRIu64 " visits, "
+              "VmRSS %lld kB, VmSwap %lld kB\n",
+              workload_now () - start, v, rss, swap);
       fflush (stdout);
       next += 10;
     }
@@ -335,19 +374,33 @@ workload_map (uint64_t n, size_t size)
   return p;
 }
 
-/* Fill n pages of mem, numbered from base, in generation 1. */
+/* Fill n pages of mem, numbered from base, in generation 1, at most
+ * rate MiB a second (0: no limit).
+ */
 static void
-workload_fill_all (uint64_t *mem, uint64_t base, uint64_t n, const char *what)
+workload_fill_all (uint64_t *mem, uint64_t base, uint64_t n, const char *what,
+                   unsigned rate)
 {
+  double start = workload_now ();
   uint64_t i;
 
   printf ("swap-workload: filling %" PRIu64 " %s pages\n", n, what);
   fflush (stdout);
-  for (i = 0; i < n; i++)
+  for (i = 0; i < n; i++) {
     workload_fill (mem + i * WORKLOAD_WORDS, base + i, 1);
-  printf ("swap-workload: filled %" PRIu64 " %s pages\n", n, what);
+    if (rate > 0 && (i + 1) % 64 == 0) {
+      double due = start + (i + 1) * (double) WORKLOAD_PAGE
+        / (rate * 1048576.0), ahead = due - workload_now ();
+
+      if (ahead > 0)
+        usleep (ahead * 1e6);
+    }
+  }
+  printf ("swap-workload: filled %" PRIu64 " %s pages in %.1f s\n", n, what,
+          workload_now () - start);
   fflush (stdout);
 }
+
 
 static int
 workload_hot_cold (int argc, char *argv[])
@@ -355,15 +408,17 @@ workload_hot_cold (int argc, char *argv[])
   uint64_t ncold, nhot, i, visits, rewrites;
   uint64_t *cold, *hot;
   uint32_t *gen;
-  unsigned seconds, nthreads;
+  unsigned seconds, nthreads, rate = 0;
   long long in0, out0, in1, out1;
   double t0, t1;
 
-  if (argc != 6) {
+  if (argc != 6 && argc != 7) {
     fprintf (stderr, "usage: swap-workload --hot-cold COLD_MIB HOT_MIB "
-             "SECONDS THREADS\n");
+             "SECONDS THREADS [FILL_RATE]\n");
     return 2;
   }
+  if (argc == 7)
+    rate = strtoul (argv[6], NULL, 10);
   ncold = strtoull (argv[2], NULL, 10) * 1024 * 1024 / WORKLOAD_PAGE;
   nhot = strtoull (argv[3], NULL, 10) * 1024 * 1024 / WORKLOAD_PAGE;
   seconds = strtoul (argv[4], NULL, 10);
@@ -378,10 +433,10 @@ workload_hot_cold (int argc, char *argv[])
   hot = workload_map (nhot, WORKLOAD_PAGE);
   gen = (uint32_t *) workload_map (nhot, sizeof *gen);
 
-  workload_fill_all (cold, 0, ncold, "cold");
+  workload_fill_all (cold, 0, ncold, "cold", 0);
   for (i = 0; i < nhot; i++)
     gen[i] = 1;
-  workload_fill_all (hot, ncold, nhot, "hot");
+  workload_fill_all (hot, ncold, nhot, "hot", rate);
 
   workload_vmstat (&in0, &out0);
   printf ("swap-workload: hot phase start: %" PRIu64 " pages, %u s, "
@@ -427,7 +482,7 @@ main (int argc, char *argv[])
   if (argc != 4) {
     fprintf (stderr, "usage: swap-workload MIB PASSES THREADS\n"
              "       swap-workload --hot-cold COLD_MIB HOT_MIB SECONDS "
-             "THREADS\n");
+             "THREADS [FILL_RATE]\n");
     return 2;
   }
   npages = strtoull (argv[1], NULL, 10) * 1024 * 1024 / WORKLOAD_PAGE;

@@ -13,8 +13,9 @@
 #    A fast tier (HC_FAST, priority 10) and a slow one (1 GiB, priority 5);
 #    in the guest, swap-workload --hot-cold runs in a memory cgroup
 #    (memory.max HC_LIMIT): a cold allocation larger than the fast tier
-#    is filled first and left alone, then a smaller hot set is visited at
-#    random for HC_SECONDS, each visit checking the page and every 4th
+#    is filled first and left alone, then a smaller hot set is filled (at
+#    HC_FILL_RATE MiB/s) and visited at random for HC_SECONDS by
+#    HC_THREADS threads, each visit checking the page and every 4th
 #    rewriting it.  The hot set is larger than the cgroup's memory, so it
 #    keeps swapping out and in; every hot page's swap copy fits in the fast
 #    tier with room, once the cold pages have left it.  The swap device is
@@ -26,8 +27,10 @@
 #    and reports, for the hot phase: the share of the client's reads (the
 #    swap-ins) served by the fast tier, the slow tier's rereads among its
 #    reads (pages read again since their last write: what promoting pages
-#    read repeatedly from a low tier could win), the pages demoted and the
-#    guest's swap counters.
+#    read repeatedly from a low tier could win), the pages demoted and
+#    written to the slow tier, and the guest's swap counters.  A backend's
+#    client reads are its reads less the copies the demoter moved off it
+#    (the mover reads each once); they add up to the guest's pswpin.
 #
 # Checks: every page verified in each run, counters consistent
 # (swt_check_counters), enough swapping, and with demote=on at least
@@ -84,6 +87,12 @@ HC_COLD=${HC_COLD:-224}         # MiB, more than the fast tier
 HC_HOT=${HC_HOT:-128}           # MiB, above HC_LIMIT, below the fast tier
 HC_SECONDS=${HC_SECONDS:-45}
 HC_THREADS=${HC_THREADS:-4}
+# MiB a second at most for the hot set's fill, so that its swap-outs
+# stay below what the demoter moves down (demote-rate=, 64M by default,
+# and it yields to client requests): a faster burst overflows the fast
+# tier while it is still full of cold pages, and the hot pages written
+# then land on the slow tier for good (0 = no limit).
+HC_FILL_RATE=${HC_FILL_RATE:-16}
 HC_MIN_SHARE=${HC_MIN_SHARE:-0.9}
 # HC_DEMOTE_KEYS=0: leave the demote key out in both runs (a plugin that
 # does not know it yet).
@@ -99,7 +108,7 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 mkdir /sys/fs/cgroup/workload
 echo $HC_LIMIT > /sys/fs/cgroup/workload/memory.max
 sh -c 'echo \$\$ > /sys/fs/cgroup/workload/cgroup.procs &&
-       exec swap-workload --hot-cold $HC_COLD $HC_HOT $HC_SECONDS $HC_THREADS'
+       exec swap-workload --hot-cold $HC_COLD $HC_HOT $HC_SECONDS $HC_THREADS $HC_FILL_RATE'
 r=\$?
 echo "VM: swap-workload exited with status \$r"
 exit \$r
@@ -151,13 +160,38 @@ hc_run () {
             backend="$swt_tmpdir/fast-$mode" capacity="$HC_FAST" priority=10 \
             backend="$swt_tmpdir/slow-$mode" capacity=1G priority=5
   vm_start "$swt_tmpdir/initrd-hc.gz" "$HC_GUEST" -drive "$(drive)"
+  local tracer=
+  if [[ ${HC_TRACE:-0} == 1 ]]; then
+    # Every second: the time, the fast tier's use and the demoter's state.
+    ( while sleep 1; do
+        l=$(vm_ctl "$ctl_sock" list 2>/dev/null) || continue
+        echo "t=$((SECONDS - t0)) fast used=$(vm_field backend 0 used <<<"$l")" \
+             "demoted=$(vm_field backend 0 demoted <<<"$l")" \
+             "reads=$(vm_field backend 0 reads <<<"$l")" \
+             "slow reads=$(vm_field backend 1 reads <<<"$l")" \
+             "writes=$(vm_field backend 1 writes <<<"$l")" \
+             "$(grep '^demote ' <<<"$l")" \
+             "console: $(tr -d '\r' < "$swt_tmpdir/vm.log" | grep '^swap-workload' | tail -n 1)"
+      done ) > "$swt_tmpdir/trace-$mode" 2>&1 &
+    tracer=$!
+  fi
   hc_wait_line "swap-workload: hot phase start" 900
   hc_ctl stats "$swt_tmpdir/stats0-$mode"
   hc_ctl list "$swt_tmpdir/list0-$mode"
+  echo "--- demote=$mode: at the hot phase's start (at $((SECONDS - t0)) s)"
+  grep -E '^(backend|demote) ' "$swt_tmpdir/list0-$mode"
   hc_wait_line "swap-workload: hot phase end" $((HC_SECONDS + 300))
   hc_ctl stats "$swt_tmpdir/stats1-$mode"
   hc_ctl list "$swt_tmpdir/list1-$mode"
+  echo "--- demote=$mode: at the hot phase's end (at $((SECONDS - t0)) s)"
+  grep -E '^(backend|demote) ' "$swt_tmpdir/list1-$mode"
   vm_wait || swt_fail "demote=$mode: the guest's workload failed"
+  if [[ -n $tracer ]]; then
+    kill "$tracer" 2>/dev/null || true
+    wait "$tracer" 2>/dev/null || true
+    echo "--- demote=$mode: trace"
+    cat "$swt_tmpdir/trace-$mode"
+  fi
   cp "$swt_tmpdir/vm.log" "$swt_tmpdir/vm-$mode.log"
   hc_ctl list "$swt_tmpdir/list2-$mode"
   swt_stop
@@ -180,6 +214,16 @@ hc_run () {
     eval "hc_client${b}_$mode=$(( (r1 - r0) / 4096 - (d1 - d0) ))"
     eval "hc_rereads${b}_$mode=$((q1 - q0))"
   done
+  # Pages the client wrote to the slow tier (its writes less the copies
+  # moved down to it) before the hot phase and in it: what did not find
+  # room on the fast tier.
+  local w0 w1 dm0 dm1
+  w0=$(hc_num "$swt_tmpdir/stats0-$mode" 1 write_bytes)
+  w1=$(hc_num "$swt_tmpdir/stats1-$mode" 1 write_bytes)
+  dm0=$(hc_num "$swt_tmpdir/list0-$mode" total demoted)
+  dm1=$(hc_num "$swt_tmpdir/list1-$mode" total demoted)
+  eval "hc_slowwr0_$mode=$((w0 / 4096 - dm0))"
+  eval "hc_slowwr1_$mode=$(( (w1 - w0) / 4096 - (dm1 - dm0) ))"
   d=$(tr -d '\r' < "$swt_tmpdir/vm-$mode.log" |
       sed -n 's/^swap-workload: hot phase end: .*(+\([0-9]*\) +\([0-9]*\)).*/\1 \2/p')
   eval "hc_pswp_$mode=\"${d:-? ?}\""
@@ -189,8 +233,9 @@ hc_run () {
 }
 
 vm_watch_hang
-hc_run on
-hc_run off
+for mode in ${HC_MODES:-on off}; do
+  hc_run "$mode"
+done
 
 # The figures, in one block.
 hc_share () {   # client reads of the fast tier / all client reads
@@ -214,6 +259,9 @@ for mode in on off; do
          "$q" "$s" "$(hc_ratio "$q" "$s")" "$dm" "$tdm"
   printf ' guest swap-ins %s, swap-outs %s in the hot phase; run %s s\n' \
          "$pin" "$pout" "$t"
+  eval "w0=\$hc_slowwr0_$mode w1=\$hc_slowwr1_$mode"
+  echo "    pages written by the client to the slow tier: $w0 before the" \
+       "hot phase, $w1 in it"
   echo "    ${line#swap-workload: }"
 done
 if [[ $HC_DEMOTE_KEYS != 1 ]]; then
