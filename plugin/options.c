@@ -311,6 +311,40 @@ options_check_target (const char *value)
   return path ? 0 : -1;
 }
 
+/* An on/off key (anything nbdkit_parse_bool takes). */
+static int
+options_on_off (const char *key, const char *value, bool *out)
+{
+  int r = nbdkit_parse_bool (value);
+
+  if (r == -1) {
+    nbdkit_error ("%s=%s: expected on or off", key, value);
+    return -1;
+  }
+  *out = r;
+  return 0;
+}
+
+/* A rate in bytes a second: 0 (no limit) or at least a page. */
+static int
+options_rate (const char *key, const char *value, uint64_t *out)
+{
+  int64_t rate = nbdkit_parse_size (value);
+
+  if (rate == -1) {
+    nbdkit_error ("%s=%s: expected a size a second, such as 64M, or 0 "
+                  "for no limit", key, value);
+    return -1;
+  }
+  if (rate > 0 && rate < PAGE_SIZE) {
+    nbdkit_error ("%s=%s: less than a page (%" PRIu32 ") a second; give "
+                  "at least 4K, or 0 for no limit", key, value, PAGE_SIZE);
+    return -1;
+  }
+  *out = rate;
+  return 0;
+}
+
 /* A demotion watermark, "N" or "N%": 1 to DEMOTE_PERCENT_MAX. */
 static int
 options_demote_percent (const char *key, const char *value, unsigned *out)
@@ -432,34 +466,16 @@ options_config (const char *key, const char *value)
     }
     return 0;
   }
-  if (strcmp (key, "repair-rate") == 0) {
-    int64_t rate = nbdkit_parse_size (value);
-
-    if (rate == -1)
-      return -1;
-    options.repair_rate = rate;
-    return 0;
-  }
-  if (strcmp (key, "demote") == 0) {
-    int r = nbdkit_parse_bool (value);
-
-    if (r == -1)
-      return -1;
-    options.demote.on = r;
-    return 0;
-  }
+  if (strcmp (key, "repair-rate") == 0)
+    return options_rate (key, value, &options.repair_rate);
+  if (strcmp (key, "demote") == 0)
+    return options_on_off (key, value, &options.demote.on);
   if (strcmp (key, "demote-low") == 0)
     return options_demote_percent (key, value, &options.demote.low);
   if (strcmp (key, "demote-high") == 0)
     return options_demote_percent (key, value, &options.demote.high);
-  if (strcmp (key, "demote-rate") == 0) {
-    int64_t rate = nbdkit_parse_size (value);
-
-    if (rate == -1)
-      return -1;
-    options.demote.rate = rate;
-    return 0;
-  }
+  if (strcmp (key, "demote-rate") == 0)
+    return options_rate (key, value, &options.demote.rate);
   if (strcmp (key, "size") == 0) {
     options.size = nbdkit_parse_size (value);
     if (options.size == -1)
@@ -492,14 +508,8 @@ options_config (const char *key, const char *value)
     }
     return 0;
   }
-  if (strcmp (key, "mlock") == 0) {
-    int r = nbdkit_parse_bool (value);
-
-    if (r == -1)
-      return -1;
-    options.mlock = r;
-    return 0;
-  }
+  if (strcmp (key, "mlock") == 0)
+    return options_on_off (key, value, &options.mlock);
   if (strcmp (key, "control") == 0) {
     char *path;
 
