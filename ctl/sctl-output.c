@@ -26,7 +26,8 @@ const struct sctl_field sctl_backend_fields[] = {
   { "used", SCTL_SLOTS }, { "free", SCTL_SLOTS }, { "bad", SCTL_SLOTS },
   { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
-  { "demoted", SCTL_NUMBER }, { "rereads", SCTL_NUMBER }, { NULL },
+  { "demoted", SCTL_NUMBER }, { "promoted", SCTL_NUMBER },
+  { "rereads", SCTL_NUMBER }, { NULL },
 };
 const struct sctl_field sctl_total_fields[] = {
   { "backends", SCTL_NUMBER }, { "pages", SCTL_NUMBER },
@@ -36,7 +37,7 @@ const struct sctl_field sctl_total_fields[] = {
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
   { "copies", SCTL_NUMBER }, { "mapped", SCTL_NUMBER },
   { "degraded", SCTL_NUMBER }, { "demoted", SCTL_NUMBER },
-  { "rereads", SCTL_NUMBER }, { NULL },
+  { "promoted", SCTL_NUMBER }, { "rereads", SCTL_NUMBER }, { NULL },
 };
 const struct sctl_field sctl_drain_fields[] = {
   { "id", SCTL_NUMBER }, { "state", SCTL_TEXT }, { "total", SCTL_NUMBER },
@@ -48,7 +49,7 @@ const struct sctl_field sctl_stats_fields[] = {
   { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "reads", SCTL_NUMBER },
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
   { "lost", SCTL_NUMBER }, { "demoted", SCTL_NUMBER },
-  { "rereads", SCTL_NUMBER },
+  { "promoted", SCTL_NUMBER }, { "rereads", SCTL_NUMBER },
   { "read_bytes", SCTL_NUMBER }, { "write_bytes", SCTL_NUMBER },
   { "reads_per_s", SCTL_NUMBER }, { "writes_per_s", SCTL_NUMBER },
   { "read_bytes_per_s", SCTL_NUMBER }, { "write_bytes_per_s", SCTL_NUMBER },
@@ -65,7 +66,8 @@ static const struct sctl_field sctl_repair_fields[] = {
 /* The fields of the "demote" record, likewise. */
 static const struct sctl_field sctl_demote_fields[] = {
   { "state", SCTL_TEXT }, { "demoted", SCTL_NUMBER },
-  { "rate", SCTL_NUMBER }, { "limit", SCTL_NUMBER },
+  { "promoted", SCTL_NUMBER }, { "rate", SCTL_NUMBER },
+  { "limit", SCTL_NUMBER },
   { "low", SCTL_NUMBER }, { "high", SCTL_NUMBER }, { NULL },
 };
 

@@ -229,12 +229,14 @@ sctl_demote_sentence (const char *line, uint64_t page_size)
   char *rate = sctl_size (sctl_number (line, "rate") * page_size);
   char *limit = sctl_size (sctl_number (line, "limit"));
   uint64_t demoted = sctl_number (line, "demoted");
+  uint64_t promoted = sctl_number (line, "promoted");
 
-  if (demoted > 0 || strcmp (state, "running") == 0 ||
+  if (demoted > 0 || promoted > 0 || strcmp (state, "running") == 0 ||
       strcmp (state, "waiting") == 0)
-    printf ("demotion: %s; %" PRIu64 " copies moved down since the start, "
-            "%s/s now (at most %s/s); from below %" PRIu64 "%% free to %"
-            PRIu64 "%%\n", state, demoted, rate,
+    printf ("demotion: %s; %" PRIu64 " copies moved down and %" PRIu64
+            " up since the start, %s/s now (at most %s/s); from below %"
+            PRIu64 "%% free to %" PRIu64 "%%\n", state, demoted, promoted,
+            rate,
             sctl_number (line, "limit") ? limit : "unlimited",
             sctl_number (line, "low"), sctl_number (line, "high"));
   free (state);
@@ -249,9 +251,10 @@ sctl_list (const struct sctl_reply *r)
   static const char *const head[] = {
     "ID", "TARGET", "KIND", "DOMAIN", "PRIO", "STATE", "SIZE", "USED",
     "FREE", "BAD", "LOST", "READS", "WRITES", "ERRORS", "DEMOTED",
+    "PROMOTED",
   };
   struct sctl_table t = {
-    .ncols = 15, .head = head, .align = "rlllrlrrrrrrrrr",
+    .ncols = 16, .head = head, .align = "rlllrlrrrrrrrrrr",
   };
   uint64_t page_size = sctl_page_size (r), copies = 1;
   const char *drain, *repair, *demote;
@@ -264,7 +267,7 @@ sctl_list (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *state, *health, *cells[15];
+    char *state, *health, *cells[16];
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -292,6 +295,7 @@ sctl_list (const struct sctl_reply *r)
     cells[12] = sctl_value (l, "writes");
     cells[13] = sctl_value (l, "errors");
     cells[14] = sctl_value (l, "demoted");
+    cells[15] = sctl_value (l, "promoted");
     sctl_table_row (&t, cells);
     if (total)
       copies = sctl_number (l, "copies");
@@ -315,9 +319,10 @@ sctl_stats (const struct sctl_reply *r)
   static const char *const head[] = {
     "ID", "TARGET", "READS", "WRITES", "ERRORS", "LOST", "READ", "WRITTEN",
     "READS/S", "WRITES/S", "READ/S", "WRITTEN/S", "REREADS", "DEMOTED",
+    "PROMOTED",
   };
   struct sctl_table t = {
-    .ncols = 14, .head = head, .align = "rlrrrrrrrrrrrr",
+    .ncols = 15, .head = head, .align = "rlrrrrrrrrrrrrr",
   };
   const char *demote;
   size_t i;
@@ -329,7 +334,7 @@ sctl_stats (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *cells[14];
+    char *cells[15];
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -347,6 +352,7 @@ sctl_stats (const struct sctl_reply *r)
     cells[11] = sctl_rate (l, "write_bytes_per_s", true);
     cells[12] = sctl_value (l, "rereads");
     cells[13] = sctl_value (l, "demoted");
+    cells[14] = sctl_value (l, "promoted");
     sctl_table_row (&t, cells);
   }
   sctl_table_print (&t);

@@ -22,7 +22,12 @@ struct demote {
   uint64_t cursor;                     /* where the next walk starts */
   uint64_t tick;                       /* ns: when the last tick was due */
   uint64_t tick_demoted;               /* demoted then */
-  uint64_t walk_rate;                  /* the pace's measure of a walk */
+  struct pace pace;                    /* of demotion and promotion */
+  uint64_t pace_rate;                  /* its measure (unused: see tick) */
+
+  /* The promotion under way: the page, the level it goes up to. */
+  uint64_t promote_page;
+  int up;
 
   /* The walk under way: its level, where its copies may go, its age
    * threshold, the copies it moved.
@@ -40,7 +45,7 @@ struct demote {
 
   /* Atomics. */
   enum demote_state state;
-  uint64_t demoted, rate;
+  uint64_t demoted, promoted, rate;
 };
 
 /* The mover's selection: copies on the level being demoted... */
@@ -49,7 +54,9 @@ demote_leaves (void *opaque, slot_t s)
 {
   struct demote *d = opaque;
 
-  return tierset_slot_on_level (d->ts, s, d->level);
+  int priority;
+
+  return tierset_slot_level (d->ts, s, &priority) && priority == d->level;
 }
 
 /* ...of pages at least min_age ticks old. */
@@ -93,7 +100,8 @@ static int
 demote_pick_age (struct demote *d, uint64_t need)
 {
   const struct mover_select census = {
-    .leaves = demote_leaves, .opaque = d, .down = true, .level = d->level,
+    .leaves = demote_leaves, .opaque = d, .within = true,
+    .win = { TIERSET_PRIORITY_MIN, d->level },
     .room = d->room,
   };
   uint64_t sum = 0, now = background_now_ns ();
@@ -138,7 +146,8 @@ demote_tick (struct demote *d)
   due = (now - d->tick) / period;
   for (i = 0; i < due && i < AGEMAP_CLAMP_TICKS; i++)
     agemap_tick (engine_ages (d->e));
-  demoted = __atomic_load_n (&d->demoted, __ATOMIC_RELAXED);
+  demoted = __atomic_load_n (&d->demoted, __ATOMIC_RELAXED) +
+    __atomic_load_n (&d->promoted, __ATOMIC_RELAXED);
   __atomic_store_n (&d->rate, (demoted - d->tick_demoted) * 1000000000
                     / (now - d->tick), __ATOMIC_RELAXED);
   d->tick_demoted = demoted;
@@ -154,16 +163,15 @@ demote_walk (struct demote *d, uint64_t need)
 {
   const struct mover_select sel = {
     .leaves = demote_leaves, .wants = demote_wants, .moved = demote_moved,
-    .opaque = d, .down = true, .level = d->level, .room = d->room,
+    .opaque = d, .within = true,
+    .win = { TIERSET_PRIORITY_MIN, d->level }, .room = d->room,
   };
   uint64_t npages = engine_pages (d->e);
   uint64_t page = d->cursor, walked = 0;
   struct mover_result res;
-  struct pace pace;
   int m;
 
   d->walk_moved = 0;
-  pace_begin (&pace, d->cfg.rate, &d->walk_rate);
   while (d->walk_moved < need && walked < npages) {
     if (page >= npages)
       page = 0;
@@ -178,7 +186,7 @@ demote_walk (struct demote *d, uint64_t need)
       res = (struct mover_result) { .next = page + 1 };
     walked += res.next - page;
     page = res.next;
-    if (!pace_charge (&pace, &d->bg, d->e, res.copies + res.stuck,
+    if (!pace_charge (&d->pace, &d->bg, d->e, res.copies + res.stuck,
                       res.copies))
       return -1;
     demote_tick (d);
@@ -248,6 +256,76 @@ demote_check (struct demote *d, bool *young)
   return moved ? DEMOTE_RUNNING : needed ? DEMOTE_WAITING : DEMOTE_IDLE;
 }
 
+/* Promotion's selection: the page re-read... */
+static bool
+demote_promote_wants (void *opaque, uint64_t page)
+{
+  const struct demote *d = opaque;
+
+  return page == d->promote_page;
+}
+
+/* ...its copies on levels below the one it goes up to... */
+static bool
+demote_promote_leaves (void *opaque, slot_t s)
+{
+  struct demote *d = opaque;
+  int priority;
+
+  return tierset_slot_level (d->ts, s, &priority) && priority < d->up;
+}
+
+/* ...counted as promoted. */
+static void
+demote_promoted (void *opaque, slot_t from, uint32_t n)
+{
+  struct demote *d = opaque;
+
+  tierset_count_promoted (d->ts, from, n);
+  __atomic_add_fetch (&d->promoted, n, __ATOMIC_RELAXED);
+}
+
+/* Move the pages re-read from below the highest priority (rereadq.h)
+ * up to the highest level whose free slots are at its low watermark or
+ * above, while it stays there.  Returns false if stopped.
+ */
+static bool
+demote_promote (struct demote *d)
+{
+  struct tier_level lv[TIERSET_MAX_TIERS];
+  unsigned n = tierset_levels (d->ts, lv, TIERSET_MAX_TIERS), i, u;
+  struct rereadq *q = engine_rereads (d->e);
+  struct mover_result res;
+  uint64_t page;
+
+  for (u = 0; u < n; u++)
+    if (lv[u].room != 0 && lv[u].free * 100 >= lv[u].usable * d->cfg.low)
+      break;
+  for (i = 0; i < REREADQ_SLOTS; i++) {
+    struct mover_select sel = {
+      .leaves = demote_promote_leaves, .wants = demote_promote_wants,
+      .moved = demote_promoted, .opaque = d, .within = true,
+    };
+
+    /* Empty the queue even when no level has room. */
+    if (!rereadq_take (q, i, &page) || u == n)
+      continue;
+    sel.win = (struct tier_window) { lv[u].priority, lv[u].priority + 1 };
+    sel.room = lv[u].room;
+    d->promote_page = page;
+    d->up = lv[u].priority;
+    if (mover_move_page (d->e, page, &sel, &res) != 1)
+      continue;
+    if (!pace_charge (&d->pace, &d->bg, d->e, res.copies + res.stuck,
+                      res.copies))
+      return false;
+    lv[u].free -= res.copies < lv[u].free ? res.copies : lv[u].free;
+    if (lv[u].free * 100 < lv[u].usable * d->cfg.low)
+      u = n;
+  }
+  return true;
+}
+
 /* What the levels look like, to notice a change that may let a waiting
  * demotion go on: backends added or removed, priorities, which domains
  * have room.
@@ -273,11 +351,16 @@ demote_thread (void *arg)
 
   swapsafe_enter_io ();
   d->tick = background_now_ns ();
+  pace_begin (&d->pace, d->cfg.rate, &d->pace_rate);
   while (background_sleep (&d->bg, (uint64_t) DEMOTE_CHECK_MS * 1000000)) {
     enum demote_state state;
     bool young;
 
     demote_tick (d);
+    if (d->cfg.promote && !demote_promote (d))
+      break;
+    if (!d->cfg.on)
+      continue;
     /* After a check that could do nothing, wait, unless the levels
      * changed.
      */
@@ -318,7 +401,7 @@ demote_start (struct engine *e, struct tierset *ts,
   d->ts = ts;
   d->cfg = *cfg;
   d->state = cfg->on ? DEMOTE_IDLE : DEMOTE_OFF;
-  if (cfg->on) {
+  if (cfg->on || cfg->promote) {
     if (background_start (&d->bg, "demote", demote_thread, d) == -1) {
       free (d);
       return NULL;
@@ -337,6 +420,7 @@ demote_status (struct demote *d, struct demote_status *st)
   *st = (struct demote_status) {
     .state = __atomic_load_n (&d->state, __ATOMIC_RELAXED),
     .demoted = __atomic_load_n (&d->demoted, __ATOMIC_RELAXED),
+    .promoted = __atomic_load_n (&d->promoted, __ATOMIC_RELAXED),
     .rate = __atomic_load_n (&d->rate, __ATOMIC_RELAXED),
     .limit = d->cfg.rate,
     .low = d->cfg.low,

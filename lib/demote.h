@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: demotion, sending cold pages down a tier in the background
- * so that the fast tiers keep room for what is written now.
+ * so that the fast tiers keep room for what is written now, and
+ * promotion of the pages read again from a lower tier.
  *
  * Without it a tier fills and stays full: the pages written first hold
  * it for as long as they live, and every page written after them, the
@@ -35,6 +36,16 @@
  * reconnected to, are not its business (repair.h, drain.h).  A client
  * rewrite sends a page to the top again, as any write does.
  *
+ * Promotion: a page that a client reads a second time since it was
+ * written, from a backend below the highest priority, is queued
+ * (rereadq.h: lossy, no lock).  Before each check the demoter takes the
+ * queue and moves each such page's copies that lie below the highest
+ * level whose free slots are at its low watermark or above up to that
+ * level, on domains that its other copies are not in, under the same
+ * pace; a level that falls below its low watermark takes no more.  For
+ * swap this is a page the kernel read, dropped clean from its swap cache
+ * and faulted in again: one that is likely to be read again.
+ *
  * All functions are thread safe.
  */
 
@@ -66,6 +77,7 @@ enum demote_state {
 
 struct demote_config {
   bool on;
+  bool promote;                        /* pages re-read from below go up */
   unsigned low, high;                  /* percent: 1 <= low < high <= 50 */
   uint64_t rate;                       /* bytes a second, 0: no limit */
 };
@@ -73,8 +85,9 @@ struct demote_config {
 struct demote_status {
   enum demote_state state;
   uint64_t demoted;                    /* copies moved down, since start */
-  uint64_t rate;                       /* copies moved over the last
-                                          second */
+  uint64_t promoted;                   /* copies moved up, since start */
+  uint64_t rate;                       /* copies moved (down and up)
+                                          over the last second */
   uint64_t limit;                      /* bytes a second, 0: none */
   unsigned low, high;
 };

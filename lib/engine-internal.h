@@ -25,6 +25,7 @@
 #include "fanout.h"
 #include "pagemap.h"
 #include "rangelock.h"
+#include "rereadq.h"
 
 #define ENGINE_DROP_LOCKS 64           /* striped by page */
 
@@ -39,6 +40,7 @@ struct engine {
   unsigned copies;
   char *bounce;                        /* ENGINE_REQUESTS stripe units */
   pthread_mutex_t drop_lock[ENGINE_DROP_LOCKS];
+  struct rereadq rereads;              /* promotion candidates */
 
   /* Atomics. */
   uint64_t mapped, degraded;           /* pages: see above */
@@ -62,8 +64,8 @@ extern int engine_read_pages (struct engine *e, uint64_t page, uint64_t n,
                               char *dst);
 
 /* Place want (1 .. copies) new copies of *n pages of src, on backends
- * of distinct domains outside exclude and of priorities below below
- * (TIERSET_ANY_LEVEL: any), and write them (all at once,
+ * of distinct domains outside exclude and of priorities in win
+ * (TIERSET_ANY_WINDOW: any), and write them (all at once,
  * through the fanout slot idx, with FUA if fua).  A copy whose write
  * fails has its slots marked bad and goes elsewhere; *n may shrink to
  * what the allocator could give as one run on every domain.  Returns 0
@@ -73,7 +75,8 @@ extern int engine_read_pages (struct engine *e, uint64_t page, uint64_t n,
  */
 extern int engine_place (struct engine *e, unsigned idx, const char *src,
                          uint32_t *n, unsigned want, domain_mask exclude,
-                         int below, bool fua, struct engine_placed *pl);
+                         struct tier_window win, bool fua,
+                         struct engine_placed *pl);
 
 /* Write pages [page, page+n) from src to new copies and publish them,
  * freeing the old ones (a rewrite): the range lock held for writing,
@@ -85,7 +88,8 @@ extern int engine_write_pages (struct engine *e, unsigned idx,
 
 /* Pages [page, page+n), locked, were read by a client: make them
  * young, and count each that had been read before since its last write
- * as a re-read on the backend of the copy a read takes.
+ * as a re-read on the backend of the copy a read takes; queue it for
+ * promotion when that backend is below the highest priority.
  */
 extern void engine_note_read (struct engine *e, uint64_t page, uint64_t n);
 

@@ -173,8 +173,8 @@ engine_note_read (struct engine *e, uint64_t page, uint64_t n)
     if (agemap_read (e->ages, i)) {
       slot_t s = engine_best_copy (e, i, 0, &c, &others);
 
-      if (s != SLOT_NONE)
-        tierset_count_reread (e->ts, s);
+      if (s != SLOT_NONE && tierset_count_reread (e->ts, s))
+        rereadq_push (&e->rereads, i);
     }
 }
 
@@ -293,7 +293,8 @@ engine_shorten (struct engine *e, const slot_t *runs, unsigned k,
 
 int
 engine_place (struct engine *e, unsigned idx, const char *src, uint32_t *n,
-              unsigned want, domain_mask exclude, int below, bool fua,
+              unsigned want, domain_mask exclude, struct tier_window win,
+              bool fua,
               struct engine_placed *pl)
 {
   struct engine_write_job job[PAGEMAP_COPIES_MAX];
@@ -312,8 +313,7 @@ engine_place (struct engine *e, unsigned idx, const char *src, uint32_t *n,
     /* Allocate the copies still missing, one run each. */
     for (k = 0; pl->n + k < want; k++) {
       uint32_t got;
-      slot_t s = tierset_alloc_run (e->ts, len, &got, avoid, ex,
-                                     below);
+      slot_t s = tierset_alloc_run (e->ts, len, &got, avoid, ex, win);
 
       if (s == SLOT_NONE)
         break;
@@ -395,7 +395,7 @@ engine_write_pages (struct engine *e, unsigned idx, uint64_t page,
      * simply is no room (the reserve makes that a configuration error).
      */
     if (engine_place (e, idx, src + (size_t) done * PAGE_SIZE, &len,
-                      e->copies, 0, TIERSET_ANY_LEVEL, fua, &pl) == -1) {
+                      e->copies, 0, TIERSET_ANY_WINDOW, fua, &pl) == -1) {
       log_error ("write of page %" PRIu64 ": no backend %s", page + done,
                  errno == EIO ? "that works has a free slot"
                  : "has a free slot");

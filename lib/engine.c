@@ -409,6 +409,12 @@ engine_ages (struct engine *e)
   return e->ages;
 }
 
+struct rereadq *
+engine_rereads (struct engine *e)
+{
+  return &e->rereads;
+}
+
 bool
 engine_busy (const struct engine *e)
 {

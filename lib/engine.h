@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "agemap.h"
+#include "rereadq.h"
 #include "tierset.h"
 
 #define ENGINE_REQUESTS 32             /* requests in flight at once */
@@ -107,6 +108,9 @@ extern uint64_t engine_degraded (const struct engine *e);
 
 /* When each page was last written or read by a client (agemap.h). */
 extern struct agemap *engine_ages (struct engine *e);
+
+/* Pages re-read from below the highest priority (rereadq.h). */
+extern struct rereadq *engine_rereads (struct engine *e);
 
 /* Whether client requests are in progress (background work yields). */
 extern bool engine_busy (const struct engine *e);

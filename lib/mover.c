@@ -81,7 +81,7 @@ mover_needs (struct engine *e, uint64_t page, const struct mover_select *sel)
   /* Nowhere a leaving copy could go: the copies that stay hold every
    * domain that has room.
    */
-  if (sel->down && (sel->room & ~plan.kept_domains) == 0)
+  if (sel->within && (sel->room & ~plan.kept_domains) == 0)
     return false;
   return plan.leave > 0 || (sel->fill && plan.missing > 0);
 }
@@ -178,7 +178,7 @@ mover_rehome (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
    * with FUA: the old slots are freed at once.
    */
   if (engine_place (e, idx, buf, &len, want, plan.kept_domains,
-                    sel->down ? sel->level : TIERSET_ANY_LEVEL, sound == 0,
+                    sel->within ? sel->win : TIERSET_ANY_WINDOW, sound == 0,
                     &pl) == -1) {
     pl.n = 0;
     len = n;
@@ -285,17 +285,18 @@ mover_move_run (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
   return 0;
 }
 
-int
-mover_move (struct engine *e, uint64_t page, const struct mover_select *sel,
-            struct mover_result *res)
+/* mover_move, looking for a page that needs work only before limit. */
+static int
+mover_move_before (struct engine *e, uint64_t page, uint64_t limit,
+                   const struct mover_select *sel, struct mover_result *res)
 {
   uint64_t end;
   unsigned idx;
   int r = 0;
 
-  while (page < e->npages && !mover_needs (e, page, sel))
+  while (page < limit && !mover_needs (e, page, sel))
     page++;
-  if (page == e->npages)
+  if (page >= limit)
     return 0;
 
   end = engine_unit_end (e, page, e->npages);
@@ -307,6 +308,22 @@ mover_move (struct engine *e, uint64_t page, const struct mover_select *sel,
                         sel, res);
   rangelock_release (e->rl, idx);
   return r == -1 ? -1 : 1;
+}
+
+int
+mover_move (struct engine *e, uint64_t page, const struct mover_select *sel,
+            struct mover_result *res)
+{
+  return mover_move_before (e, page, e->npages, sel, res);
+}
+
+int
+mover_move_page (struct engine *e, uint64_t page,
+                 const struct mover_select *sel, struct mover_result *res)
+{
+  if (page >= e->npages)
+    return 0;
+  return mover_move_before (e, page, page + 1, sel, res);
 }
 
 bool

@@ -15,8 +15,8 @@
  * (a drain: the backend goes away) or stays (a repair: a failed
  * backend's copy may still read), and whether missing copies are
  * re-created (fill), which pages take part at all (wants, e.g. the
- * cold ones), and where new copies may go (below a priority, for a
- * demotion).  New copies go outside the domains of the copies that
+ * cold ones), and where new copies may go (below a priority for a
+ * demotion, on a higher one for a promotion).  New copies go outside the domains of the copies that
  * stay.
  */
 
@@ -39,10 +39,10 @@ struct mover_select {
   void *opaque;
   bool must_leave;                     /* drop a copy that finds no home */
   bool fill;                           /* re-create missing copies */
-  bool down;                           /* new copies only on priorities
-                                          below level, in domains room */
-  int level;
-  domain_mask room;                    /* with down: domains with room */
+  bool within;                         /* new copies only on priorities of
+                                          win, in domains room */
+  struct tier_window win;
+  domain_mask room;
 };
 
 /* What one mover_move did. */
@@ -68,6 +68,13 @@ struct mover_result {
 extern int mover_move (struct engine *e, uint64_t page,
                        const struct mover_select *sel,
                        struct mover_result *res);
+
+/* mover_move for page alone (and the pages after it in its stripe
+ * unit of its shape that the selection wants): 0 if it needs no work.
+ */
+extern int mover_move_page (struct engine *e, uint64_t page,
+                            const struct mover_select *sel,
+                            struct mover_result *res);
 
 /* Call fn (opaque) for each page that needs work under the selection,
  * with the number of its copies that would leave, looked at without the

@@ -47,7 +47,7 @@ struct tier {
   uint64_t read_slots, write_slots;
   uint64_t lost;                       /* pages lost here, kept after
                                           removal */
-  uint64_t demoted;                    /* pages moved down from here */
+  uint64_t demoted, promoted;          /* copies moved down, up from here */
   uint64_t rereads;                    /* reads of pages read before */
 };
 

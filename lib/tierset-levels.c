@@ -7,9 +7,10 @@
  * are those of a server being reconnected to), and a slot is "on" a
  * level only while its backend is one of them: the demoter leaves the
  * copies on failed backends to the repairer, those on draining ones to
- * the drain, and does not wait for a server that is away.  The counters of what the demoter moved and of the re-reads
- * (client reads of a page already read since its last write) live with
- * each backend's other counters.
+ * the drain, and does not wait for a server that is away.  The counters
+ * of what the demoter moved down and up and of the re-reads (client
+ * reads of a page already read since its last write) live with each
+ * backend's other counters.
  */
 
 #include <config.h>
@@ -58,7 +59,7 @@ tierset_levels (struct tierset *ts, struct tier_level *lv, unsigned max)
 }
 
 bool
-tierset_slot_on_level (struct tierset *ts, slot_t slot, int priority)
+tierset_slot_level (struct tierset *ts, slot_t slot, int *priority)
 {
   const struct tier *t;
   bool on;
@@ -68,7 +69,8 @@ tierset_slot_on_level (struct tierset *ts, slot_t slot, int priority)
    */
   pthread_rwlock_rdlock (&ts->lock);
   t = tierset_lookup (ts, slot);
-  on = !t->removed && t->priority == priority && tier_takes_pages (t);
+  on = !t->removed && tier_takes_pages (t);
+  *priority = t->priority;
   pthread_rwlock_unlock (&ts->lock);
   return on;
 }
@@ -80,9 +82,22 @@ tierset_count_demoted (struct tierset *ts, slot_t first, uint32_t n)
                       __ATOMIC_RELAXED);
 }
 
-void
+bool
 tierset_count_reread (struct tierset *ts, slot_t slot)
 {
-  __atomic_add_fetch (&tierset_lookup (ts, slot)->rereads, 1,
+  struct tier *t = tierset_lookup (ts, slot);
+  bool higher;
+
+  __atomic_add_fetch (&t->rereads, 1, __ATOMIC_RELAXED);
+  pthread_rwlock_rdlock (&ts->lock);
+  higher = ts->ngroups > 0 && ts->group[0].priority > t->priority;
+  pthread_rwlock_unlock (&ts->lock);
+  return higher;
+}
+
+void
+tierset_count_promoted (struct tierset *ts, slot_t first, uint32_t n)
+{
+  __atomic_add_fetch (&tierset_lookup (ts, first)->promoted, n,
                       __ATOMIC_RELAXED);
 }

@@ -360,6 +360,7 @@ tierset_stats (struct tierset *ts, unsigned id, struct tier_stats *st)
     .write_slots = __atomic_load_n (&t->write_slots, __ATOMIC_RELAXED),
     .lost = __atomic_load_n (&t->lost, __ATOMIC_RELAXED),
     .demoted = __atomic_load_n (&t->demoted, __ATOMIC_RELAXED),
+    .promoted = __atomic_load_n (&t->promoted, __ATOMIC_RELAXED),
     .rereads = __atomic_load_n (&t->rereads, __ATOMIC_RELAXED),
   };
   pthread_mutex_lock (&t->lock);
@@ -543,14 +544,14 @@ tier_alloc (struct tier *t, uint32_t want, uint32_t max, uint32_t *len)
 static slot_t
 tierset_alloc_pass (struct tierset *ts, uint32_t max, uint32_t *len,
                     const struct tier *avoided, bool only_avoided,
-                    domain_mask exclude, int below)
+                    domain_mask exclude, struct tier_window win)
 {
   unsigned g, i;
 
   for (g = 0; g < ts->ngroups; g++) {
     struct tier_group *grp = &ts->group[g];
 
-    if (grp->priority >= below)
+    if (grp->priority < win.lo || grp->priority >= win.hi)
       continue;
     /* The further copies of a page start where its first one did, and
      * move on past the domains excluded: one step per page, so that the
@@ -582,18 +583,17 @@ tierset_alloc_pass (struct tierset *ts, uint32_t max, uint32_t *len,
 
 slot_t
 tierset_alloc_run (struct tierset *ts, uint32_t max, uint32_t *len,
-                   slot_t avoid, domain_mask exclude, int below)
+                   slot_t avoid, domain_mask exclude,
+                   struct tier_window win)
 {
   const struct tier *avoided;
   slot_t s;
 
   pthread_rwlock_rdlock (&ts->lock);
   avoided = avoid != SLOT_NONE ? tierset_lookup (ts, avoid) : NULL;
-  s = tierset_alloc_pass (ts, max, len, avoided, false, exclude,
-                          below);
+  s = tierset_alloc_pass (ts, max, len, avoided, false, exclude, win);
   if (s == SLOT_NONE && avoided)
-    s = tierset_alloc_pass (ts, max, len, avoided, true, exclude,
-                            below);
+    s = tierset_alloc_pass (ts, max, len, avoided, true, exclude, win);
   pthread_rwlock_unlock (&ts->lock);
   return s;
 }

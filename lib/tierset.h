@@ -61,6 +61,7 @@ struct tier_stats {
   uint64_t lost;                       /* pages lost: their only copy was
                                           here and failed to read */
   uint64_t demoted;                    /* copies moved down from here */
+  uint64_t promoted;                   /* copies moved up from here */
   uint64_t rereads;                    /* client reads served here of
                                           pages read already since their
                                           last write */
@@ -175,19 +176,25 @@ extern void tierset_drain_cancel (struct tierset *ts, unsigned id);
  */
 extern int tierset_remove (struct tierset *ts, unsigned id);
 
+/* Priorities lo <= priority < hi: where an allocation may go. */
+struct tier_window {
+  int lo, hi;
+};
+#define TIERSET_ANY_WINDOW \
+  ((struct tier_window) { TIERSET_PRIORITY_MIN, TIERSET_PRIORITY_MAX + 1 })
+
 /* Allocate one run of 1 .. max consecutive slots on one backend, following
  * the priority and rotation rules; inside a priority a backend that has a
  * run of max is preferred to shorter runs.  Backends in the domains of
  * exclude are never used; such an allocation (a further copy) does not
- * move the rotation on.  Only backends of a priority below below are
- * used (TIERSET_ANY_LEVEL: all).  The backend holding avoid (a slot, or
+ * move the rotation on.  Only backends of a priority in window win are
+ * used (TIERSET_ANY_WINDOW: all).  The backend holding avoid (a slot, or
  * SLOT_NONE) is tried only after every other.  Returns the first slot
  * and sets *len, or returns SLOT_NONE when no backend has a free slot.
  */
-#define TIERSET_ANY_LEVEL (TIERSET_PRIORITY_MAX + 1)
 extern slot_t tierset_alloc_run (struct tierset *ts, uint32_t max,
                                  uint32_t *len, slot_t avoid,
-                                 domain_mask exclude, int below);
+                                 domain_mask exclude, struct tier_window win);
 
 /* The domain of a slot in use, as a mask of one bit. */
 extern domain_mask tierset_domain_of (const struct tierset *ts, slot_t slot);
@@ -283,17 +290,25 @@ extern unsigned tierset_levels (struct tierset *ts, struct tier_level *lv,
                                 unsigned max);
 
 /* Whether a slot read from the map without the range lock is on a
- * backend of priority priority that takes allocations now.
+ * backend that takes allocations now; if so, set *priority to its
+ * priority.
  */
-extern bool tierset_slot_on_level (struct tierset *ts, slot_t slot,
-                                   int priority);
+extern bool tierset_slot_level (struct tierset *ts, slot_t slot,
+                                int *priority);
 
 /* Count n copies moved down from the backend of slot first (in use). */
 extern void tierset_count_demoted (struct tierset *ts, slot_t first,
                                    uint32_t n);
 
-/* Count a re-read served by the backend of slot (in use). */
-extern void tierset_count_reread (struct tierset *ts, slot_t slot);
+/* Count a re-read served by the backend of slot (in use; the caller
+ * holds the range lock of its page).  Returns whether a backend of a
+ * higher priority exists (the page could be promoted).
+ */
+extern bool tierset_count_reread (struct tierset *ts, slot_t slot);
+
+/* Count n copies moved up from the backend of slot first (in use). */
+extern void tierset_count_promoted (struct tierset *ts, slot_t first,
+                                    uint32_t n);
 
 /* Name of a state, as shown to users. */
 extern const char *tier_state_name (enum tier_state state);

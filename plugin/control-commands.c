@@ -85,10 +85,10 @@ control_demote_line (FILE *out)
   struct demote_status st;
 
   demote_status (control.demote, &st);
-  fprintf (out, "demote state=%s demoted=%" PRIu64 " rate=%" PRIu64
-           " limit=%" PRIu64 " low=%u high=%u\n",
-           demote_state_name (st.state), st.demoted, st.rate, st.limit,
-           st.low, st.high);
+  fprintf (out, "demote state=%s demoted=%" PRIu64 " promoted=%" PRIu64
+           " rate=%" PRIu64 " limit=%" PRIu64 " low=%u high=%u\n",
+           demote_state_name (st.state), st.demoted, st.promoted, st.rate,
+           st.limit, st.low, st.high);
 }
 
 /* list: a line per backend, the totals, the last removal, the
@@ -109,12 +109,14 @@ control_list (FILE *out)
     fprintf (out, " kind=%s priority=%d state=%s health=%s capacity=%" PRIu64
              " used=%" PRIu64 " free=%" PRIu64 " bad=%" PRIu64
              " lost=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
-             " errors=%" PRIu64 " demoted=%" PRIu64 " rereads=%" PRIu64 "\n",
+             " errors=%" PRIu64 " demoted=%" PRIu64 " promoted=%" PRIu64
+             " rereads=%" PRIu64 "\n",
              st.kind, st.priority, tier_state_name (st.state),
              st.health == BACKEND_UP ? "up"
              : st.health == BACKEND_DOWN ? "down" : "dead",
              st.capacity, st.used, st.free, st.bad, st.lost,
-             st.reads, st.writes, st.errors, st.demoted, st.rereads);
+             st.reads, st.writes, st.errors, st.demoted, st.promoted,
+             st.rereads);
     n++;
     sum.capacity += st.capacity;
     sum.used += st.used;
@@ -124,6 +126,7 @@ control_list (FILE *out)
     sum.writes += st.writes;
     sum.errors += st.errors;
     sum.demoted += st.demoted;
+    sum.promoted += st.promoted;
     sum.rereads += st.rereads;
   }
   /* Lost pages count those of removed backends too. */
@@ -131,12 +134,13 @@ control_list (FILE *out)
            " capacity=%" PRIu64 " used=%" PRIu64 " free=%" PRIu64
            " bad=%" PRIu64 " lost=%" PRIu64 " reads=%" PRIu64
            " writes=%" PRIu64 " errors=%" PRIu64 " copies=%u mapped=%" PRIu64
-           " degraded=%" PRIu64 " demoted=%" PRIu64 " rereads=%" PRIu64
-           "\n", n, control.npages,
+           " degraded=%" PRIu64 " demoted=%" PRIu64 " promoted=%" PRIu64
+           " rereads=%" PRIu64 "\n", n, control.npages,
            control.spare, sum.capacity, sum.used, sum.free,
            sum.bad, tierset_lost (control.ts), sum.reads, sum.writes,
            sum.errors, engine_copies (control.e), engine_mapped (control.e),
-           repair_pending (control.e, control.ts), sum.demoted, sum.rereads);
+           repair_pending (control.e, control.ts), sum.demoted, sum.promoted,
+           sum.rereads);
   control_drain_line (out);
   control_repair_line (out);
   control_demote_line (out);
@@ -174,11 +178,11 @@ control_stats_line (FILE *out, const char *record, unsigned id,
     control_string (out, "target", st->target);
   }
   fprintf (out, " reads=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64
-           " lost=%" PRIu64 " demoted=%" PRIu64 " rereads=%" PRIu64
-           " read_bytes=%" PRIu64 " write_bytes=%" PRIu64
+           " lost=%" PRIu64 " demoted=%" PRIu64 " promoted=%" PRIu64
+           " rereads=%" PRIu64 " read_bytes=%" PRIu64 " write_bytes=%" PRIu64
            " reads_per_s=%.1f writes_per_s=%.1f read_bytes_per_s=%.0f"
            " write_bytes_per_s=%.0f\n", st->reads, st->writes, st->errors,
-           st->lost, st->demoted, st->rereads,
+           st->lost, st->demoted, st->promoted, st->rereads,
            st->read_slots * PAGE_SIZE, st->write_slots * PAGE_SIZE,
            d->reads / seconds, d->writes / seconds,
            d->read_slots * PAGE_SIZE / seconds,
@@ -218,6 +222,7 @@ control_stats (FILE *out)
     sum.read_slots += st.read_slots;
     sum.write_slots += st.write_slots;
     sum.demoted += st.demoted;
+    sum.promoted += st.promoted;
     sum.rereads += st.rereads;
     total.reads += d.reads;
     total.writes += d.writes;

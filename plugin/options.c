@@ -44,7 +44,8 @@ struct options options = {
   .copies = 1,
   .repair_rate = REPAIR_RATE_DEFAULT,
   .demote = {
-    .on = true, .low = DEMOTE_LOW_DEFAULT, .high = DEMOTE_HIGH_DEFAULT,
+    .on = true, .promote = true,
+    .low = DEMOTE_LOW_DEFAULT, .high = DEMOTE_HIGH_DEFAULT,
     .rate = DEMOTE_RATE_DEFAULT,
   },
 };
@@ -63,6 +64,7 @@ static struct {
   { "max-errors", NULL }, { "mlock", NULL }, { "control", NULL },
   { "copies", NULL }, { "repair-rate", NULL }, { "demote", NULL },
   { "demote-low", NULL }, { "demote-high", NULL }, { "demote-rate", NULL },
+  { "promote", NULL },
 };
 
 #define OPTIONS_NONCE (sizeof options_once / sizeof options_once[0])
@@ -470,6 +472,8 @@ options_config (const char *key, const char *value)
     return options_rate (key, value, &options.repair_rate);
   if (strcmp (key, "demote") == 0)
     return options_on_off (key, value, &options.demote.on);
+  if (strcmp (key, "promote") == 0)
+    return options_on_off (key, value, &options.demote.promote);
   if (strcmp (key, "demote-low") == 0)
     return options_demote_percent (key, value, &options.demote.low);
   if (strcmp (key, "demote-high") == 0)

@@ -80,8 +80,10 @@ extern struct options options;
   "demote-low=PERCENT         Start when a level's free slots fall below\n" \
   "                           this share (default 5).\n" \
   "demote-high=PERCENT        Stop when they are back at it (default 10).\n" \
-  "demote-rate=SIZE           Bytes a second that demotion may move\n" \
-  "                           (default 64M; 0: no limit).\n" \
+  "demote-rate=SIZE           Bytes a second that demotion and promotion\n" \
+  "                           may move (default 64M; 0: no limit).\n" \
+  "promote=on|off             Move pages read again from a lower level up\n" \
+  "                           (default on).\n" \
   "control=PATH               Serve swaptierctl on a Unix socket at PATH\n" \
   "                           (mode 0600).\n" \
   "config=FILE                Read key=value lines from FILE.\n" \

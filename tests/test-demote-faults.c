@@ -62,7 +62,8 @@ static struct demote *
 test_demote (struct test_dev *d, uint64_t rate)
 {
   const struct demote_config cfg = {
-    .on = true, .low = DEMOTE_LOW_DEFAULT, .high = DEMOTE_HIGH_DEFAULT,
+    .on = true, .promote = true,
+  .low = DEMOTE_LOW_DEFAULT, .high = DEMOTE_HIGH_DEFAULT,
     .rate = rate,
   };
   struct demote *dm;

@@ -12,6 +12,9 @@
  *   holds, also against a copy that stays on a level in between.
  * - Off means off; with no room below, the demoter waits and moves
  *   nothing.
+ * - A page read again from a lower level goes up (both copies with
+ *   copies=2), one read once stays; none goes into a level short of
+ *   room, none with promotion off.
  * - Clients writing, trimming and reading while the demoter works see
  *   their own bytes.
  */
@@ -23,6 +26,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +40,8 @@
 #include "test-dev.h"
 
 static const struct demote_config test_demote_on = {
-  .on = true, .low = DEMOTE_LOW_DEFAULT, .high = DEMOTE_HIGH_DEFAULT,
+  .on = true, .promote = true,
+  .low = DEMOTE_LOW_DEFAULT, .high = DEMOTE_HIGH_DEFAULT,
   .rate = 0,
 };
 
@@ -298,6 +303,143 @@ START_TEST (test_demote_off_and_no_room)
 }
 END_TEST
 
+/* Read pages [first, first + n) once each (their bytes are checked). */
+static void
+test_read_pages (struct test_dev *d, uint64_t first, uint64_t n)
+{
+  ck_assert_uint_eq (test_check_range (d, first, n, 1), 0);
+}
+
+/* Add k in-memory backends of nslots slots at priority prio, in the
+ * domains dom, to a device.
+ */
+static void
+test_add_backends (struct test_dev *d, unsigned k, uint64_t nslots,
+                   int prio, const char *const *dom)
+{
+  unsigned i;
+
+  for (i = 0; i < k; i++) {
+    char name[16];
+
+    snprintf (name, sizeof name, "mem%u", d->n);
+    d->be[d->n] = mem_backend_create (name, nslots);
+    ck_assert_int_eq (tierset_add_domain (d->ts, d->be[d->n], prio, dom[i]),
+                      d->n);
+    d->n++;
+  }
+}
+
+/* Wait (up to 5 s) until the copies promoted reach want. */
+static void
+test_wait_promoted (struct demote *dm, uint64_t want)
+{
+  struct demote_status st;
+  unsigned i;
+
+  for (i = 0; i < 500; i++) {
+    demote_status (dm, &st);
+    if (st.promoted >= want)
+      return;
+    test_sleep_ms (10);
+  }
+  ck_abort_msg ("%" PRIu64 " copies promoted, not %" PRIu64, st.promoted,
+                want);
+}
+
+/* Pages written to slow backends before a fast one was added: a page
+ * read once stays below, a page read again goes up (with copies=2 both
+ * copies, on two domains); the bytes stay, the counters agree.
+ */
+START_TEST (test_promote_reread)
+{
+  static const char *const dom[] = { "a", "b" };
+  static const int prio[] = { 1, 1 };
+  unsigned copies = _i + 1, c;
+  const struct demote_config cfg = {
+    .on = false, .promote = true, .low = 5, .high = 10,
+  };
+  struct test_dev d;
+  struct demote *dm;
+  uint64_t page, promoted = 0;
+
+  test_dev_create (&d, copies, TEST_SLOTS (1024), dom, prio, 64, copies,
+                   true);
+  test_fill (&d, 20, 1);
+  test_add_backends (&d, copies, 1024, 10, dom);
+  dm = demote_start (d.e, d.ts, &cfg);
+  ck_assert_ptr_nonnull (dm);
+  test_read_pages (&d, 0, 20);
+  test_sleep_ms (300);
+  ck_assert_uint_eq (test_stats (&d, copies).used, 0);
+  test_read_pages (&d, 0, 10);
+  test_wait_promoted (dm, 10 * copies);
+  test_sleep_ms (100);
+  demote_stop (dm);
+
+  for (page = 0; page < 20; page++)
+    for (c = 0; c < copies; c++) {
+      unsigned on = test_backend_of (&d, pagemap_get (d.e->map, page, c));
+
+      if (page < 10)
+        TEST_REQUIRE (on >= copies, "page %" PRIu64 " read twice stayed "
+                      "below", page);
+      else
+        TEST_REQUIRE (on < copies, "page %" PRIu64 " read once went up",
+                      page);
+    }
+  for (c = 0; c < copies; c++)
+    promoted += test_stats (&d, c).promoted;
+  ck_assert_uint_eq (promoted, 10 * copies);
+  ck_assert_uint_eq (test_domain_violations (&d), 0);
+  ck_assert_uint_eq (test_used (&d), test_live_copies (&d));
+  ck_assert_uint_eq (test_check (&d, 20, 1), 0);
+  test_dev_destroy (&d);
+}
+END_TEST
+
+/* No promotion into a level short of room, nor with promote off. */
+START_TEST (test_promote_needs_room)
+{
+  static const char *const dom[] = { "a", "a" };
+  static const int prio[] = { 1 };
+  struct demote_config cfg = {
+    .on = false, .promote = true, .low = 5, .high = 10,
+  };
+  struct test_dev d;
+  struct demote *dm;
+  uint64_t fast;
+
+  test_dev_create (&d, 1, TEST_SLOTS (1024), dom, prio, 256, 1, true);
+  test_fill (&d, 20, 1);
+  test_add_backends (&d, 1, 65, 10, dom);
+  fast = test_usable (&d, 1);
+  /* The fast level full but for one slot: below its low watermark. */
+  test_fill_range (&d, 100, fast - 1, 1);
+  ck_assert_uint_eq (test_free (&d, 1), 1);
+  dm = demote_start (d.e, d.ts, &cfg);
+  test_read_pages (&d, 0, 20);
+  test_read_pages (&d, 0, 20);
+  test_sleep_ms (300);
+  demote_stop (dm);
+  ck_assert_uint_eq (test_stats (&d, 0).promoted, 0);
+
+  /* Room again, but promote off. */
+  ck_assert_int_eq (engine_trim (d.e, (fast - 1) * PAGE_SIZE,
+                                 100 * PAGE_SIZE, false), 0);
+  cfg.promote = false;
+  dm = demote_start (d.e, d.ts, &cfg);
+  test_read_pages (&d, 0, 20);
+  test_sleep_ms (300);
+  demote_stop (dm);
+  ck_assert_uint_eq (test_stats (&d, 0).promoted, 0);
+  ck_assert_uint_eq (test_stats (&d, 1).used, 0);
+  ck_assert_uint_gt (test_stats (&d, 0).rereads, 0);
+  ck_assert_uint_eq (test_check (&d, 20, 1), 0);
+  test_dev_destroy (&d);
+}
+END_TEST
+
 #define STRESS_WORKERS 3
 #define STRESS_PAGES 64                /* per worker */
 
@@ -427,6 +569,8 @@ test_suite (void)
   tcase_add_test (tc, test_demote_copies);
   tcase_add_test (tc, test_demote_keeps_domains);
   tcase_add_test (tc, test_demote_off_and_no_room);
+  tcase_add_loop_test (tc, test_promote_reread, 0, 2);
+  tcase_add_test (tc, test_promote_needs_room);
   tcase_add_loop_test (tc, test_demote_racing_clients, 0, 2);
   suite_add_tcase (s, tc);
   return s;

@@ -152,7 +152,7 @@ test_alloc (struct tierset *ts, uint32_t max, slot_t avoid, slot_t *first,
   struct tier_stats st;
 
   *len = 0;
-  *first = tierset_alloc_run (ts, max, len, avoid, 0, TIERSET_ANY_LEVEL);
+  *first = tierset_alloc_run (ts, max, len, avoid, 0, TIERSET_ANY_WINDOW);
   test_check_counts (ts, "alloc");
   if (*first == SLOT_NONE)
     return -1;
@@ -224,7 +224,7 @@ START_TEST (test_addresses)
   seen = calloc (total + n + 1, sizeof *seen);
   ck_assert_ptr_nonnull (seen);
   while ((s = tierset_alloc_run (set.ts, 1, &len, SLOT_NONE, 0,
-                                  TIERSET_ANY_LEVEL)) != SLOT_NONE) {
+                                  TIERSET_ANY_WINDOW)) != SLOT_NONE) {
     test_owner (set.ts, s);
     ck_assert_uint_le (s, total + n);
     ck_assert_msg (!seen[s], "slot %" PRIu32 " handed out twice", s);
@@ -662,7 +662,7 @@ model_alloc (struct model *m)
       full_run = true;
 
   s = tierset_alloc_run (m->set.ts, max, &len, avoid, 0,
-                         TIERSET_ANY_LEVEL);
+                         TIERSET_ANY_WINDOW);
   if (s == SLOT_NONE) {
     TEST_REQUIRE (!any, "%s: alloc of %" PRIu32 " failed with free slots",
                   m->where, max);
