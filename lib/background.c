@@ -116,7 +116,7 @@ pace_charge (struct pace *p, struct background *bg, struct engine *e,
   if (background_stopped (bg))
     return false;
   now = background_now_ns ();
-  if (now - p->window >= 1000000000) {
+  if (p->rate && now - p->window >= 1000000000) {
     __atomic_store_n (p->rate, (p->done - p->window_done) * 1000000000
                       / (now - p->window), __ATOMIC_RELAXED);
     p->window = now;

@@ -60,11 +60,12 @@ struct pace {
   uint64_t start, spent;               /* since: ns; pages */
   uint64_t unyielded;                  /* pages spent since a yield */
   uint64_t window, window_done, done;  /* the rate's measure */
-  uint64_t *rate;                      /* atomic: pages done a second */
+  uint64_t *rate;                      /* atomic: pages done a second, or
+                                          NULL */
 };
 
 /* Begin pacing a job of engine e at limit bytes a second (0: none),
- * publishing its rate in *rate.
+ * publishing its rate in *rate (unless rate is NULL).
  */
 extern void pace_begin (struct pace *p, uint64_t limit, uint64_t *rate);
 

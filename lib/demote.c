@@ -21,9 +21,8 @@ struct demote {
   bool running;                        /* the thread was started */
   uint64_t cursor;                     /* where the next walk starts */
   uint64_t tick;                       /* ns: when the last tick was due */
-  uint64_t tick_demoted;               /* demoted then */
+  uint64_t tick_demoted;               /* copies moved (down, up) then */
   struct pace pace;                    /* of demotion and promotion */
-  uint64_t pace_rate;                  /* its measure (unused: see tick) */
 
   /* The promotion under way: the page, the level it goes up to. */
   uint64_t promote_page;
@@ -53,7 +52,6 @@ static bool
 demote_leaves (void *opaque, slot_t s)
 {
   struct demote *d = opaque;
-
   int priority;
 
   return tierset_slot_level (d->ts, s, &priority) && priority == d->level;
@@ -163,7 +161,7 @@ demote_walk (struct demote *d, uint64_t need)
 {
   const struct mover_select sel = {
     .leaves = demote_leaves, .wants = demote_wants, .moved = demote_moved,
-    .opaque = d, .within = true,
+    .opaque = d, .keep = true, .within = true,
     .win = { TIERSET_PRIORITY_MIN, d->level }, .room = d->room,
   };
   uint64_t npages = engine_pages (d->e);
@@ -304,7 +302,7 @@ demote_promote (struct demote *d)
   for (i = 0; i < REREADQ_SLOTS; i++) {
     struct mover_select sel = {
       .leaves = demote_promote_leaves, .wants = demote_promote_wants,
-      .moved = demote_promoted, .opaque = d, .within = true,
+      .moved = demote_promoted, .opaque = d, .keep = true, .within = true,
     };
 
     /* Empty the queue even when no level has room. */
@@ -351,7 +349,7 @@ demote_thread (void *arg)
 
   swapsafe_enter_io ();
   d->tick = background_now_ns ();
-  pace_begin (&d->pace, d->cfg.rate, &d->pace_rate);
+  pace_begin (&d->pace, d->cfg.rate, NULL);
   while (background_sleep (&d->bg, (uint64_t) DEMOTE_CHECK_MS * 1000000)) {
     enum demote_state state;
     bool young;

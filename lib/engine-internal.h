@@ -63,6 +63,14 @@ extern void engine_count (struct engine *e, unsigned was, unsigned now);
 extern int engine_read_pages (struct engine *e, uint64_t page, uint64_t n,
                               char *dst);
 
+/* The same, each copy read once without waiting for a lost server and
+ * none given up when it fails (a move that is only worth making, such
+ * as a demotion, must not cost a page): -1 (EIO) if a page could not be
+ * read, its copies as they were.
+ */
+extern int engine_read_pages_keep (struct engine *e, uint64_t page,
+                                   uint64_t n, char *dst);
+
 /* Place want (1 .. copies) new copies of *n pages of src, on backends
  * of distinct domains outside exclude and of priorities in win
  * (TIERSET_ANY_WINDOW: any), and write them (all at once,

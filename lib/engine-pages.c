@@ -215,8 +215,35 @@ engine_read_page (struct engine *e, uint64_t page, char *dst)
   return -1;
 }
 
-int
-engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
+/* Read one page into dst from the first of its copies that reads, each
+ * tried once without waiting for a lost server, giving up nothing.
+ * Returns 0, or -1 (EIO) when none read.
+ */
+static int
+engine_read_page_keep (struct engine *e, uint64_t page, char *dst)
+{
+  unsigned tried = 0, c = 0, others;
+  slot_t s;
+
+  while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
+    if (tierset_read (e->ts, s, 1, dst, TIERSET_READ_QUICK) == 0)
+      return 0;
+    if (errno == ESHUTDOWN)
+      break;
+    tried |= 1u << c;
+  }
+  if (s == SLOT_NONE && pagemap_unmapped (e->map, page)) {
+    memset (dst, 0, PAGE_SIZE);
+    return 0;
+  }
+  errno = EIO;
+  return -1;
+}
+
+/* engine_read_pages, or with keep engine_read_pages_keep. */
+static int
+engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
+                       char *dst, bool keep)
 {
   uint64_t i = 0;
   int r = 0;
@@ -229,7 +256,8 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
 
     /* Unmapped or lost. */
     if (s == SLOT_NONE) {
-      if (engine_read_page (e, page + i, p) == -1)
+      if ((keep ? engine_read_page_keep : engine_read_page) (e, page + i, p)
+          == -1)
         return -1;
       i++;
       continue;
@@ -240,16 +268,16 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
     while (i + run < n && run < UINT32_MAX &&
            pagemap_get (e->map, page + i + run, c) == s + run)
       run++;
-    if (tierset_read (e->ts, s, run, p, others > 0 ? TIERSET_READ_QUICK : 1)
-        == -1) {
+    if (tierset_read (e->ts, s, run, p,
+                      others > 0 || keep ? TIERSET_READ_QUICK : 1) == -1) {
       if (errno == ESHUTDOWN) {
         errno = EIO;
         return -1;
       }
       /* Every page of the run, so that each lost one is found now. */
       for (uint32_t j = 0; j < run; j++)
-        if (engine_read_page (e, page + i + j, p + (size_t) j * PAGE_SIZE)
-            == -1)
+        if ((keep ? engine_read_page_keep : engine_read_page)
+            (e, page + i + j, p + (size_t) j * PAGE_SIZE) == -1)
           r = -1;
       /* A read that succeeded after a failed one may have set errno. */
       if (r == -1) {
@@ -260,6 +288,19 @@ engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
     i += run;
   }
   return r;
+}
+
+int
+engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
+{
+  return engine_read_pages_how (e, page, n, dst, false);
+}
+
+int
+engine_read_pages_keep (struct engine *e, uint64_t page, uint64_t n,
+                        char *dst)
+{
+  return engine_read_pages_how (e, page, n, dst, true);
 }
 
 /* One copy's write, run by the fanout. */

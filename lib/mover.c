@@ -249,7 +249,8 @@ mover_move_run (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
   uint32_t j, m;
 
   res->next = page + n;
-  if (engine_read_pages (e, page, n, buf) == 0) {
+  if ((sel->keep ? engine_read_pages_keep : engine_read_pages)
+      (e, page, n, buf) == 0) {
     /* A copy given up while reading changes a page's shape. */
     m = mover_run_length (e, page, page + n, sel);
     if (mover_needs (e, page, sel))
@@ -258,9 +259,13 @@ mover_move_run (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
     return 0;
   }
   if (n == 1) {
-    /* Lost, or the process is stopping: nothing to move. */
+    /* Lost, or the process is stopping, or (keep) unreadable for now:
+     * nothing to move.
+     */
     if (pagemap_live (e->map, page) == 0)
       res->lost++;
+    else if (sel->keep)
+      res->stuck++;
     return 0;
   }
   /* One page at a time, to move what can be read. */

@@ -13,7 +13,9 @@
  * users is only the selection: which copies leave (mover_select.leaves),
  * whether a copy that leaves and finds no new home is dropped anyway
  * (a drain: the backend goes away) or stays (a repair: a failed
- * backend's copy may still read), and whether missing copies are
+ * backend's copy may still read), whether a copy that fails to read is
+ * given up as a client read would (drain, repair) or the page left as
+ * it is (keep: demotion and promotion, which must not cost a page), and whether missing copies are
  * re-created (fill), which pages take part at all (wants, e.g. the
  * cold ones), and where new copies may go (below a priority for a
  * demotion, on a higher one for a promotion).  New copies go outside the domains of the copies that
@@ -38,6 +40,10 @@ struct mover_select {
   void (*moved) (void *opaque, slot_t from, uint32_t n);
   void *opaque;
   bool must_leave;                     /* drop a copy that finds no home */
+  bool keep;                           /* a page that does not read now
+                                          stays as it is: no copy given
+                                          up, none lost (a move only
+                                          worth making) */
   bool fill;                           /* re-create missing copies */
   bool within;                         /* new copies only on priorities of
                                           win, in domains room */
