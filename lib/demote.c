@@ -24,9 +24,12 @@ struct demote {
   uint64_t tick_demoted;               /* copies moved (down, up) then */
   struct pace pace;                    /* of demotion and promotion */
 
-  /* The promotion under way: the page, the level it goes up to. */
+  /* The promotion under way: the page, the level it goes up to; the
+   * entry of the re-read queue the next pass starts at.
+   */
   uint64_t promote_page;
   int up;
+  unsigned promote_next;
 
   /* The walk under way: its level, where its copies may go, its age
    * threshold, the copies it moved.
@@ -285,7 +288,9 @@ demote_promoted (void *opaque, slot_t from, uint32_t n)
 
 /* Move the pages re-read from below the highest priority (rereadq.h)
  * up to the highest level whose free slots are at its low watermark or
- * above, while it stays there.  Returns false if stopped.
+ * above, while it stays there, for at most DEMOTE_CHECK_MS (the entries
+ * not reached wait for the next pass: demotion goes on meanwhile).
+ * Returns false if stopped.
  */
 static bool
 demote_promote (struct demote *d)
@@ -294,12 +299,13 @@ demote_promote (struct demote *d)
   unsigned n = tierset_levels (d->ts, lv, TIERSET_MAX_TIERS), i, u;
   struct rereadq *q = engine_rereads (d->e);
   struct mover_result res;
-  uint64_t page;
+  uint64_t page, until = background_now_ns ()
+    + (uint64_t) DEMOTE_CHECK_MS * 1000000;
 
   for (u = 0; u < n; u++)
     if (lv[u].room != 0 && lv[u].free * 100 >= lv[u].usable * d->cfg.low)
       break;
-  for (i = 0; i < REREADQ_SLOTS; i++) {
+  for (i = d->promote_next; i < REREADQ_SLOTS; i++) {
     struct mover_select sel = {
       .leaves = demote_promote_leaves, .wants = demote_promote_wants,
       .moved = demote_promoted, .opaque = d, .keep = true, .within = true,
@@ -317,10 +323,16 @@ demote_promote (struct demote *d)
     if (!pace_charge (&d->pace, &d->bg, d->e, res.copies + res.stuck,
                       res.copies))
       return false;
+    demote_tick (d);
     lv[u].free -= res.copies < lv[u].free ? res.copies : lv[u].free;
     if (lv[u].free * 100 < lv[u].usable * d->cfg.low)
       u = n;
+    if (background_now_ns () >= until) {
+      d->promote_next = i + 1;
+      return true;
+    }
   }
+  d->promote_next = 0;
   return true;
 }
 

@@ -268,7 +268,10 @@ engine_zero_partial (struct engine *e, unsigned idx, uint64_t page,
   if (engine_read_pages (e, page, 1, bounce) == -1)
     return -1;
   memset (bounce + (from - lo), 0, to - from);
-  return engine_write_pages (e, idx, page, 1, bounce, fua);
+  if (engine_write_pages (e, idx, page, 1, bounce, fua) == -1)
+    return -1;
+  agemap_written (e->ages, page, 1);
+  return 0;
 }
 
 /* Unmap the whole pages of [offset, offset+count); with zero, also zero

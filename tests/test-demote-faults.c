@@ -17,6 +17,8 @@
  *   demoting.
  * - A page that fails to read while the demoter moves it is left as it
  *   is: demotion loses nothing a client did not ask for.
+ * - A partial write-zeroes is a write for the age map; a long promotion
+ *   pass lets the ages go on and the demoter stop.
  */
 
 #include <config.h>
@@ -31,6 +33,7 @@
 #include <check.h>
 
 #include "agemap.h"
+#include "background.h"
 #include "demote.h"
 #include "log.h"
 #include "mem-backend.h"
@@ -410,6 +413,70 @@ START_TEST (test_failing_reads_lose_nothing)
 }
 END_TEST
 
+/* A partial write-zeroes rewrites its page: young again and not read
+ * since (so its next read is no re-read).
+ */
+START_TEST (test_zero_partial_is_a_write)
+{
+  static const int prio[] = { 1 };
+  struct test_dev d;
+  char *buf = test_common_alloc (PAGE_SIZE);
+  unsigned t;
+
+  test_dev_create (&d, 1, TEST_SLOTS (256), test_one_domain, prio, 64, 1,
+                   true);
+  test_fill (&d, 4, 1);
+  ck_assert_uint_eq (test_check (&d, 4, 1), 0);
+  for (t = 0; t < 10; t++)
+    agemap_tick (engine_ages (d.e));
+  ck_assert_uint_eq (agemap_age (engine_ages (d.e), 2), 10);
+  ck_assert_int_eq (engine_zero (d.e, 512, 2 * PAGE_SIZE + 1024, false,
+                                 true), 0);
+  TEST_REQUIRE (agemap_age (engine_ages (d.e), 2) == 0,
+                "page 2 rewritten by a partial zero still looks %u ticks "
+                "old", agemap_age (engine_ages (d.e), 2));
+  ck_assert_int_eq (engine_read (d.e, buf, PAGE_SIZE, 2 * PAGE_SIZE), 0);
+  ck_assert_int_eq (buf[1024], 0);
+  ck_assert_uint_eq (test_stats (&d, 0).rereads, 0);
+  free (buf);
+  test_dev_destroy (&d);
+}
+END_TEST
+
+/* A long promotion pass (a low rate, many re-reads) lets the ages go
+ * on: 200 re-reads at 8 pages a second, and 3 s later an untouched
+ * page is older.  The demoter also stops promptly in the middle.
+ */
+START_TEST (test_promotion_pass_ticks)
+{
+  static const int prio[] = { 1 };
+  struct test_dev d;
+  struct demote *dm;
+  unsigned before, after;
+  uint64_t t0;
+
+  test_dev_create (&d, 1, TEST_SLOTS (1024), test_one_domain, prio, 512, 1,
+                   true);
+  test_fill (&d, 300, 1);
+  ck_assert_uint_eq (test_check (&d, 300, 1), 0);
+  test_add_backends (&d, 1, 1024, 10, test_one_domain);
+  dm = test_demote (&d, 8 * PAGE_SIZE);
+  test_sleep_ms (1100);
+  ck_assert_uint_eq (test_check (&d, 200, 1), 0);
+  before = agemap_age (engine_ages (d.e), 250);
+  test_sleep_ms (3000);
+  after = agemap_age (engine_ages (d.e), 250);
+  t0 = background_now_ns ();
+  demote_stop (dm);
+  ck_assert_uint_lt (background_now_ns () - t0, 1000000000);
+  TEST_REQUIRE (after >= before + 2, "the age map did not tick during a "
+                "promotion pass: an untouched page was %u ticks old, and "
+                "%u three seconds later", before, after);
+  ck_assert_uint_eq (test_check (&d, 300, 1), 0);
+  test_dev_destroy (&d);
+}
+END_TEST
+
 static Suite *
 test_suite (void)
 {
@@ -427,6 +494,8 @@ test_suite (void)
   tcase_add_test (tc, test_rate_never_shown);
   tcase_add_test (tc, test_stuck_level_blocks_lower);
   tcase_add_test (tc, test_failing_reads_lose_nothing);
+  tcase_add_test (tc, test_zero_partial_is_a_write);
+  tcase_add_test (tc, test_promotion_pass_ticks);
   suite_add_tcase (s, tc);
   return s;
 }

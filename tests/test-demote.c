@@ -310,26 +310,6 @@ test_read_pages (struct test_dev *d, uint64_t first, uint64_t n)
   ck_assert_uint_eq (test_check_range (d, first, n, 1), 0);
 }
 
-/* Add k in-memory backends of nslots slots at priority prio, in the
- * domains dom, to a device.
- */
-static void
-test_add_backends (struct test_dev *d, unsigned k, uint64_t nslots,
-                   int prio, const char *const *dom)
-{
-  unsigned i;
-
-  for (i = 0; i < k; i++) {
-    char name[16];
-
-    snprintf (name, sizeof name, "mem%u", d->n);
-    d->be[d->n] = mem_backend_create (name, nslots);
-    ck_assert_int_eq (tierset_add_domain (d->ts, d->be[d->n], prio, dom[i]),
-                      d->n);
-    d->n++;
-  }
-}
-
 /* Wait (up to 5 s) until the copies promoted reach want. */
 static void
 test_wait_promoted (struct demote *dm, uint64_t want)

@@ -240,3 +240,20 @@ test_domain_violations (struct test_dev *d)
   }
   return bad;
 }
+
+void
+test_add_backends (struct test_dev *d, unsigned k, uint64_t nslots,
+                   int prio, const char *const *dom)
+{
+  unsigned i;
+
+  for (i = 0; i < k; i++) {
+    char name[16];
+
+    snprintf (name, sizeof name, "mem%u", d->n);
+    d->be[d->n] = mem_backend_create (name, nslots);
+    ck_assert_int_eq (tierset_add_domain (d->ts, d->be[d->n], prio, dom[i]),
+                      d->n);
+    d->n++;
+  }
+}

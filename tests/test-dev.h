@@ -46,6 +46,13 @@ extern void test_dev_create (struct test_dev *d, unsigned n,
 
 extern void test_dev_destroy (struct test_dev *d);
 
+/* Add k in-memory backends of nslots slots at priority prio, in the
+ * domains dom, to a device that serves already.
+ */
+extern void test_add_backends (struct test_dev *d, unsigned k,
+                               uint64_t nslots, int prio,
+                               const char *const *dom);
+
 /* The counters of backend id, which must exist. */
 extern struct tier_stats test_stats (struct test_dev *d, unsigned id);
 
