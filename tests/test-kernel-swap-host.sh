@@ -9,9 +9,10 @@
 #    per-page patterns and verifies every page in random order three
 #    times.  Prints the guest's swap counters and the tiers' use.
 #
-# 2. Demotion (issue 13), twice: demote=on (the default) and demote=off.
-#    A fast tier (HC_FAST, priority 10) and a slow one (1 GiB, priority 5);
-#    in the guest, swap-workload --hot-cold runs in a memory cgroup
+# 2. Demotion and promotion (issue 13), twice: demote=on promote=on (the
+#    defaults) and demote=off promote=off (the behaviour before).  A fast
+#    tier (HC_FAST, priority 10) and a slow one (1 GiB, priority 5); in
+#    the guest, swap-workload --hot-cold runs in a memory cgroup
 #    (memory.max HC_LIMIT): a cold allocation larger than the fast tier
 #    is filled first and left alone, then a smaller hot set is filled (at
 #    HC_FILL_RATE MiB/s) and visited at random for HC_SECONDS by
@@ -26,19 +27,32 @@
 #    the hot phase's first and last lines (the workload then pauses 2 s)
 #    and reports, for the hot phase: the share of the client's reads (the
 #    swap-ins) served by the fast tier, the slow tier's rereads among its
-#    reads (pages read again since their last write: what promoting pages
-#    read repeatedly from a low tier could win), the pages demoted and
-#    written to the slow tier, and the guest's swap counters.  A backend's
-#    client reads are its reads less the copies the demoter moved off it
-#    (the mover reads each once); they add up to the guest's pswpin.
+#    reads (pages read again since their last write: what promotion moves
+#    up), the pages demoted and promoted (per tier, counted on the tier
+#    the copy left, and from the demote line; also over the whole run),
+#    the pages the client wrote to the slow tier, and the guest's swap
+#    counters.  A backend's client reads are its reads less the copies
+#    the demoter moved off it, down or up (the mover reads each once);
+#    they add up to the guest's pswpin.
+#
+#    The hot fill is paced at 16 MiB/s in both runs: unpaced, the hot
+#    set's swap-outs come faster than pages age (a page is cold after a
+#    second untouched), some thousands of hot pages overflow to the slow
+#    tier, and the share with the defaults varied from 0.90 to 0.99 over
+#    runs (promotion moves a few thousand of them back up, but rewrites
+#    in the fast tier do much the same without it): too close to 0.9 for
+#    a check.
 #
 # Checks: every page verified in each run, counters consistent
-# (swt_check_counters), enough swapping, and with demote=on at least
+# (swt_check_counters), enough swapping, and with the defaults at least
 # HC_MIN_SHARE (0.9) of the hot phase's swap-ins served by the fast tier.
 # Sizes and times can be changed through the HC_* variables below; for
-# runs by hand: HC_ONLY=1 skips part 1, HC_MODES="on" runs one of the two,
-# HC_TRACE=1 prints the fast tier's use and the demoter's state every
-# second (it costs the guest some speed).
+# runs by hand: HC_ONLY=1 skips part 1; HC_MODES picks the runs, among
+# "on" (the defaults), "nopromote" (demote=on promote=off) and "off"
+# (demote=off promote=off), e.g. HC_MODES="on nopromote off"; HC_FILL_RATE=0
+# (or HC_FILL_RATE_on=0 for one mode) lifts the fill limit; HC_TRACE=1
+# prints the fast tier's use and the demoter's state every second (it
+# costs the guest some speed).
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
@@ -81,7 +95,7 @@ swt_show_counters
 swt_check_counters
 fi
 
-# --- 2. A cold allocation and a hot loop, demote=on and off -------------------
+# --- 2. A cold allocation and a hot loop, with and without demotion -----------
 
 HC_GUEST=${HC_GUEST:-256}       # guest memory, MiB
 HC_LIMIT=${HC_LIMIT:-96M}       # the workload's memory.max
@@ -92,16 +106,46 @@ HC_SECONDS=${HC_SECONDS:-45}
 HC_THREADS=${HC_THREADS:-4}
 # MiB a second at most for the hot set's fill, so that its swap-outs
 # stay below what the demoter moves down (demote-rate=, 64M by default,
-# and it yields to client requests): a faster burst overflows the fast
-# tier while it is still full of cold pages, and the hot pages written
-# then land on the slow tier for good (0 = no limit).
+# and it yields to client requests, and only pages a second old go): a
+# faster burst overflows the fast tier while it is still full of cold
+# pages, and the hot pages written then land on the slow tier, until
+# promoted or rewritten (0 = no limit).
+# HC_FILL_RATE_<mode> (e.g. HC_FILL_RATE_on=0) sets it for one mode.
 HC_FILL_RATE=${HC_FILL_RATE:-16}
 HC_MIN_SHARE=${HC_MIN_SHARE:-0.9}
-# HC_DEMOTE_KEYS=0: leave the demote key out in both runs (a plugin that
-# does not know it yet).
+# HC_DEMOTE_KEYS=0: leave the demote and promote keys out in every run
+# (a plugin that does not know them yet).
 HC_DEMOTE_KEYS=${HC_DEMOTE_KEYS:-1}
 
-cat > "$swt_tmpdir/guest-hc.sh" <<GUEST
+# The modes (HC_MODES, "on off" by default): on = demote=on promote=on
+# (the defaults: no key given), nopromote = demote=on promote=off, off =
+# demote=off promote=off (the behaviour before issue 13).
+hc_keys () {
+  [[ $HC_DEMOTE_KEYS == 1 ]] || return 0
+  case $1 in
+    on) ;;
+    nopromote) echo promote=off ;;
+    off) echo demote=off promote=off ;;
+  esac
+}
+hc_label () {
+  case $1 in
+    on) echo "demote=on promote=on" ;;
+    nopromote) echo "demote=on promote=off" ;;
+    off) echo "demote=off promote=off" ;;
+  esac
+}
+hc_rate () {
+  local v=HC_FILL_RATE_$1
+  echo "${!v:-$HC_FILL_RATE}"
+}
+
+# The initramfs of the hot/cold guest whose hot fill goes at $1 MiB/s at
+# most (0: no limit), built once per rate; prints its path.
+hc_initramfs () {
+  local rate=$1 out=$swt_tmpdir/initrd-hc-$1.gz
+  [[ -f $out ]] && { echo "$out"; return; }
+  cat > "$swt_tmpdir/guest-hc.sh" <<GUEST
 mkswap /dev/vda || exit 1
 swapon -d /dev/vda || swapon /dev/vda || exit 1
 cat /proc/swaps
@@ -111,12 +155,14 @@ echo +memory > /sys/fs/cgroup/cgroup.subtree_control
 mkdir /sys/fs/cgroup/workload
 echo $HC_LIMIT > /sys/fs/cgroup/workload/memory.max
 sh -c 'echo \$\$ > /sys/fs/cgroup/workload/cgroup.procs &&
-       exec swap-workload --hot-cold $HC_COLD $HC_HOT $HC_SECONDS $HC_THREADS $HC_FILL_RATE'
+       exec swap-workload --hot-cold $HC_COLD $HC_HOT $HC_SECONDS $HC_THREADS $rate'
 r=\$?
 echo "VM: swap-workload exited with status \$r"
 exit \$r
 GUEST
-vm_build_initramfs "$swt_tmpdir/initrd-hc.gz" "$swt_tmpdir/guest-hc.sh"
+  vm_build_initramfs "$out" "$swt_tmpdir/guest-hc.sh" >&2
+  echo "$out"
+}
 
 # The raw reply of the control command $1 (list or stats), saved to $2.
 hc_ctl () {
@@ -149,20 +195,24 @@ hc_has () {
   [[ -n $(vm_field backend 0 "$2" < "$1") ]]
 }
 
-# One run: $1 is on or off.  Leaves its figures in hc_<name>_$1.
+# One run: $1 is a mode (hc_keys).  Leaves its figures in hc_<name>_$1.
 hc_run () {
-  local mode=$1 t0 d keys=() b
-  [[ $mode == off && $HC_DEMOTE_KEYS == 1 ]] && keys=(demote=off)
+  local mode=$1 t0 d keys b initrd rate
+  keys=$(hc_keys "$mode")
+  rate=$(hc_rate "$mode")
+  initrd=$(hc_initramfs "$rate")
   ctl_sock=$swt_tmpdir/control-$mode.sock
   rm -f "$swt_tmpdir/fast-$mode" "$swt_tmpdir/slow-$mode"
-  echo "=== hot/cold run, demote=$mode: swaptier fast $HC_FAST + slow 1G;" \
-       "guest $HC_GUEST MiB, workload memory.max $HC_LIMIT, cold $HC_COLD MiB," \
-       "hot $HC_HOT MiB for $HC_SECONDS s"
+  echo "=== hot/cold run, $(hc_label "$mode") (keys: ${keys:-none}):" \
+       "swaptier fast $HC_FAST + slow 1G; guest $HC_GUEST MiB, workload" \
+       "memory.max $HC_LIMIT, cold $HC_COLD MiB, hot $HC_HOT MiB for" \
+       "$HC_SECONDS s, hot fill limit $rate MiB/s (0: none)"
   t0=$SECONDS
-  swt_start control="$ctl_sock" "${keys[@]}" \
+  # shellcheck disable=SC2086 # keys: words
+  swt_start control="$ctl_sock" $keys \
             backend="$swt_tmpdir/fast-$mode" capacity="$HC_FAST" priority=10 \
             backend="$swt_tmpdir/slow-$mode" capacity=1G priority=5
-  vm_start "$swt_tmpdir/initrd-hc.gz" "$HC_GUEST" -drive "$(drive)"
+  vm_start "$initrd" "$HC_GUEST" -drive "$(drive)"
   local tracer=
   if [[ ${HC_TRACE:-0} == 1 ]]; then
     # Every second: the time, the fast tier's use and the demoter's state.
@@ -172,6 +222,7 @@ hc_run () {
              "demoted=$(vm_field backend 0 demoted <<<"$l")" \
              "reads=$(vm_field backend 0 reads <<<"$l")" \
              "slow reads=$(vm_field backend 1 reads <<<"$l")" \
+             "promoted=$(vm_field backend 1 promoted <<<"$l")" \
              "writes=$(vm_field backend 1 writes <<<"$l")" \
              "$(grep '^demote ' <<<"$l")" \
              "console: $(tr -d '\r' < "$swt_tmpdir/vm.log" | grep '^swap-workload' | tail -n 1)"
@@ -181,18 +232,18 @@ hc_run () {
   hc_wait_line "swap-workload: hot phase start" 900
   hc_ctl stats "$swt_tmpdir/stats0-$mode"
   hc_ctl list "$swt_tmpdir/list0-$mode"
-  echo "--- demote=$mode: at the hot phase's start (at $((SECONDS - t0)) s)"
+  echo "--- $(hc_label "$mode"): at the hot phase's start (at $((SECONDS - t0)) s)"
   grep -E '^(backend|demote) ' "$swt_tmpdir/list0-$mode"
   hc_wait_line "swap-workload: hot phase end" $((HC_SECONDS + 300))
   hc_ctl stats "$swt_tmpdir/stats1-$mode"
   hc_ctl list "$swt_tmpdir/list1-$mode"
-  echo "--- demote=$mode: at the hot phase's end (at $((SECONDS - t0)) s)"
+  echo "--- $(hc_label "$mode"): at the hot phase's end (at $((SECONDS - t0)) s)"
   grep -E '^(backend|demote) ' "$swt_tmpdir/list1-$mode"
-  vm_wait || swt_fail "demote=$mode: the guest's workload failed"
+  vm_wait || swt_fail "$(hc_label "$mode"): the guest's workload failed"
   if [[ -n $tracer ]]; then
     kill "$tracer" 2>/dev/null || true
     wait "$tracer" 2>/dev/null || true
-    echo "--- demote=$mode: trace"
+    echo "--- $(hc_label "$mode"): trace"
     cat "$swt_tmpdir/trace-$mode"
   fi
   cp "$swt_tmpdir/vm.log" "$swt_tmpdir/vm-$mode.log"
@@ -201,22 +252,37 @@ hc_run () {
   swt_show_counters
   swt_check_counters
   (( $(vm_log_count "swap-workload: PASS hot-cold") == 1 )) ||
-    swt_fail "demote=$mode: the workload did not verify every page"
+    swt_fail "$(hc_label "$mode"): the workload did not verify every page"
   eval "hc_time_$mode=$((SECONDS - t0))"
-  # Pages read and demoted per backend in the hot phase; a backend's
-  # client reads are its reads less the ones that moved pages down.
+  # Pages read, demoted and promoted per backend in the hot phase
+  # (demoted and promoted count on the backend the copy moved off); a
+  # backend's client reads are its reads less the ones that moved pages
+  # down or up (the mover reads each page once).
   for b in 0 1; do
-    local r0 r1 d0 d1 q0 q1
+    local r0 r1 d0 d1 q0 q1 p0 p1
     r0=$(hc_num "$swt_tmpdir/stats0-$mode" $b read_bytes)
     r1=$(hc_num "$swt_tmpdir/stats1-$mode" $b read_bytes)
     d0=$(hc_num "$swt_tmpdir/list0-$mode" $b demoted)
     d1=$(hc_num "$swt_tmpdir/list1-$mode" $b demoted)
+    p0=$(hc_num "$swt_tmpdir/list0-$mode" $b promoted)
+    p1=$(hc_num "$swt_tmpdir/list1-$mode" $b promoted)
     q0=$(hc_num "$swt_tmpdir/list0-$mode" $b rereads)
     q1=$(hc_num "$swt_tmpdir/list1-$mode" $b rereads)
     eval "hc_demoted${b}_$mode=$((d1 - d0))"
-    eval "hc_client${b}_$mode=$(( (r1 - r0) / 4096 - (d1 - d0) ))"
+    eval "hc_promoted${b}_$mode=$((p1 - p0))"
+    eval "hc_client${b}_$mode=$(( (r1 - r0) / 4096 - (d1 - d0) - (p1 - p0) ))"
     eval "hc_rereads${b}_$mode=$((q1 - q0))"
   done
+  # The demote line's counts: in the hot phase and in all.
+  local l0 l1 l2
+  l0=$(vm_field demote - promoted < "$swt_tmpdir/list0-$mode")
+  l1=$(vm_field demote - promoted < "$swt_tmpdir/list1-$mode")
+  l2=$(vm_field demote - promoted < "$swt_tmpdir/list2-$mode")
+  eval "hc_dl_promoted_$mode=$(( ${l1:-0} - ${l0:-0} ))"
+  eval "hc_dl_promoted_all_$mode=${l2:-0}"
+  l0=$(vm_field demote - demoted < "$swt_tmpdir/list0-$mode")
+  l1=$(vm_field demote - demoted < "$swt_tmpdir/list1-$mode")
+  eval "hc_dl_demoted_$mode=$(( ${l1:-0} - ${l0:-0} ))"
   # Pages the client wrote to the slow tier (its writes less the copies
   # moved down to it) before the hot phase and in it: what did not find
   # room on the fast tier.
@@ -233,8 +299,13 @@ hc_run () {
   eval "hc_line_$mode=\"\$(tr -d '\r' < \"\$swt_tmpdir/vm-\$mode.log\" |
       grep '^swap-workload: hot phase end')\""
   eval "hc_total_demoted_$mode=$(hc_num "$swt_tmpdir/list2-$mode" total demoted)"
+  eval "hc_rate_$mode=$rate"
 }
 
+for mode in ${HC_MODES:-on off}; do
+  [[ $mode =~ ^(on|nopromote|off)$ ]] ||
+    swt_fail "HC_MODES: unknown mode $mode (on, nopromote or off)"
+done
 vm_watch_hang
 for mode in ${HC_MODES:-on off}; do
   hc_run "$mode"
@@ -252,35 +323,42 @@ for mode in ${HC_MODES:-on off}; do
   eval "f=\$hc_client0_$mode s=\$hc_client1_$mode"
   eval "q=\$hc_rereads1_$mode dm=\$hc_demoted0_$mode"
   eval "tdm=\$hc_total_demoted_$mode t=\$hc_time_$mode p=\$hc_pswp_$mode"
+  eval "pr0=\$hc_promoted0_$mode pr1=\$hc_promoted1_$mode"
+  eval "dlp=\$hc_dl_promoted_$mode dlpa=\$hc_dl_promoted_all_$mode"
+  eval "dld=\$hc_dl_demoted_$mode r=\$hc_rate_$mode"
   eval "line=\$hc_line_$mode"
   read -r pin pout <<<"$p"
   share=$(hc_share "$f" "$s")
   eval "hc_share_$mode=$share"
-  printf 'demote=%-3s fast share of swap-ins %s (fast %s, slow %s pages);' \
-         "$mode" "$share" "$f" "$s"
-  printf ' slow rereads %s/%s = %s; demoted %s in the hot phase, %s in all;' \
-         "$q" "$s" "$(hc_ratio "$q" "$s")" "$dm" "$tdm"
-  printf ' guest swap-ins %s, swap-outs %s in the hot phase; run %s s\n' \
-         "$pin" "$pout" "$t"
+  printf '%s, fill limit %s MiB/s: fast share of swap-ins %s' \
+         "$(hc_label "$mode")" "$r" "$share"
+  printf ' (fast %s, slow %s pages); run %s s\n' "$f" "$s" "$t"
+  printf '    slow rereads %s/%s = %s; guest swap-ins %s, swap-outs %s' \
+         "$q" "$s" "$(hc_ratio "$q" "$s")" "$pin" "$pout"
+  printf ' in the hot phase\n'
+  printf '    hot phase: demoted %s (demote line %s), promoted from fast %s,' \
+         "$dm" "$dld" "$pr0"
+  printf ' from slow %s (demote line %s); in all: demoted %s, promoted %s\n' \
+         "$pr1" "$dlp" "$tdm" "$dlpa"
   eval "w0=\$hc_slowwr0_$mode w1=\$hc_slowwr1_$mode"
   echo "    pages written by the client to the slow tier: $w0 before the" \
        "hot phase, $w1 in it"
   echo "    ${line#swap-workload: }"
 done
 if [[ $HC_DEMOTE_KEYS != 1 ]]; then
-  echo "(HC_DEMOTE_KEYS=0: no demote key given, both runs use the plugin's default)"
+  echo "(HC_DEMOTE_KEYS=0: no demote or promote key given, every run uses the plugin's defaults)"
 fi
 
 for mode in ${HC_MODES:-on off}; do
   eval "p=\$hc_pswp_$mode"
   read -r pin pout <<<"$p"
   [[ $pin =~ ^[0-9]+$ && $pin -gt 5000 && $pout -gt 5000 ]] ||
-    swt_fail "demote=$mode: the hot set did not keep swapping" \
+    swt_fail "$(hc_label "$mode"): the hot set did not keep swapping" \
              "(in $pin, out $pout pages in the hot phase)"
 done
 if [[ $HC_DEMOTE_KEYS == 1 && -n ${hc_share_on:-} ]]; then
   awk -v s="$hc_share_on" -v m="$HC_MIN_SHARE" 'BEGIN { exit !(s >= m) }' ||
-    swt_fail "demote=on: only $hc_share_on of the hot phase's swap-ins were" \
+    swt_fail "$(hc_label on): only $hc_share_on of the hot phase's swap-ins were" \
              "served by the fast tier (at least $HC_MIN_SHARE expected)"
 fi
 echo "PASS"
