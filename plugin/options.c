@@ -44,7 +44,7 @@ struct options options = {
   .copies = 1,
   .repair_rate = REPAIR_RATE_DEFAULT,
   .demote = {
-    .on = true, .promote = true,
+    .on = true, .promote = false,
     .low = DEMOTE_LOW_DEFAULT, .high = DEMOTE_HIGH_DEFAULT,
     .rate = DEMOTE_RATE_DEFAULT,
   },

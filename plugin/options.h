@@ -83,7 +83,7 @@ extern struct options options;
   "demote-rate=SIZE           Bytes a second that demotion and promotion\n" \
   "                           may move (default 64M; 0: no limit).\n" \
   "promote=on|off             Move pages read again from a lower level up\n" \
-  "                           (default on).\n" \
+  "                           (default off).\n" \
   "control=PATH               Serve swaptierctl on a Unix socket at PATH\n" \
   "                           (mode 0600).\n" \
   "config=FILE                Read key=value lines from FILE.\n" \

@@ -260,6 +260,9 @@ section "4: demote keys"
 cfg=(backend="$d/k-fast" capacity=16M priority=10
      backend="$d/k-slow" capacity=32M priority=1)
 swt_expect_error "demote=maybe: expected on or off" "${cfg[@]}" demote=maybe
+swt_expect_error "promote=sometimes: expected on or off" "${cfg[@]}" \
+    promote=sometimes
+[[ $(swt_config_size "${cfg[@]}" promote=on) -gt 0 ]]
 [[ $(swt_config_size "${cfg[@]}" demote=on) -gt 0 ]]
 [[ $(swt_config_size "${cfg[@]}" demote=off) -gt 0 ]]
 swt_expect_error "demote-low=60: the percentage must be 1 to 50" \

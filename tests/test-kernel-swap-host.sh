@@ -9,8 +9,8 @@
 #    per-page patterns and verifies every page in random order three
 #    times.  Prints the guest's swap counters and the tiers' use.
 #
-# 2. Demotion and promotion (issue 13), twice: demote=on promote=on (the
-#    defaults) and demote=off promote=off (the behaviour before).  A fast
+# 2. Demotion and promotion (issue 13), twice: the defaults (demote=on,
+#    promote=off) and demote=off (the behaviour before).  A fast
 #    tier (HC_FAST, priority 10) and a slow one (1 GiB, priority 5); in
 #    the guest, swap-workload --hot-cold runs in a memory cgroup
 #    (memory.max HC_LIMIT): a cold allocation larger than the fast tier
@@ -48,8 +48,8 @@
 # HC_MIN_SHARE (0.9) of the hot phase's swap-ins served by the fast tier.
 # Sizes and times can be changed through the HC_* variables below; for
 # runs by hand: HC_ONLY=1 skips part 1; HC_MODES picks the runs, among
-# "on" (the defaults), "nopromote" (demote=on promote=off) and "off"
-# (demote=off promote=off), e.g. HC_MODES="on nopromote off"; HC_FILL_RATE=0
+# "on" (the defaults), "promote" (demote=on promote=on) and "off"
+# (demote=off promote=off), e.g. HC_MODES="on promote off"; HC_FILL_RATE=0
 # (or HC_FILL_RATE_on=0 for one mode) lifts the fill limit; HC_TRACE=1
 # prints the fast tier's use and the demoter's state every second (it
 # costs the guest some speed).
@@ -117,21 +117,21 @@ HC_MIN_SHARE=${HC_MIN_SHARE:-0.9}
 # (a plugin that does not know them yet).
 HC_DEMOTE_KEYS=${HC_DEMOTE_KEYS:-1}
 
-# The modes (HC_MODES, "on off" by default): on = demote=on promote=on
-# (the defaults: no key given), nopromote = demote=on promote=off, off =
+# The modes (HC_MODES, "on off" by default): on = demote=on promote=off
+# (the defaults: no key given), promote = demote=on promote=on, off =
 # demote=off promote=off (the behaviour before issue 13).
 hc_keys () {
   [[ $HC_DEMOTE_KEYS == 1 ]] || return 0
   case $1 in
     on) ;;
-    nopromote) echo promote=off ;;
+    promote) echo promote=on ;;
     off) echo demote=off promote=off ;;
   esac
 }
 hc_label () {
   case $1 in
-    on) echo "demote=on promote=on" ;;
-    nopromote) echo "demote=on promote=off" ;;
+    on) echo "demote=on promote=off" ;;
+    promote) echo "demote=on promote=on" ;;
     off) echo "demote=off promote=off" ;;
   esac
 }
@@ -303,8 +303,8 @@ hc_run () {
 }
 
 for mode in ${HC_MODES:-on off}; do
-  [[ $mode =~ ^(on|nopromote|off)$ ]] ||
-    swt_fail "HC_MODES: unknown mode $mode (on, nopromote or off)"
+  [[ $mode =~ ^(on|promote|off)$ ]] ||
+    swt_fail "HC_MODES: unknown mode $mode (on, promote or off)"
 done
 vm_watch_hang
 for mode in ${HC_MODES:-on off}; do
