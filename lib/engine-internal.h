@@ -75,7 +75,8 @@ extern int engine_read_pages_keep (struct engine *e, uint64_t page,
  * of distinct domains outside exclude and of priorities in win
  * (TIERSET_ANY_WINDOW: any), and write them (all at once,
  * through the fanout slot idx, with FUA if fua).  A copy whose write
- * fails has its slots marked bad and goes elsewhere; *n may shrink to
+ * fails has its slots marked bad and goes elsewhere (unless the process
+ * is stopping, ESHUTDOWN: then no further slot is tried); *n may shrink to
  * what the allocator could give as one run on every domain.  Returns 0
  * with *pl filled (at least one copy, maybe fewer than want when no
  * other domain could take one), or -1 with errno set when no copy could

@@ -310,7 +310,7 @@ struct engine_write_job {
   uint32_t n;
   const char *src;
   bool fua;
-  int r;
+  int r, err;                          /* the result, and its errno */
 };
 
 static void
@@ -319,6 +319,7 @@ engine_write_job_run (void *arg)
   struct engine_write_job *job = arg;
 
   job->r = tierset_write (job->ts, job->first, job->n, job->src, job->fua);
+  job->err = job->r == 0 ? 0 : errno;
 }
 
 /* Shorten runs[0 .. k) of had slots each to n, freeing the rest. */
@@ -342,7 +343,7 @@ engine_place (struct engine *e, unsigned idx, const char *src, uint32_t *n,
   struct fanout_job fj[PAGEMAP_COPIES_MAX];
   slot_t cand[PAGEMAP_COPIES_MAX], avoid = SLOT_NONE;
   uint32_t len = *n;
-  bool refused = false;
+  bool refused = false, stopping = false;
   unsigned i, k;
 
   pl->n = 0;
@@ -383,8 +384,12 @@ engine_place (struct engine *e, unsigned idx, const char *src, uint32_t *n,
         tierset_mark_bad (e->ts, cand[i], len);
         avoid = cand[i];
         refused = true;
+        stopping |= job[i].err == ESHUTDOWN;
       }
     }
+    /* The process is stopping: no other slot would do better. */
+    if (stopping)
+      break;
   }
   *n = len;
   if (pl->n == 0) {
