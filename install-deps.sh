@@ -7,7 +7,7 @@ set -e
 packages="
   autoconf automake libtool make gcc pkg-config
   nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
-  check fio perl libblkid-dev strace
+  check fio perl libblkid-dev strace libisal-dev libssl-dev
   clang libclang-rt-dev
   qemu-system-x86 linux-image-amd64 busybox-static nbd-client
 "
