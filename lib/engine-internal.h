@@ -33,6 +33,8 @@ struct engine {
   struct tierset *ts;
   struct pagemap *map;
   struct agemap *ages;                 /* when each page was last used */
+  uint32_t *sums;                      /* CRC32C of each mapped page */
+  size_t sums_bytes;
   struct rangelock *rl;
   struct fanout *fanout;               /* writes of the copies at once */
   uint64_t npages;
@@ -52,6 +54,18 @@ struct engine_placed {
   unsigned n;                          /* copies placed */
   slot_t first[PAGEMAP_COPIES_MAX];    /* each a run of the run's length */
 };
+
+/* Checksums: the one of page, and the check of n pages read into buf
+ * (page aligned) for pages [page, page+n): the first that does not
+ * match, or n if all do.
+ */
+static inline uint32_t
+engine_sum (const struct engine *e, uint64_t page)
+{
+  return __atomic_load_n (&e->sums[page], __ATOMIC_RELAXED);
+}
+extern uint32_t engine_check_sums (struct engine *e, uint64_t page,
+                                   uint32_t n, const char *buf);
 
 /* Account for a page whose live copies went from was to now. */
 extern void engine_count (struct engine *e, unsigned was, unsigned now);

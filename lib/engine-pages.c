@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "codec.h"
 #include "engine-internal.h"
 #include "log.h"
 #include "page.h"
@@ -80,6 +81,7 @@ engine_free_slot (struct engine *e, struct engine_free_run *run, slot_t s)
 static struct log_limit engine_lost_limit = LOG_LIMIT_INIT;
 static struct log_limit engine_drop_limit = LOG_LIMIT_INIT;
 static struct log_limit engine_degraded_limit = LOG_LIMIT_INIT;
+static struct log_limit engine_corrupt_limit = LOG_LIMIT_INIT;
 
 /* Give up copy c of page, in slot s, which failed to read: with another
  * live copy the entry becomes SLOT_NONE and the slot bad; as the last
@@ -178,6 +180,40 @@ engine_note_read (struct engine *e, uint64_t page, uint64_t n)
     }
 }
 
+uint32_t
+engine_check_sums (struct engine *e, uint64_t page, uint32_t n,
+                   const char *buf)
+{
+  uint32_t i;
+
+  for (i = 0; i < n; i++)
+    if (codec_checksum (buf + (size_t) i * PAGE_SIZE)
+        != engine_sum (e, page + i))
+      break;
+  return i;
+}
+
+/* Read copy s of page into dst (tries as tierset_read) and check it:
+ * 0, or -1 with errno set (EILSEQ: it read, but not the page's bytes,
+ * counted as corrupt on its backend).
+ */
+static int
+engine_read_copy (struct engine *e, uint64_t page, slot_t s, char *dst,
+                  unsigned tries)
+{
+  if (tierset_read (e->ts, s, 1, dst, tries) == -1)
+    return -1;
+  if (engine_check_sums (e, page, 1, dst) == 0) {
+    tierset_count_corrupt (e->ts, s);
+    log_error_limited (&engine_corrupt_limit, "page %" PRIu64 ": the copy "
+                       "in backend slot %" PRIu32 " does not match its "
+                       "checksum", page, s);
+    errno = EILSEQ;
+    return -1;
+  }
+  return 0;
+}
+
 /* Read one page into dst from its copies in turn (see the top of this
  * file).  Returns 0, or -1 (EIO) when none could be read.
  */
@@ -190,14 +226,16 @@ engine_read_page (struct engine *e, uint64_t page, char *dst)
   while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
     bool quick = others > 0 && !(patient & (1u << c));
 
-    if (tierset_read (e->ts, s, 1, dst, quick ? TIERSET_READ_QUICK
-                      : ENGINE_READ_TRIES) == 0)
+    if (engine_read_copy (e, page, s, dst, quick ? TIERSET_READ_QUICK
+                          : ENGINE_READ_TRIES) == 0)
       return 0;
     /* The process is stopping: the copy is not known to be gone. */
     if (errno == ESHUTDOWN)
       break;
-    /* The others failed meanwhile: this one gets every try first. */
-    if (!engine_drop_copy (e, page, c, s, !quick)) {
+    /* The others failed meanwhile: this one gets every try first (but
+     * wrong bytes read wrong again).
+     */
+    if (!engine_drop_copy (e, page, c, s, !quick || errno == EILSEQ)) {
       patient |= 1u << c;
       continue;
     }
@@ -226,7 +264,7 @@ engine_read_page_keep (struct engine *e, uint64_t page, char *dst)
   slot_t s;
 
   while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
-    if (tierset_read (e->ts, s, 1, dst, TIERSET_READ_QUICK) == 0)
+    if (engine_read_copy (e, page, s, dst, TIERSET_READ_QUICK) == 0)
       return 0;
     if (errno == ESHUTDOWN)
       break;
@@ -253,6 +291,7 @@ engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
     unsigned c = 0, others;
     uint32_t run = 1;
     slot_t s = engine_best_copy (e, page + i, 0, &c, &others);
+    int read;
 
     /* Unmapped or lost. */
     if (s == SLOT_NONE) {
@@ -268,8 +307,16 @@ engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
     while (i + run < n && run < UINT32_MAX &&
            pagemap_get (e->map, page + i + run, c) == s + run)
       run++;
-    if (tierset_read (e->ts, s, run, p,
-                      others > 0 || keep ? TIERSET_READ_QUICK : 1) == -1) {
+    read = tierset_read (e->ts, s, run, p,
+                         others > 0 || keep ? TIERSET_READ_QUICK : 1);
+    /* A page that read but does not match is counted as each page is
+     * read again below.
+     */
+    if (read == 0 && engine_check_sums (e, page + i, run, p) < run) {
+      errno = EILSEQ;
+      read = -1;
+    }
+    if (read == -1) {
       if (errno == ESHUTDOWN) {
         errno = EIO;
         return -1;
@@ -440,6 +487,8 @@ engine_write_pages (struct engine *e, unsigned idx, uint64_t page,
     /* EIO if the data was refused by failing backends, ENOSPC if there
      * simply is no room (the reserve makes that a configuration error).
      */
+    uint32_t i;
+
     if (engine_place (e, idx, src + (size_t) done * PAGE_SIZE, &len,
                       e->copies, 0, TIERSET_ANY_WINDOW, fua, &pl) == -1) {
       log_error ("write of page %" PRIu64 ": no backend %s", page + done,
@@ -453,6 +502,13 @@ engine_write_pages (struct engine *e, unsigned idx, uint64_t page,
                          "domain could take the others; the page is "
                          "degraded until they are re-created",
                          page + done, pl.n, e->copies);
+    /* The range lock is held for writing: no read sees the new sums
+     * before the new copies.
+     */
+    for (i = 0; i < len; i++)
+      __atomic_store_n (&e->sums[page + done + i],
+                        codec_checksum (src + (size_t) (done + i)
+                                        * PAGE_SIZE), __ATOMIC_RELAXED);
     engine_publish (e, page + done, len, &pl);
     done += len;
   }

@@ -7,12 +7,14 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "engine-internal.h"
 #include "log.h"
 #include "page.h"
 #include "pagemap.h"
 #include "rangelock.h"
+#include "swapsafe.h"
 
 struct engine *
 engine_create (struct tierset *ts, uint64_t npages, uint32_t stripe,
@@ -39,11 +41,18 @@ engine_create (struct tierset *ts, uint64_t npages, uint32_t stripe,
     pthread_mutex_init (&e->drop_lock[i], NULL);
   e->map = pagemap_create (npages, copies);
   e->ages = e->map ? agemap_create (npages) : NULL;
+  e->sums_bytes = npages * sizeof *e->sums;
+  e->sums = mmap (NULL, e->sums_bytes, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (e->sums == MAP_FAILED) {
+    log_error ("engine: checksums: mmap of %zu bytes: %m", e->sums_bytes);
+    e->sums = NULL;
+  }
   e->rl = rangelock_create (ENGINE_REQUESTS);
   e->fanout = e->map ? fanout_create (ENGINE_REQUESTS, copies) : NULL;
   e->bounce = aligned_alloc (PAGE_SIZE,
                              (size_t) ENGINE_REQUESTS * stripe * PAGE_SIZE);
-  if (e->map == NULL || e->ages == NULL || e->rl == NULL ||
+  if (e->map == NULL || e->ages == NULL || e->sums == NULL || e->rl == NULL ||
       e->fanout == NULL || e->bounce == NULL) {
     if (e->bounce == NULL)
       log_error ("engine: bounce buffers: %m");
@@ -64,6 +73,8 @@ engine_destroy (struct engine *e)
     fanout_destroy (e->fanout);
     pagemap_destroy (e->map);
     agemap_destroy (e->ages);
+    if (e->sums)
+      munmap (e->sums, e->sums_bytes);
     rangelock_destroy (e->rl);
     free (e->bounce);
     for (i = 0; i < ENGINE_DROP_LOCKS; i++)
@@ -83,6 +94,7 @@ engine_prefault (struct engine *e)
 {
   pagemap_prefault (e->map);
   agemap_prefault (e->ages);
+  swapsafe_prefault (e->sums, e->sums_bytes);
 }
 
 uint64_t

@@ -49,6 +49,7 @@ struct tier {
                                           removal */
   uint64_t demoted, promoted;          /* copies moved down, up from here */
   uint64_t rereads;                    /* reads of pages read before */
+  uint64_t corrupt;                    /* reads that did not match */
 };
 
 /* The backends of one priority, rotated through by allocation. */

@@ -96,6 +96,13 @@ tierset_count_reread (struct tierset *ts, slot_t slot)
 }
 
 void
+tierset_count_corrupt (struct tierset *ts, slot_t slot)
+{
+  __atomic_add_fetch (&tierset_lookup (ts, slot)->corrupt, 1,
+                      __ATOMIC_RELAXED);
+}
+
+void
 tierset_count_promoted (struct tierset *ts, slot_t first, uint32_t n)
 {
   __atomic_add_fetch (&tierset_lookup (ts, first)->promoted, n,

@@ -362,6 +362,7 @@ tierset_stats (struct tierset *ts, unsigned id, struct tier_stats *st)
     .demoted = __atomic_load_n (&t->demoted, __ATOMIC_RELAXED),
     .promoted = __atomic_load_n (&t->promoted, __ATOMIC_RELAXED),
     .rereads = __atomic_load_n (&t->rereads, __ATOMIC_RELAXED),
+    .corrupt = __atomic_load_n (&t->corrupt, __ATOMIC_RELAXED),
   };
   pthread_mutex_lock (&t->lock);
   st->used = t->used;

@@ -62,6 +62,8 @@ struct tier_stats {
                                           here and failed to read */
   uint64_t demoted;                    /* copies moved down from here */
   uint64_t promoted;                   /* copies moved up from here */
+  uint64_t corrupt;                    /* copies read here that did not
+                                          match their checksum */
   uint64_t rereads;                    /* client reads served here of
                                           pages read already since their
                                           last write */
@@ -305,6 +307,9 @@ extern void tierset_count_demoted (struct tierset *ts, slot_t first,
  * higher priority exists (the page could be promoted).
  */
 extern bool tierset_count_reread (struct tierset *ts, slot_t slot);
+
+/* Count a copy read from slot (in use) whose bytes did not match. */
+extern void tierset_count_corrupt (struct tierset *ts, slot_t slot);
 
 /* Count n copies moved up from the backend of slot first (in use). */
 extern void tierset_count_promoted (struct tierset *ts, slot_t first,

@@ -425,6 +425,22 @@ mem_backend_peek (struct backend *be, uint64_t slot, void *buf)
 }
 
 void
+mem_backend_poke (struct backend *be, uint64_t slot, const void *buf)
+{
+  struct mem_backend *mb = mem_backend (be);
+
+  if (slot >= be->nslots || mb->data == NULL) {
+    log_error ("%s: poke at slot %" PRIu64 " of %" PRIu64 " slots, %s",
+               be->target, slot, be->nslots,
+               mb->data ? "past the end" : "never written");
+    abort ();
+  }
+  pthread_mutex_lock (&mb->lock);
+  memcpy (mb->data + slot * PAGE_SIZE, buf, PAGE_SIZE);
+  pthread_mutex_unlock (&mb->lock);
+}
+
+void
 mem_backend_set_read_hook (struct backend *be,
                            bool (*fn) (void *arg, uint64_t slot, uint64_t n),
                            void *arg)

@@ -117,4 +117,11 @@ extern void mem_backend_counters (struct backend *be, struct mem_counters *c);
  */
 extern void mem_backend_peek (struct backend *be, uint64_t slot, void *buf);
 
+/* Replace the content of one slot with buf (PAGE_SIZE bytes), as a disk
+ * or a server that changed it would, without counting a request.  The
+ * backend must have been written.
+ */
+extern void mem_backend_poke (struct backend *be, uint64_t slot,
+                              const void *buf);
+
 #endif /* SWAPTIER_TESTS_MEM_BACKEND_H */
