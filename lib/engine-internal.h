@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "agemap.h"
+#include "codec.h"
 #include "engine.h"
 #include "fanout.h"
 #include "pagemap.h"
@@ -34,6 +35,9 @@ struct engine {
   struct pagemap *map;
   struct agemap *ages;                 /* when each page was last used */
   uint32_t *sums;                      /* CRC32C of each mapped page */
+  struct codec *codec;                 /* NULL: pages in clear */
+  char *cipher;                        /* ENGINE_REQUESTS x copies
+                                          stripe units: ciphertexts */
   size_t sums_bytes;
   struct rangelock *rl;
   struct fanout *fanout;               /* writes of the copies at once */
@@ -72,18 +76,19 @@ extern void engine_count (struct engine *e, unsigned was, unsigned now);
 
 /* Read pages [page, page+n) into dst (page aligned), each from its best
  * copy, falling back to the others: see engine_read.  The caller holds
- * the range lock (either way) on them.
+ * the range lock (either way) on them, entry idx (which picks the cipher
+ * context).
  */
-extern int engine_read_pages (struct engine *e, uint64_t page, uint64_t n,
-                              char *dst);
+extern int engine_read_pages (struct engine *e, unsigned idx, uint64_t page,
+                              uint64_t n, char *dst);
 
 /* The same, each copy read once without waiting for a lost server and
  * none given up when it fails (a move that is only worth making, such
  * as a demotion, must not cost a page): -1 (EIO) if a page could not be
  * read, its copies as they were.
  */
-extern int engine_read_pages_keep (struct engine *e, uint64_t page,
-                                   uint64_t n, char *dst);
+extern int engine_read_pages_keep (struct engine *e, unsigned idx,
+                                   uint64_t page, uint64_t n, char *dst);
 
 /* Place want (1 .. copies) new copies of *n pages of src, on backends
  * of distinct domains outside exclude and of priorities in win
@@ -135,6 +140,25 @@ static inline char *
 engine_bounce (const struct engine *e, unsigned idx)
 {
   return e->bounce + (size_t) idx * e->stripe * PAGE_SIZE;
+}
+
+/* Where copy c of the write holding range lock entry idx is encrypted. */
+static inline char *
+engine_cipher (const struct engine *e, unsigned idx, unsigned c)
+{
+  return e->cipher ? e->cipher + ((size_t) idx * e->copies + c)
+    * e->stripe * PAGE_SIZE : NULL;
+}
+
+/* Decrypt n pages read from slots first.. into buf in place (nothing
+ * without a codec).
+ */
+static inline int
+engine_decrypt (struct engine *e, unsigned idx, slot_t first, uint32_t n,
+                char *buf)
+{
+  return e->codec ? codec_decrypt (e->codec, idx * e->copies, first, n, buf,
+                                   buf) : 0;
 }
 
 /* The end of the stripe unit holding page, capped at limit. */

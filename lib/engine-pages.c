@@ -193,15 +193,17 @@ engine_check_sums (struct engine *e, uint64_t page, uint32_t n,
   return i;
 }
 
-/* Read copy s of page into dst (tries as tierset_read) and check it:
+/* Read copy s of page into dst (tries as tierset_read), decrypt it with
+ * the context of range-lock entry idx and check it:
  * 0, or -1 with errno set (EILSEQ: it read, but not the page's bytes,
  * counted as corrupt on its backend).
  */
 static int
-engine_read_copy (struct engine *e, uint64_t page, slot_t s, char *dst,
-                  unsigned tries)
+engine_read_copy (struct engine *e, unsigned idx, uint64_t page, slot_t s,
+                  char *dst, unsigned tries)
 {
-  if (tierset_read (e->ts, s, 1, dst, tries) == -1)
+  if (tierset_read (e->ts, s, 1, dst, tries) == -1 ||
+      engine_decrypt (e, idx, s, 1, dst) == -1)
     return -1;
   if (engine_check_sums (e, page, 1, dst) == 0) {
     tierset_count_corrupt (e->ts, s);
@@ -218,7 +220,7 @@ engine_read_copy (struct engine *e, uint64_t page, slot_t s, char *dst,
  * file).  Returns 0, or -1 (EIO) when none could be read.
  */
 static int
-engine_read_page (struct engine *e, uint64_t page, char *dst)
+engine_read_page (struct engine *e, unsigned idx, uint64_t page, char *dst)
 {
   unsigned tried = 0, patient = 0, c = 0, others;
   slot_t s;
@@ -226,7 +228,7 @@ engine_read_page (struct engine *e, uint64_t page, char *dst)
   while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
     bool quick = others > 0 && !(patient & (1u << c));
 
-    if (engine_read_copy (e, page, s, dst, quick ? TIERSET_READ_QUICK
+    if (engine_read_copy (e, idx, page, s, dst, quick ? TIERSET_READ_QUICK
                           : ENGINE_READ_TRIES) == 0)
       return 0;
     /* The process is stopping: the copy is not known to be gone. */
@@ -258,13 +260,14 @@ engine_read_page (struct engine *e, uint64_t page, char *dst)
  * Returns 0, or -1 (EIO) when none read.
  */
 static int
-engine_read_page_keep (struct engine *e, uint64_t page, char *dst)
+engine_read_page_keep (struct engine *e, unsigned idx, uint64_t page,
+                       char *dst)
 {
   unsigned tried = 0, c = 0, others;
   slot_t s;
 
   while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
-    if (engine_read_copy (e, page, s, dst, TIERSET_READ_QUICK) == 0)
+    if (engine_read_copy (e, idx, page, s, dst, TIERSET_READ_QUICK) == 0)
       return 0;
     if (errno == ESHUTDOWN)
       break;
@@ -280,8 +283,8 @@ engine_read_page_keep (struct engine *e, uint64_t page, char *dst)
 
 /* engine_read_pages, or with keep engine_read_pages_keep. */
 static int
-engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
-                       char *dst, bool keep)
+engine_read_pages_how (struct engine *e, unsigned idx, uint64_t page,
+                       uint64_t n, char *dst, bool keep)
 {
   uint64_t i = 0;
   int r = 0;
@@ -295,8 +298,8 @@ engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
 
     /* Unmapped or lost. */
     if (s == SLOT_NONE) {
-      if ((keep ? engine_read_page_keep : engine_read_page) (e, page + i, p)
-          == -1)
+      if ((keep ? engine_read_page_keep : engine_read_page) (e, idx, page + i,
+                                                             p) == -1)
         return -1;
       i++;
       continue;
@@ -309,6 +312,8 @@ engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
       run++;
     read = tierset_read (e->ts, s, run, p,
                          others > 0 || keep ? TIERSET_READ_QUICK : 1);
+    if (read == 0)
+      read = engine_decrypt (e, idx, s, run, p);
     /* A page that read but does not match is counted as each page is
      * read again below.
      */
@@ -324,7 +329,7 @@ engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
       /* Every page of the run, so that each lost one is found now. */
       for (uint32_t j = 0; j < run; j++)
         if ((keep ? engine_read_page_keep : engine_read_page)
-            (e, page + i + j, p + (size_t) j * PAGE_SIZE) == -1)
+            (e, idx, page + i + j, p + (size_t) j * PAGE_SIZE) == -1)
           r = -1;
       /* A read that succeeded after a failed one may have set errno. */
       if (r == -1) {
@@ -338,16 +343,17 @@ engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
 }
 
 int
-engine_read_pages (struct engine *e, uint64_t page, uint64_t n, char *dst)
+engine_read_pages (struct engine *e, unsigned idx, uint64_t page,
+                   uint64_t n, char *dst)
 {
-  return engine_read_pages_how (e, page, n, dst, false);
+  return engine_read_pages_how (e, idx, page, n, dst, false);
 }
 
 int
-engine_read_pages_keep (struct engine *e, uint64_t page, uint64_t n,
-                        char *dst)
+engine_read_pages_keep (struct engine *e, unsigned idx, uint64_t page,
+                        uint64_t n, char *dst)
 {
-  return engine_read_pages_how (e, page, n, dst, true);
+  return engine_read_pages_how (e, idx, page, n, dst, true);
 }
 
 /* One copy's write, run by the fanout. */
@@ -357,6 +363,9 @@ struct engine_write_job {
   uint32_t n;
   const char *src;
   bool fua;
+  struct codec *codec;                 /* NULL: written in clear */
+  unsigned ctx;                        /* its context for this copy */
+  char *cipher;                        /* where this copy is encrypted */
   int r, err;                          /* the result, and its errno */
 };
 
@@ -364,8 +373,19 @@ static void
 engine_write_job_run (void *arg)
 {
   struct engine_write_job *job = arg;
+  const char *src = job->src;
 
-  job->r = tierset_write (job->ts, job->first, job->n, job->src, job->fua);
+  /* Each copy its own ciphertext: the tweak is its slot. */
+  if (job->codec) {
+    if (codec_encrypt (job->codec, job->ctx, job->first, job->n, job->src,
+                       job->cipher) == -1) {
+      job->r = -1;
+      job->err = errno;
+      return;
+    }
+    src = job->cipher;
+  }
+  job->r = tierset_write (job->ts, job->first, job->n, src, job->fua);
   job->err = job->r == 0 ? 0 : errno;
 }
 
@@ -419,6 +439,8 @@ engine_place (struct engine *e, unsigned idx, const char *src, uint32_t *n,
     for (i = 0; i < k; i++) {
       job[i] = (struct engine_write_job) {
         .ts = e->ts, .first = cand[i], .n = len, .src = src, .fua = fua,
+        .codec = e->codec, .ctx = idx * e->copies + i,
+        .cipher = engine_cipher (e, idx, i),
       };
       fj[i] = (struct fanout_job) { .fn = engine_write_job_run,
                                     .arg = &job[i] };

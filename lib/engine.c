@@ -77,10 +77,28 @@ engine_destroy (struct engine *e)
       munmap (e->sums, e->sums_bytes);
     rangelock_destroy (e->rl);
     free (e->bounce);
+    free (e->cipher);
     for (i = 0; i < ENGINE_DROP_LOCKS; i++)
       pthread_mutex_destroy (&e->drop_lock[i]);
     free (e);
   }
+}
+
+int
+engine_set_codec (struct engine *e, struct codec *codec)
+{
+  size_t len = (size_t) ENGINE_REQUESTS * e->copies * e->stripe * PAGE_SIZE;
+
+  if (codec && codec_encrypts (codec)) {
+    e->cipher = aligned_alloc (PAGE_SIZE, len);
+    if (e->cipher == NULL) {
+      log_error ("engine: cipher buffers: %m");
+      return -1;
+    }
+    memset (e->cipher, 0, len);
+    e->codec = codec;
+  }
+  return 0;
 }
 
 int
@@ -164,7 +182,7 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
 
   /* Whole pages into an aligned buffer: no copy at all. */
   if (((offset | count) & (PAGE_SIZE - 1)) == 0 && engine_aligned (buf)) {
-    r = engine_read_pages (e, p0, p1 - p0, buf);
+    r = engine_read_pages (e, idx, p0, p1 - p0, buf);
     if (r == 0)
       engine_note_read (e, p0, p1 - p0);
     goto out;
@@ -177,7 +195,7 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
     uint64_t from = lo > offset ? lo : offset;
     uint64_t to = hi < end_byte ? hi : end_byte;
 
-    r = engine_read_pages (e, page, end - page, bounce);
+    r = engine_read_pages (e, idx, page, end - page, bounce);
     if (r == -1)
       goto out;
     memcpy ((char *) buf + (from - offset), bounce + (from - lo), to - from);
@@ -195,15 +213,16 @@ engine_read (struct engine *e, void *buf, uint32_t count, uint64_t offset)
  * (read-modify-write).
  */
 static int
-engine_fill_bounce (struct engine *e, char *bounce, uint64_t page,
-                    uint64_t end, uint64_t from, uint64_t to, const char *src)
+engine_fill_bounce (struct engine *e, unsigned idx, char *bounce,
+                    uint64_t page, uint64_t end, uint64_t from, uint64_t to,
+                    const char *src)
 {
   uint64_t lo = page << PAGE_SHIFT, hi = end << PAGE_SHIFT;
 
-  if (from > lo && engine_read_pages (e, page, 1, bounce) == -1)
+  if (from > lo && engine_read_pages (e, idx, page, 1, bounce) == -1)
     return -1;
   if (to < hi && (end - 1 > page || from == lo) &&
-      engine_read_pages (e, end - 1, 1,
+      engine_read_pages (e, idx, end - 1, 1,
                          bounce + (end - 1 - page) * PAGE_SIZE) == -1)
     return -1;
   if (src)
@@ -238,7 +257,7 @@ engine_write_range (struct engine *e, const char *buf, uint32_t count,
     const char *src = buf ? buf + (from - offset) : NULL;
 
     if (src == NULL || from != lo || to != hi || !engine_aligned (src)) {
-      r = engine_fill_bounce (e, bounce, page, end, from, to, src);
+      r = engine_fill_bounce (e, idx, bounce, page, end, from, to, src);
       if (r == -1)
         goto out;
       src = bounce;
@@ -277,7 +296,7 @@ engine_zero_partial (struct engine *e, unsigned idx, uint64_t page,
 
   if (pagemap_unmapped (e->map, page))
     return 0;
-  if (engine_read_pages (e, page, 1, bounce) == -1)
+  if (engine_read_pages (e, idx, page, 1, bounce) == -1)
     return -1;
   memset (bounce + (from - lo), 0, to - from);
   if (engine_write_pages (e, idx, page, 1, bounce, fua) == -1)

@@ -53,6 +53,14 @@ extern int engine_serve (struct engine *e);
 
 extern void engine_destroy (struct engine *e);
 
+/* Encrypt pages on the backends with codec (codec.h: at least
+ * ENGINE_REQUESTS x copies contexts; the caller frees it after the
+ * engine), before any request.  A codec that does not encrypt changes
+ * nothing.  Returns 0, or -1 after log_error.
+ */
+struct codec;
+extern int engine_set_codec (struct engine *e, struct codec *codec);
+
 /* Fault in the page map, so that with locked memory nothing on the
  * request path needs a new page.
  */

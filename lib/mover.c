@@ -250,7 +250,7 @@ mover_move_run (struct engine *e, unsigned idx, uint64_t page, uint32_t n,
 
   res->next = page + n;
   if ((sel->keep ? engine_read_pages_keep : engine_read_pages)
-      (e, page, n, buf) == 0) {
+      (e, idx, page, n, buf) == 0) {
     /* A copy given up while reading changes a page's shape. */
     m = mover_run_length (e, page, page + n, sel);
     if (mover_needs (e, page, sel))
