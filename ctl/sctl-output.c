@@ -27,7 +27,8 @@ const struct sctl_field sctl_backend_fields[] = {
   { "lost", SCTL_NUMBER }, { "reads", SCTL_NUMBER },
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
   { "demoted", SCTL_NUMBER }, { "promoted", SCTL_NUMBER },
-  { "rereads", SCTL_NUMBER }, { NULL },
+  { "rereads", SCTL_NUMBER }, { "corrupt", SCTL_NUMBER },
+  { "encrypted", SCTL_TEXT }, { NULL },
 };
 const struct sctl_field sctl_total_fields[] = {
   { "backends", SCTL_NUMBER }, { "pages", SCTL_NUMBER },
@@ -37,7 +38,8 @@ const struct sctl_field sctl_total_fields[] = {
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
   { "copies", SCTL_NUMBER }, { "mapped", SCTL_NUMBER },
   { "degraded", SCTL_NUMBER }, { "demoted", SCTL_NUMBER },
-  { "promoted", SCTL_NUMBER }, { "rereads", SCTL_NUMBER }, { NULL },
+  { "promoted", SCTL_NUMBER }, { "rereads", SCTL_NUMBER },
+  { "corrupt", SCTL_NUMBER }, { NULL },
 };
 const struct sctl_field sctl_drain_fields[] = {
   { "id", SCTL_NUMBER }, { "state", SCTL_TEXT }, { "total", SCTL_NUMBER },
@@ -48,8 +50,9 @@ const struct sctl_field sctl_drain_fields[] = {
 const struct sctl_field sctl_stats_fields[] = {
   { "id", SCTL_NUMBER }, { "target", SCTL_TEXT }, { "reads", SCTL_NUMBER },
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
-  { "lost", SCTL_NUMBER }, { "demoted", SCTL_NUMBER },
-  { "promoted", SCTL_NUMBER }, { "rereads", SCTL_NUMBER },
+  { "lost", SCTL_NUMBER }, { "corrupt", SCTL_NUMBER },
+  { "demoted", SCTL_NUMBER }, { "promoted", SCTL_NUMBER },
+  { "rereads", SCTL_NUMBER },
   { "read_bytes", SCTL_NUMBER }, { "write_bytes", SCTL_NUMBER },
   { "reads_per_s", SCTL_NUMBER }, { "writes_per_s", SCTL_NUMBER },
   { "read_bytes_per_s", SCTL_NUMBER }, { "write_bytes_per_s", SCTL_NUMBER },

@@ -250,11 +250,11 @@ sctl_list (const struct sctl_reply *r)
 {
   static const char *const head[] = {
     "ID", "TARGET", "KIND", "DOMAIN", "PRIO", "STATE", "SIZE", "USED",
-    "FREE", "BAD", "LOST", "READS", "WRITES", "ERRORS", "DEMOTED",
-    "PROMOTED",
+    "FREE", "BAD", "LOST", "CORRUPT", "READS", "WRITES", "ERRORS",
+    "DEMOTED", "PROMOTED",
   };
   struct sctl_table t = {
-    .ncols = 16, .head = head, .align = "rlllrlrrrrrrrrrr",
+    .ncols = 17, .head = head, .align = "rlllrlrrrrrrrrrrr",
   };
   uint64_t page_size = sctl_page_size (r), copies = 1;
   const char *drain, *repair, *demote;
@@ -267,7 +267,7 @@ sctl_list (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *state, *health, *cells[16];
+    char *state, *health, *cells[17];
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -291,11 +291,12 @@ sctl_list (const struct sctl_reply *r)
     cells[8] = sctl_size (sctl_number (l, "free") * page_size);
     cells[9] = sctl_size (sctl_number (l, "bad") * page_size);
     cells[10] = sctl_value (l, "lost");
-    cells[11] = sctl_value (l, "reads");
-    cells[12] = sctl_value (l, "writes");
-    cells[13] = sctl_value (l, "errors");
-    cells[14] = sctl_value (l, "demoted");
-    cells[15] = sctl_value (l, "promoted");
+    cells[11] = sctl_value (l, "corrupt");
+    cells[12] = sctl_value (l, "reads");
+    cells[13] = sctl_value (l, "writes");
+    cells[14] = sctl_value (l, "errors");
+    cells[15] = sctl_value (l, "demoted");
+    cells[16] = sctl_value (l, "promoted");
     sctl_table_row (&t, cells);
     if (total)
       copies = sctl_number (l, "copies");

@@ -35,6 +35,7 @@ struct engine {
   struct pagemap *map;
   struct agemap *ages;                 /* when each page was last used */
   uint32_t *sums;                      /* CRC32C of each mapped page */
+  bool unchecked;                      /* checksum=off */
   struct codec *codec;                 /* NULL: pages in clear */
   char *cipher;                        /* ENGINE_REQUESTS x copies
                                           stripe units: ciphertexts */
@@ -157,8 +158,8 @@ static inline int
 engine_decrypt (struct engine *e, unsigned idx, slot_t first, uint32_t n,
                 char *buf)
 {
-  return e->codec ? codec_decrypt (e->codec, idx * e->copies, first, n, buf,
-                                   buf) : 0;
+  return e->codec && tierset_slot_encrypted (e->ts, first)
+    ? codec_decrypt (e->codec, idx * e->copies, first, n, buf, buf) : 0;
 }
 
 /* The end of the stripe unit holding page, capped at limit. */

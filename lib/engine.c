@@ -101,6 +101,18 @@ engine_set_codec (struct engine *e, struct codec *codec)
   return 0;
 }
 
+bool
+engine_encrypts (const struct engine *e)
+{
+  return e->codec != NULL;
+}
+
+void
+engine_set_checksum (struct engine *e, bool on)
+{
+  e->unchecked = !on;
+}
+
 int
 engine_serve (struct engine *e)
 {

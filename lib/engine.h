@@ -61,6 +61,15 @@ extern void engine_destroy (struct engine *e);
 struct codec;
 extern int engine_set_codec (struct engine *e, struct codec *codec);
 
+/* Check every page read against the CRC32C of what was written (on, the
+ * default: a copy that does not match is a read error of that copy), or
+ * neither compute nor check them.  Before any request.
+ */
+extern void engine_set_checksum (struct engine *e, bool on);
+
+/* Whether the engine has a codec that encrypts. */
+extern bool engine_encrypts (const struct engine *e);
+
 /* Fault in the page map, so that with locked memory nothing on the
  * request path needs a new page.
  */

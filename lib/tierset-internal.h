@@ -26,6 +26,7 @@ struct tier {
   char *domain_name;                   /* kept after removal */
   unsigned domain;                     /* its number in the set's table */
   bool local;                          /* a local file: dev, ino are set */
+  bool clear;                          /* pages stored unencrypted */
   uint64_t dev, ino;
   slot_t first;                        /* global address of slot 0 */
   uint64_t nslots;

@@ -95,6 +95,25 @@ tierset_count_reread (struct tierset *ts, slot_t slot)
   return higher;
 }
 
+bool
+tierset_slot_encrypted (const struct tierset *ts, slot_t slot)
+{
+  return !tierset_lookup (ts, slot)->clear;
+}
+
+bool
+tierset_encrypts (struct tierset *ts)
+{
+  unsigned i;
+  bool any = false;
+
+  pthread_rwlock_rdlock (&ts->lock);
+  for (i = 0; i < ts->ntiers; i++)
+    any |= !ts->tier[i]->removed && !ts->tier[i]->clear;
+  pthread_rwlock_unlock (&ts->lock);
+  return any;
+}
+
 void
 tierset_count_corrupt (struct tierset *ts, slot_t slot)
 {

@@ -153,9 +153,10 @@ tierset_add (struct tierset *ts, struct backend *be, int priority)
   return tierset_add_domain (ts, be, priority, NULL);
 }
 
-int
-tierset_add_domain (struct tierset *ts, struct backend *be, int priority,
-                    const char *domain)
+/* tierset_add_domain, storing pages in clear with clear. */
+static int
+tierset_add_tier (struct tierset *ts, struct backend *be, int priority,
+                  const char *domain, bool clear)
 {
   struct tier *t;
   bool room;
@@ -192,6 +193,7 @@ tierset_add_domain (struct tierset *ts, struct backend *be, int priority,
     return -1;
   }
   t->priority = priority;
+  t->clear = clear;
   t->be = be;
   t->kind = be->ops->kind;
   t->local = backend_file_identity (be, &t->dev, &t->ino);
@@ -273,10 +275,17 @@ tierset_open (struct tierset *ts, const struct tier_spec *spec)
   }
   if (be == NULL)
     return -1;
-  id = tierset_add_domain (ts, be, spec->priority, spec->domain);
+  id = tierset_add_tier (ts, be, spec->priority, spec->domain, spec->clear);
   if (id == -1)
     backend_discard (be);
   return id;
+}
+
+int
+tierset_add_domain (struct tierset *ts, struct backend *be, int priority,
+                    const char *domain)
+{
+  return tierset_add_tier (ts, be, priority, domain, false);
 }
 
 unsigned
@@ -362,6 +371,7 @@ tierset_stats (struct tierset *ts, unsigned id, struct tier_stats *st)
     .demoted = __atomic_load_n (&t->demoted, __ATOMIC_RELAXED),
     .promoted = __atomic_load_n (&t->promoted, __ATOMIC_RELAXED),
     .rereads = __atomic_load_n (&t->rereads, __ATOMIC_RELAXED),
+    .clear = t->clear,
     .corrupt = __atomic_load_n (&t->corrupt, __ATOMIC_RELAXED),
   };
   pthread_mutex_lock (&t->lock);

@@ -64,6 +64,7 @@ struct tier_stats {
   uint64_t promoted;                   /* copies moved up from here */
   uint64_t corrupt;                    /* copies read here that did not
                                           match their checksum */
+  bool clear;                          /* pages stored unencrypted */
   uint64_t rereads;                    /* client reads served here of
                                           pages read already since their
                                           last write */
@@ -83,6 +84,7 @@ struct tier_spec {
   int priority;
   uint64_t capacity;                   /* local: bytes, 0 for none */
   bool force;                          /* local: use it whatever it holds */
+  bool clear;                          /* pages stored unencrypted */
   unsigned connections;                /* remote: requests in flight */
   unsigned timeout_ms, grace_ms;       /* remote */
 };
@@ -307,6 +309,14 @@ extern void tierset_count_demoted (struct tierset *ts, slot_t first,
  * higher priority exists (the page could be promoted).
  */
 extern bool tierset_count_reread (struct tierset *ts, slot_t slot);
+
+/* Whether the pages on the backend of slot (in use) are encrypted
+ * (the backend was not opened clear).
+ */
+extern bool tierset_slot_encrypted (const struct tierset *ts, slot_t slot);
+
+/* Whether some backend not removed stores its pages encrypted. */
+extern bool tierset_encrypts (struct tierset *ts);
 
 /* Count a copy read from slot (in use) whose bytes did not match. */
 extern void tierset_count_corrupt (struct tierset *ts, slot_t slot);

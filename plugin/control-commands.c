@@ -110,13 +110,13 @@ control_list (FILE *out)
              " used=%" PRIu64 " free=%" PRIu64 " bad=%" PRIu64
              " lost=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
              " errors=%" PRIu64 " demoted=%" PRIu64 " promoted=%" PRIu64
-             " rereads=%" PRIu64 "\n",
+             " rereads=%" PRIu64 " corrupt=%" PRIu64 " encrypted=%s\n",
              st.kind, st.priority, tier_state_name (st.state),
              st.health == BACKEND_UP ? "up"
              : st.health == BACKEND_DOWN ? "down" : "dead",
              st.capacity, st.used, st.free, st.bad, st.lost,
              st.reads, st.writes, st.errors, st.demoted, st.promoted,
-             st.rereads);
+             st.rereads, st.corrupt, st.clear ? "no" : "yes");
     n++;
     sum.capacity += st.capacity;
     sum.used += st.used;
@@ -128,6 +128,7 @@ control_list (FILE *out)
     sum.demoted += st.demoted;
     sum.promoted += st.promoted;
     sum.rereads += st.rereads;
+    sum.corrupt += st.corrupt;
   }
   /* Lost pages count those of removed backends too. */
   fprintf (out, "total backends=%u pages=%" PRIu64 " spare=%" PRIu64
@@ -135,12 +136,12 @@ control_list (FILE *out)
            " bad=%" PRIu64 " lost=%" PRIu64 " reads=%" PRIu64
            " writes=%" PRIu64 " errors=%" PRIu64 " copies=%u mapped=%" PRIu64
            " degraded=%" PRIu64 " demoted=%" PRIu64 " promoted=%" PRIu64
-           " rereads=%" PRIu64 "\n", n, control.npages,
+           " rereads=%" PRIu64 " corrupt=%" PRIu64 "\n", n, control.npages,
            control.spare, sum.capacity, sum.used, sum.free,
            sum.bad, tierset_lost (control.ts), sum.reads, sum.writes,
            sum.errors, engine_copies (control.e), engine_mapped (control.e),
            repair_pending (control.e, control.ts), sum.demoted, sum.promoted,
-           sum.rereads);
+           sum.rereads, sum.corrupt);
   control_drain_line (out);
   control_repair_line (out);
   control_demote_line (out);
@@ -178,11 +179,11 @@ control_stats_line (FILE *out, const char *record, unsigned id,
     control_string (out, "target", st->target);
   }
   fprintf (out, " reads=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64
-           " lost=%" PRIu64 " demoted=%" PRIu64 " promoted=%" PRIu64
-           " rereads=%" PRIu64 " read_bytes=%" PRIu64 " write_bytes=%" PRIu64
+           " lost=%" PRIu64 " corrupt=%" PRIu64 " demoted=%" PRIu64
+           " promoted=%" PRIu64 " rereads=%" PRIu64 " read_bytes=%" PRIu64 " write_bytes=%" PRIu64
            " reads_per_s=%.1f writes_per_s=%.1f read_bytes_per_s=%.0f"
            " write_bytes_per_s=%.0f\n", st->reads, st->writes, st->errors,
-           st->lost, st->demoted, st->promoted, st->rereads,
+           st->lost, st->corrupt, st->demoted, st->promoted, st->rereads,
            st->read_slots * PAGE_SIZE, st->write_slots * PAGE_SIZE,
            d->reads / seconds, d->writes / seconds,
            d->read_slots * PAGE_SIZE / seconds,
@@ -224,6 +225,7 @@ control_stats (FILE *out)
     sum.demoted += st.demoted;
     sum.promoted += st.promoted;
     sum.rereads += st.rereads;
+    sum.corrupt += st.corrupt;
     total.reads += d.reads;
     total.writes += d.writes;
     total.read_slots += d.read_slots;
@@ -249,6 +251,7 @@ control_add (FILE *out, const struct ctl_command *cmd, const char *why)
     .timeout_ms = (cmd->timeout ? : TIER_TIMEOUT_DEFAULT) * 1000,
     .grace_ms = (cmd->grace ? : TIER_GRACE_DEFAULT) * 1000,
     .domain = cmd->domain[0] ? cmd->domain : NULL,
+    .clear = !engine_encrypts (control.e),
   };
   int id;
 

@@ -42,6 +42,8 @@ struct options options = {
   .max_errors = 8,
   .mlock = true,
   .copies = 1,
+  .encrypt = true,
+  .checksum = true,
   .repair_rate = REPAIR_RATE_DEFAULT,
   .demote = {
     .on = true, .promote = false,
@@ -64,7 +66,7 @@ static struct {
   { "max-errors", NULL }, { "mlock", NULL }, { "control", NULL },
   { "copies", NULL }, { "repair-rate", NULL }, { "demote", NULL },
   { "demote-low", NULL }, { "demote-high", NULL }, { "demote-rate", NULL },
-  { "promote", NULL },
+  { "promote", NULL }, { "checksum", NULL },
 };
 
 #define OPTIONS_NONCE (sizeof options_once / sizeof options_once[0])
@@ -74,7 +76,7 @@ static struct {
  */
 static const char *const options_backend_keys[] = {
   "priority", "capacity", "force", "connections", "timeout", "grace",
-  "domain",
+  "domain", "encrypt",
 };
 
 #define OPTIONS_NBACKEND_KEYS \
@@ -393,6 +395,7 @@ options_config (const char *key, const char *value)
       .connections = TIER_CONNECTIONS_DEFAULT,
       .timeout = TIER_TIMEOUT_DEFAULT,
       .grace = TIER_GRACE_DEFAULT,
+      .encrypt = -1,
     };
     if (spec->target == NULL)
       return -1;
@@ -451,6 +454,30 @@ options_config (const char *key, const char *value)
   if (strcmp (key, "connections") == 0 || strcmp (key, "timeout") == 0 ||
       strcmp (key, "grace") == 0)
     return options_remote (key, value);
+  if (strcmp (key, "encrypt") == 0) {
+    static bool given;
+    bool on;
+
+    if (options_on_off (key, value, &on) == -1)
+      return -1;
+    /* Before the first backend=: the default of all. */
+    if (options.nbackends == 0) {
+      if (given) {
+        nbdkit_error ("encrypt= is given twice before the first backend=; "
+                      "give it once");
+        return -1;
+      }
+      given = true;
+      options.encrypt = on;
+      return 0;
+    }
+    if ((spec = options_last_backend (key)) == NULL)
+      return -1;
+    spec->encrypt = on;
+    return 0;
+  }
+  if (strcmp (key, "checksum") == 0)
+    return options_on_off (key, value, &options.checksum);
   if (strcmp (key, "domain") == 0) {
     if ((spec = options_last_backend (key)) == NULL ||
         domain_check_name (value) == -1)

@@ -25,6 +25,7 @@ struct backend_spec {
   unsigned timeout;                    /* remote: seconds per request */
   unsigned grace;                      /* remote: seconds to reconnect */
   const char *domain;                  /* NULL: the default */
+  int encrypt;                         /* -1: the default, 0 off, 1 on */
 };
 
 struct options {
@@ -40,6 +41,8 @@ struct options {
   unsigned copies;                     /* of each page, on distinct domains */
   uint64_t repair_rate;                /* bytes a second, 0: no limit */
   struct demote_config demote;
+  bool encrypt;                        /* the backends' default */
+  bool checksum;                       /* verify every read */
 };
 
 extern struct options options;
@@ -60,6 +63,9 @@ extern struct options options;
   "  timeout=SECONDS          Remote: time allowed per request (default 30).\n" \
   "  grace=SECONDS            Remote: how long to try reconnecting before\n" \
   "                           the backend is failed (default 60).\n" \
+  "  encrypt=on|off           Encrypt the pages on the backend before it\n" \
+  "                           (default: encrypt= before the first\n" \
+  "                           backend=, else on).\n" \
   "  domain=NAME              Failure domain of the backend before it\n" \
   "                           (default: \"local\" for local backends, the\n" \
   "                           server for remote ones).\n" \
@@ -84,6 +90,11 @@ extern struct options options;
   "                           may move (default 64M; 0: no limit).\n" \
   "promote=on|off             Move pages read again from a lower level up\n" \
   "                           (default off).\n" \
+  "encrypt=on|off             Before the first backend=: encrypt pages on\n" \
+  "                           every backend with AES-256-XTS and a key\n" \
+  "                           made at start (default on).\n" \
+  "checksum=on|off            Check every page read against its CRC32C\n" \
+  "                           (default on).\n" \
   "control=PATH               Serve swaptierctl on a Unix socket at PATH\n" \
   "                           (mode 0600).\n" \
   "config=FILE                Read key=value lines from FILE.\n" \

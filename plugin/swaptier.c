@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "options.h"
 #include "pagemap.h"
+#include "codec.h"
 #include "demote.h"
 #include "repair.h"
 #include "swapsafe.h"
@@ -36,6 +38,7 @@ static struct tierset *tiers;
 static struct engine *engine;
 static struct repair *repair;          /* copies >= 2, once serving */
 static struct demote *demote;          /* once serving */
+static struct codec *codec;            /* once serving, if encrypting */
 static uint64_t export_pages;
 static uint64_t export_spare;          /* slots kept free: the reserve */
 
@@ -99,6 +102,7 @@ swaptier_unload (void)
     }
   }
   engine_destroy (engine);
+  codec_destroy (codec);
   tierset_destroy (tiers);
 }
 
@@ -158,6 +162,7 @@ swaptier_build (void)
       .timeout_ms = b->timeout * 1000,
       .grace_ms = b->grace * 1000,
       .domain = b->domain,
+      .clear = !(b->encrypt == -1 ? options.encrypt : b->encrypt),
     };
 
     if (tierset_open (tiers, &spec) == -1)
@@ -245,6 +250,26 @@ swaptier_watch (void *arg)
   return NULL;
 }
 
+/* In the process that serves: the ephemeral key and cipher contexts
+ * when any backend encrypts (or may, once added), and no core dump of a
+ * process that holds them.
+ */
+static int
+swaptier_start_codec (void)
+{
+  engine_set_checksum (engine, options.checksum);
+  if (!options.encrypt && !tierset_encrypts (tiers))
+    return 0;
+  if (prctl (PR_SET_DUMPABLE, 0) == -1) {
+    nbdkit_error ("prctl PR_SET_DUMPABLE: %m");
+    return -1;
+  }
+  codec = codec_create (true, ENGINE_REQUESTS * options.copies);
+  if (codec == NULL)
+    return -1;
+  return engine_set_codec (engine, codec);
+}
+
 /* Start the background jobs: the repairer (with copies) and the
  * demoter, published for the shutdown watcher.
  */
@@ -286,7 +311,7 @@ swaptier_after_fork (void)
     return -1;
   }
   swaptier_watcher_started = true;
-  if (engine_serve (engine) == -1)
+  if (swaptier_start_codec () == -1 || engine_serve (engine) == -1)
     return -1;
   if (swaptier_start_jobs () == -1)
     return -1;

@@ -78,7 +78,9 @@ truncate -s 16M "$d/zeroes"
 echo "ok: swap signature and partition table refused, zeroes accepted"
 
 # --- 2, 3. The header, and restarts ---------------------------------------
-swt_start backend="$d/own" capacity=16M
+# In clear (encrypt=off): the test looks for what swaptier wrote in the
+# file itself.
+swt_start encrypt=off backend="$d/own" capacity=16M
 read -r what flags pid <<<"$(lb_header "$d/own")"
 [[ $what == header && $flags -eq 0 && $pid -eq $swt_pid ]] ||
     swt_fail "slot 0 of a running backend: $what $flags $pid, expected" \

@@ -72,9 +72,10 @@ slow_start ()
 
 # =============================================================================
 section "1: a trim executed by the server after timeout= never hits a newer page"
-# Eight data slots on the remote (priority 10), pages 0..7 fill them.
+# Eight data slots on the remote (priority 10), pages 0..7 fill them;
+# in clear (encrypt=off), since the test reads the remote's disk.
 slow_start t1 9
-swt_start backend="$(rmt_uri t1)" priority=10 timeout=1 \
+swt_start encrypt=off backend="$(rmt_uri t1)" priority=10 timeout=1 \
           backend="$d/t0" capacity=4M priority=1 -v
 nbd_py '
 for p in range(8):
