@@ -179,16 +179,17 @@ engine_note_read (struct engine *e, uint64_t page, uint64_t n)
 }
 
 /* Read one page into dst from its copies in turn (see the top of this
- * file).  Returns 0, or -1 (EIO) when none could be read.
+ * file); with keep, each copy once without waiting for a lost server,
+ * and none given up.  Returns 0, or -1 (EIO) when none could be read.
  */
 static int
-engine_read_page (struct engine *e, uint64_t page, char *dst)
+engine_read_page (struct engine *e, uint64_t page, char *dst, bool keep)
 {
   unsigned tried = 0, patient = 0, c = 0, others;
   slot_t s;
 
   while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
-    bool quick = others > 0 && !(patient & (1u << c));
+    bool quick = keep || (others > 0 && !(patient & (1u << c)));
 
     if (tierset_read (e->ts, s, 1, dst, quick ? TIERSET_READ_QUICK
                       : ENGINE_READ_TRIES) == 0)
@@ -197,7 +198,7 @@ engine_read_page (struct engine *e, uint64_t page, char *dst)
     if (errno == ESHUTDOWN)
       break;
     /* The others failed meanwhile: this one gets every try first. */
-    if (!engine_drop_copy (e, page, c, s, !quick)) {
+    if (!keep && !engine_drop_copy (e, page, c, s, !quick)) {
       patient |= 1u << c;
       continue;
     }
@@ -207,35 +208,10 @@ engine_read_page (struct engine *e, uint64_t page, char *dst)
     memset (dst, 0, PAGE_SIZE);
     return 0;
   }
-  if (s == SLOT_NONE)
+  if (s == SLOT_NONE && !keep)
     log_error_limited (&engine_lost_limit, "read of page %" PRIu64 ": the "
                        "page is lost (no copy of it could be read); it "
                        "reads again after a write or trim", page);
-  errno = EIO;
-  return -1;
-}
-
-/* Read one page into dst from the first of its copies that reads, each
- * tried once without waiting for a lost server, giving up nothing.
- * Returns 0, or -1 (EIO) when none read.
- */
-static int
-engine_read_page_keep (struct engine *e, uint64_t page, char *dst)
-{
-  unsigned tried = 0, c = 0, others;
-  slot_t s;
-
-  while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
-    if (tierset_read (e->ts, s, 1, dst, TIERSET_READ_QUICK) == 0)
-      return 0;
-    if (errno == ESHUTDOWN)
-      break;
-    tried |= 1u << c;
-  }
-  if (s == SLOT_NONE && pagemap_unmapped (e->map, page)) {
-    memset (dst, 0, PAGE_SIZE);
-    return 0;
-  }
   errno = EIO;
   return -1;
 }
@@ -256,8 +232,7 @@ engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
 
     /* Unmapped or lost. */
     if (s == SLOT_NONE) {
-      if ((keep ? engine_read_page_keep : engine_read_page) (e, page + i, p)
-          == -1)
+      if (engine_read_page (e, page + i, p, keep) == -1)
         return -1;
       i++;
       continue;
@@ -276,8 +251,8 @@ engine_read_pages_how (struct engine *e, uint64_t page, uint64_t n,
       }
       /* Every page of the run, so that each lost one is found now. */
       for (uint32_t j = 0; j < run; j++)
-        if ((keep ? engine_read_page_keep : engine_read_page)
-            (e, page + i + j, p + (size_t) j * PAGE_SIZE) == -1)
+        if (engine_read_page (e, page + i + j, p + (size_t) j * PAGE_SIZE,
+                              keep) == -1)
           r = -1;
       /* A read that succeeded after a failed one may have set errno. */
       if (r == -1) {
