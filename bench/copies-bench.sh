@@ -73,7 +73,9 @@ NBDKIT=${NBDKIT:-nbdkit}
 FIO=${FIO:-fio}
 PYTHON=/usr/bin/python3
 
-die () { echo "copies-bench: $*" >&2; exit 1; }
+bench_name=copies-bench
+# shellcheck source=bench/functions.sh disable=SC2034
+source "$(dirname "$0")/functions.sh"
 
 for prog in "$NBDKIT" "$FIO" "$PYTHON" nbdinfo; do
     command -v "$prog" >/dev/null 2>&1 || die "$prog is not installed"
@@ -102,55 +104,8 @@ region=$(( region / 1048576 * 1048576 ))
 backend_size=$(( (region + region / 8 + 16 * 1048576) / 1048576 * 1048576 ))
 
 # Everything we create lives in work/; everything we start is in pids.
-work=$(mktemp -d "$BENCH_DIR/copies-bench.XXXXXX")
-pids=()
+bench_start_work
 
-cleanup () {
-    local pid
-    trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || :
-            wait "$pid" 2>/dev/null || :
-        fi
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Start nbdkit in the foreground on socket $1 with the rest as arguments;
-# sets nbdkit_pid and nbdkit_log and adds the pid to run_pids.
-start_nbdkit () {
-    local sock=$1
-    shift
-    nbdkit_log=$work/nbdkit.$(basename "$sock").log
-    rm -f "$sock"
-    "$NBDKIT" -f --exit-with-parent -U "$sock" "$@" 2>"$nbdkit_log" &
-    nbdkit_pid=$!
-    pids+=("$nbdkit_pid")
-    run_pids+=("$nbdkit_pid")
-    for _ in $(seq 100); do
-        [ -S "$sock" ] && return 0
-        kill -0 "$nbdkit_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$nbdkit_log" >&2
-    die "nbdkit $* did not start"
-}
-
-# Stop every nbdkit of the current run (swaptier first, it was started
-# last) and wait for them to exit.
-stop_run () {
-    local i pid
-    for (( i = ${#run_pids[@]} - 1; i >= 0; i-- )); do
-        pid=${run_pids[i]}
-        kill -TERM "$pid" 2>/dev/null || :
-        wait "$pid" 2>/dev/null || :
-    done
-    run_pids=()
-}
 
 # Run fio; $1 names the JSON output, the rest are fio options.  A fio
 # that outlives its phase by two minutes is stopped: the device hangs.

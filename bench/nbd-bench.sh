@@ -60,7 +60,9 @@ NBDKIT=${NBDKIT:-nbdkit}
 FIO=${FIO:-fio}
 PYTHON=/usr/bin/python3
 
-die () { echo "nbd-bench: $*" >&2; exit 1; }
+bench_name=nbd-bench
+# shellcheck source=bench/functions.sh disable=SC2034
+source "$(dirname "$0")/functions.sh"
 
 for prog in "$NBDKIT" "$FIO" "$PYTHON"; do
     command -v "$prog" >/dev/null 2>&1 || die "$prog is not installed"
@@ -78,24 +80,8 @@ size_bytes=$(( size_bytes / 4096 * 4096 ))
     die "BENCH_SIZE=$BENCH_SIZE: use at least 64M"
 
 # Everything we create lives in work/; everything we start is in pids.
-work=$(mktemp -d "$BENCH_DIR/nbd-bench.XXXXXX")
+bench_start_work
 file=$work/disk.img
-pids=()
-
-cleanup () {
-    local pid
-    trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || :
-            wait "$pid" 2>/dev/null || :
-        fi
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # Write the file's dirty pages and drop all its pages from the page cache.
 drop_file_cache () {
@@ -103,25 +89,6 @@ drop_file_cache () {
     dd if="$file" iflag=nocache count=0 status=none
 }
 
-# Start nbdkit in the foreground on socket $1 with the rest as arguments;
-# sets nbdkit_pid and nbdkit_log.
-start_nbdkit () {
-    local sock=$1
-    shift
-    nbdkit_log=$work/nbdkit.$(basename "$sock").log
-    rm -f "$sock"
-    "$NBDKIT" -f --exit-with-parent --threads "$BENCH_THREADS" -U "$sock" \
-        "$@" 2>"$nbdkit_log" &
-    nbdkit_pid=$!
-    pids+=("$nbdkit_pid")
-    for _ in $(seq 100); do
-        [ -S "$sock" ] && return 0
-        kill -0 "$nbdkit_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$nbdkit_log" >&2
-    die "nbdkit $* did not start"
-}
 
 # Stop the nbdkit started last and wait for it to exit.
 stop_nbdkit () {
@@ -208,7 +175,7 @@ uri="nbd+unix:///?socket=$sock"
 # shellcheck disable=SC2206
 swaptier_args=("$SWAPTIER_PLUGIN" backend="$file" $SWAPTIER_OPTS)
 echo "nbd-bench: swaptier" >&2
-start_nbdkit "$sock" "${swaptier_args[@]}"
+start_nbdkit "$sock" --threads "$BENCH_THREADS" "${swaptier_args[@]}"
 if command -v nbdinfo >/dev/null 2>&1; then
     region=$(nbdinfo --size "$uri")
 else
@@ -230,7 +197,7 @@ uri="nbd+unix:///?socket=$sock"
 # shellcheck disable=SC2206
 stock_args=(file file="$file" $BENCH_STOCK_OPTS)
 echo "nbd-bench: stock nbdkit file" >&2
-start_nbdkit "$sock" "${stock_args[@]}"
+start_nbdkit "$sock" --threads "$BENCH_THREADS" "${stock_args[@]}"
 bench_target stock --ioengine=nbd --uri="$uri"
 stop_nbdkit
 
@@ -242,7 +209,7 @@ bench_target limit --filename="$file" --ioengine=libaio --direct=1
 if [ "$BENCH_CEILING" = 1 ]; then
     sock=$work/ceiling.sock
     echo "nbd-bench: ceiling (nbdkit null)" >&2
-    start_nbdkit "$sock" null size="$region"
+    start_nbdkit "$sock" --threads "$BENCH_THREADS" null size="$region"
     bench_target ceiling --ioengine=nbd --uri="nbd+unix:///?socket=$sock"
     stop_nbdkit
 fi

@@ -219,16 +219,18 @@ engine_read_copy (struct engine *e, unsigned idx, uint64_t page, slot_t s,
 }
 
 /* Read one page into dst from its copies in turn (see the top of this
- * file).  Returns 0, or -1 (EIO) when none could be read.
+ * file); with keep, each copy once without waiting for a lost server,
+ * and none given up.  Returns 0, or -1 (EIO) when none could be read.
  */
 static int
-engine_read_page (struct engine *e, unsigned idx, uint64_t page, char *dst)
+engine_read_page (struct engine *e, unsigned idx, uint64_t page, char *dst,
+                  bool keep)
 {
   unsigned tried = 0, patient = 0, c = 0, others;
   slot_t s;
 
   while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
-    bool quick = others > 0 && !(patient & (1u << c));
+    bool quick = keep || (others > 0 && !(patient & (1u << c)));
 
     if (engine_read_copy (e, idx, page, s, dst, quick ? TIERSET_READ_QUICK
                           : ENGINE_READ_TRIES) == 0)
@@ -237,9 +239,11 @@ engine_read_page (struct engine *e, unsigned idx, uint64_t page, char *dst)
     if (errno == ESHUTDOWN)
       break;
     /* The others failed meanwhile: this one gets every try first (but
-     * wrong bytes read wrong again).
+     * wrong bytes read wrong again).  Keep gives up no copy, not even a
+     * corrupt one: the next client read of the page does.
      */
-    if (!engine_drop_copy (e, page, c, s, !quick || errno == EILSEQ)) {
+    if (!keep &&
+        !engine_drop_copy (e, page, c, s, !quick || errno == EILSEQ)) {
       patient |= 1u << c;
       continue;
     }
@@ -249,36 +253,10 @@ engine_read_page (struct engine *e, unsigned idx, uint64_t page, char *dst)
     memset (dst, 0, PAGE_SIZE);
     return 0;
   }
-  if (s == SLOT_NONE)
+  if (s == SLOT_NONE && !keep)
     log_error_limited (&engine_lost_limit, "read of page %" PRIu64 ": the "
                        "page is lost (no copy of it could be read); it "
                        "reads again after a write or trim", page);
-  errno = EIO;
-  return -1;
-}
-
-/* Read one page into dst from the first of its copies that reads, each
- * tried once without waiting for a lost server, giving up nothing.
- * Returns 0, or -1 (EIO) when none read.
- */
-static int
-engine_read_page_keep (struct engine *e, unsigned idx, uint64_t page,
-                       char *dst)
-{
-  unsigned tried = 0, c = 0, others;
-  slot_t s;
-
-  while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
-    if (engine_read_copy (e, idx, page, s, dst, TIERSET_READ_QUICK) == 0)
-      return 0;
-    if (errno == ESHUTDOWN)
-      break;
-    tried |= 1u << c;
-  }
-  if (s == SLOT_NONE && pagemap_unmapped (e->map, page)) {
-    memset (dst, 0, PAGE_SIZE);
-    return 0;
-  }
   errno = EIO;
   return -1;
 }
@@ -300,8 +278,7 @@ engine_read_pages_how (struct engine *e, unsigned idx, uint64_t page,
 
     /* Unmapped or lost. */
     if (s == SLOT_NONE) {
-      if ((keep ? engine_read_page_keep : engine_read_page) (e, idx, page + i,
-                                                             p) == -1)
+      if (engine_read_page (e, idx, page + i, p, keep) == -1)
         return -1;
       i++;
       continue;
@@ -330,8 +307,8 @@ engine_read_pages_how (struct engine *e, unsigned idx, uint64_t page,
       }
       /* Every page of the run, so that each lost one is found now. */
       for (uint32_t j = 0; j < run; j++)
-        if ((keep ? engine_read_page_keep : engine_read_page)
-            (e, idx, page + i + j, p + (size_t) j * PAGE_SIZE) == -1)
+        if (engine_read_page (e, idx, page + i + j,
+                              p + (size_t) j * PAGE_SIZE, keep) == -1)
           r = -1;
       /* A read that succeeded after a failed one may have set errno. */
       if (r == -1) {
