@@ -58,6 +58,7 @@ sctl_usage (FILE *fp)
 "  stats                        I/O counters and rates\n"
 "  add TARGET [priority=N] [capacity=SIZE] [force=true]\n"
 "      [connections=N] [timeout=SECONDS] [grace=SECONDS] [domain=NAME]\n"
+"      [encrypt=off]\n"
 "                               put a new backend in service\n"
 "  priority ID N                change the priority of backend ID\n"
 "  remove ID                    move the pages of backend ID elsewhere,\n"
@@ -244,7 +245,36 @@ sctl_demote_sentence (const char *line, uint64_t page_size)
   free (limit);
 }
 
-/* list: one row per backend, the totals, the last removal. */
+/* The backends that keep their pages in clear (encrypt=off), in one
+ * sentence, if any do.
+ */
+static void
+sctl_clear_sentence (const struct sctl_reply *r)
+{
+  const char *sep = "in clear (encrypt=off): backend ";
+  size_t i;
+
+  for (i = 0; i < r->n; i++) {
+    char *enc, *id;
+
+    if (!sctl_is (r->line[i], "backend"))
+      continue;
+    enc = sctl_value (r->line[i], "encrypted");
+    id = sctl_value (r->line[i], "id");
+    if (strcmp (enc, "no") == 0) {
+      printf ("%s%s", sep, id);
+      sep = ", ";
+    }
+    free (enc);
+    free (id);
+  }
+  if (sep[0] == ',')
+    printf ("\n");
+}
+
+/* list: one row per backend, the totals, the last removal, the
+ * backends in clear.
+ */
 static void
 sctl_list (const struct sctl_reply *r)
 {
@@ -311,6 +341,7 @@ sctl_list (const struct sctl_reply *r)
   demote = sctl_record (r, "demote");
   if (demote)
     sctl_demote_sentence (demote, page_size);
+  sctl_clear_sentence (r);
 }
 
 /* stats: I/O counters and rates per backend, and their totals. */

@@ -28,7 +28,7 @@ static const struct {
   { "stats", CTL_STATS, 0, 0, "stats" },
   { "add", CTL_ADD, 1, CTL_WORDS_MAX - 1,
     "add TARGET [priority=N] [capacity=SIZE] [force=BOOL] [connections=N] "
-    "[timeout=SECONDS] [grace=SECONDS] [domain=NAME]" },
+    "[timeout=SECONDS] [grace=SECONDS] [domain=NAME] [encrypt=BOOL]" },
   { "priority", CTL_PRIORITY, 2, 2, "priority ID N" },
   { "remove", CTL_REMOVE, 1, 1, "remove ID" },
   { "drain", CTL_DRAIN, 0, 0, "drain" },
@@ -213,10 +213,18 @@ ctlproto_add_keys (char **word, unsigned n, struct ctl_command *cmd,
                                "and . _ : / @ -", value, DOMAIN_NAME_MAX);
       strcpy (cmd->domain, value);
     }
+    else if (strcmp (key, "encrypt") == 0) {
+      if (cmd->has_encrypt)
+        return ctlproto_error (err, errlen, "encrypt= is given twice");
+      if (!ctlproto_bool (value, &cmd->encrypt))
+        return ctlproto_error (err, errlen, "encrypt=%.40s: not on or off",
+                               value);
+      cmd->has_encrypt = true;
+    }
     else
       return ctlproto_error (err, errlen, "unknown key '%.40s' (expected "
                              "priority=, capacity=, force=, connections=, "
-                             "timeout=, grace= or domain=)", key);
+                             "timeout=, grace=, domain= or encrypt=)", key);
   }
   return 0;
 }

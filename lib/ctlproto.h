@@ -60,6 +60,8 @@ struct ctl_command {
   unsigned connections;                /* add: 0 if not given */
   unsigned timeout, grace;             /* add: seconds, 0 if not given */
   char domain[DOMAIN_NAME_MAX + 1];    /* add: "" if not given */
+  bool has_encrypt;                    /* add: encrypt= given */
+  bool encrypt;                        /* add: its pages encrypted */
   char target[CTL_LINE_MAX];           /* add: unescaped */
 };
 

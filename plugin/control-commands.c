@@ -251,7 +251,7 @@ control_add (FILE *out, const struct ctl_command *cmd, const char *why)
     .timeout_ms = (cmd->timeout ? : TIER_TIMEOUT_DEFAULT) * 1000,
     .grace_ms = (cmd->grace ? : TIER_GRACE_DEFAULT) * 1000,
     .domain = cmd->domain[0] ? cmd->domain : NULL,
-    .clear = !engine_encrypts (control.e),
+    .clear = cmd->has_encrypt ? !cmd->encrypt : !engine_encrypts (control.e),
   };
   int id;
 
@@ -263,6 +263,13 @@ control_add (FILE *out, const struct ctl_command *cmd, const char *why)
   if (remote && cmd->has_force) {
     control_error (out, "force= applies to local files and block devices "
                    "only");
+    return;
+  }
+  if (!spec.clear && !engine_encrypts (control.e)) {
+    control_error (out, "encrypt=on: this device holds no key (every "
+                   "backend was configured with encrypt=off); restart it "
+                   "with encrypt=on before the first backend= to add "
+                   "encrypted backends");
     return;
   }
   if (!remote && (cmd->connections || cmd->timeout || cmd->grace)) {

@@ -17,6 +17,10 @@
 #      corrupt.  Both encrypted and in clear.
 #   3. The old content of a rewritten page put back at the page's new
 #      slot (a replay) is caught the same way.
+#   4. swaptierctl add: a backend added encrypts like the others unless
+#      given encrypt=off (its file then holds the markers); encrypt=on
+#      is refused, with the reason, on a device that holds no key; a bad
+#      value is refused naming the key.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/remote-functions.sh"
@@ -214,3 +218,65 @@ EOF
          "and the page reads its bytes from the other copy"
     swt_stop
 done
+
+# =============================================================================
+section "4: swaptierctl add encrypt="
+for start in on off; do
+    rm -f "$d/a" "$d/added-"*
+    clear_id=
+    swt_start encrypt=$start backend="$d/a" capacity=16M priority=1 \
+              control="$ctl_sock"
+    for add in default off on; do
+        keys=()
+        [[ $add == default ]] || keys=(encrypt=$add)
+        if [[ $start == off && $add == on ]]; then
+            if ctl add "$d/added-$add" capacity=16M priority=20 "${keys[@]}" \
+                   >"$d/out" 2>&1; then
+                swt_fail "add encrypt=on on a device without a key succeeded"
+            fi
+            grep -q "encrypt=on: this device holds no key" "$d/out" ||
+                swt_fail "add encrypt=on refused without the reason: $(cat "$d/out")"
+            continue
+        fi
+        ctl add "$d/added-$add" capacity=16M priority=20 "${keys[@]}" \
+            >/dev/null
+        write_markers
+        id=$(ctl list --json | python3 -c '
+import json, sys
+print(max(b["id"] for b in json.load(sys.stdin)["backends"]))')
+        enc=$(ctl_get "$id" encrypted)
+        ctl priority "$id" 0 >/dev/null
+        n=$(count_markers "$d/added-$add")
+        want=yes
+        [[ $add == off || ( $add == default && $start == off ) ]] && want=no
+        echo "started encrypt=$start, added with encrypt=$add:" \
+             "encrypted=$enc, markers in its file $n"
+        clear_line=$(ctl list | grep "^in clear (encrypt=off): " || true)
+        if [[ $start == on ]]; then
+            # Only the backend added with encrypt=off is named, once added.
+            [[ $add == off ]] && clear_id=$id
+            if [[ -n $clear_id ]]; then
+                [[ $clear_line == "in clear (encrypt=off): backend $clear_id" ]] ||
+                    swt_fail "list should name backend $clear_id in clear: '$clear_line'"
+            elif [[ -n $clear_line ]]; then
+                swt_fail "list names backends in clear: '$clear_line'"
+            fi
+        fi
+        if [[ $want == yes ]]; then
+            [[ $enc == True || $enc == true || $enc == yes ]] ||
+                swt_fail "added ($start/$add): encrypted=$enc, expected yes"
+            (( n == 0 )) || swt_fail "added ($start/$add): plaintext in its file"
+        else
+            [[ $enc == False || $enc == false || $enc == no ]] ||
+                swt_fail "added ($start/$add): encrypted=$enc, expected no"
+            (( n > 0 )) || swt_fail "added ($start/$add): markers not in clear"
+        fi
+    done
+    if ctl add "$d/added-bad" encrypt=maybe >"$d/out" 2>&1; then
+        swt_fail "add encrypt=maybe succeeded"
+    fi
+    grep -q "encrypt=maybe: not on or off" "$d/out" ||
+        swt_fail "add encrypt=maybe: $(cat "$d/out")"
+    swt_stop
+done
+echo "ok: swaptierctl add encrypt="
