@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include <isa-l/crc.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "codec.h"
@@ -143,6 +144,12 @@ bool
 codec_encrypts (const struct codec *c)
 {
   return c->encrypt;
+}
+
+const char *
+codec_cipher_library (void)
+{
+  return OpenSSL_version (OPENSSL_VERSION);
 }
 
 uint32_t

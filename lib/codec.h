@@ -39,6 +39,11 @@ extern void codec_destroy (struct codec *c);
 
 extern bool codec_encrypts (const struct codec *c);
 
+/* The name and version of the library that does the cipher (for
+ * nbdkit --dump-plugin).
+ */
+extern const char *codec_cipher_library (void);
+
 /* The CRC32C of one page of plaintext (the standard one: initial value
  * and final xor 0xffffffff, reflected polynomial 0x82f63b78).
  */

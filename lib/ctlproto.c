@@ -14,8 +14,10 @@
 #include "page.h"
 #include "tierset.h"
 
-/* The most words in a command: add, its target and six keys. */
-#define CTL_WORDS_MAX 8
+/* The most words in a command: add, its target and each of its eight
+ * keys once.
+ */
+#define CTL_WORDS_MAX 10
 
 /* The commands, with the number of words that may follow each. */
 static const struct {

@@ -8,6 +8,7 @@
  *   stats                     I/O counters and rates
  *   add TARGET [priority=N] [capacity=SIZE] [force=BOOL]
  *       [connections=N] [timeout=SECONDS] [grace=SECONDS] [domain=NAME]
+ *       [encrypt=BOOL]
  *   priority ID N
  *   remove ID                 drain backend ID, then close it
  *   drain                     where the last removal is

@@ -117,6 +117,9 @@ swaptier_dump_plugin (void)
   printf ("swaptier_stripe_max=%d\n", ENGINE_STRIPE_MAX);
   printf ("swaptier_requests_in_flight=%d\n", ENGINE_REQUESTS);
   printf ("swaptier_copies_max=%d\n", PAGEMAP_COPIES_MAX);
+  printf ("swaptier_checksum=crc32c\n");
+  printf ("swaptier_cipher=aes-256-xts\n");
+  printf ("swaptier_cipher_library=%s\n", codec_cipher_library ());
 }
 
 /* Slots kept out of the export: the configured reserve, and at least what

@@ -151,7 +151,8 @@ START_TEST (test_add)
   test_refused ("add f connections=65", "to 64");
   test_refused ("add f grace=86401", "grace=86401: not a number from 1 to "
                 "86400");
-  test_refused ("add f a=1 b=2 c=3 d=4 e=5 f=6 g=7", "too many words");
+  test_refused ("add f a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9",
+                "too many words");
 
   /* force=, with the words nbdkit_parse_bool takes, once. */
   ck_assert_int_eq (test_parse ("add f"), 0);
@@ -165,6 +166,20 @@ START_TEST (test_add)
   ck_assert (test_cmd.force);
   test_refused ("add f force=maybe", "force=maybe: not true or false");
   test_refused ("add f force=true force=true", "force= is given twice");
+
+  /* encrypt=, the same words, once; every key in one line. */
+  ck_assert (!test_cmd.has_encrypt);
+  ck_assert_int_eq (test_parse ("add f encrypt=off"), 0);
+  ck_assert (test_cmd.has_encrypt && !test_cmd.encrypt);
+  ck_assert_int_eq (test_parse ("add f encrypt=yes"), 0);
+  ck_assert (test_cmd.has_encrypt && test_cmd.encrypt);
+  ck_assert_int_eq (test_parse ("add f priority=1 capacity=1M force=true "
+                                "connections=1 timeout=1 grace=1 domain=d "
+                                "encrypt=0"), 0);
+  ck_assert (test_cmd.has_encrypt && !test_cmd.encrypt);
+  ck_assert_str_eq (test_cmd.domain, "d");
+  test_refused ("add f encrypt=maybe", "encrypt=maybe: not on or off");
+  test_refused ("add f encrypt=on encrypt=on", "encrypt= is given twice");
 }
 END_TEST
 
