@@ -112,7 +112,11 @@ codec_create (bool encrypt, unsigned nctx)
     if ((c->enc[i] = codec_context (c->key, 1)) == NULL ||
         (c->dec[i] = codec_context (c->key, 0)) == NULL)
       goto fail;
-  /* The contexts hold the expanded key; the raw one is not needed. */
+  /* The contexts hold the key now, expanded (an AES key schedule starts
+   * with the key itself), on libcrypto's heap: locked with the rest of
+   * the process by mlockall, kept out of core dumps by
+   * PR_SET_DUMPABLE (see the plugin).  This page is no longer needed.
+   */
   OPENSSL_cleanse (c->key, CODEC_KEY_BYTES);
   return c;
  fail:
@@ -127,9 +131,11 @@ codec_destroy (struct codec *c)
 
   if (c == NULL)
     return;
-  for (i = 0; c->enc && i < c->nctx; i++) {
-    EVP_CIPHER_CTX_free (c->enc[i]);
-    EVP_CIPHER_CTX_free (c->dec[i]);
+  for (i = 0; i < c->nctx; i++) {
+    if (c->enc)
+      EVP_CIPHER_CTX_free (c->enc[i]);
+    if (c->dec)
+      EVP_CIPHER_CTX_free (c->dec[i]);
   }
   free (c->enc);
   free (c->dec);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the codec, what a page's bytes become on a backend and how
- * they are checked on the way back (issue 14, work in progress: not yet
- * used by the engine).
+ * they are checked on the way back.
  *
  * Integrity: a CRC32C (the iSCSI polynomial, isa-l's crc32_iscsi, which
  * uses the CPU's crc32 or carry-less multiply instructions) of each
@@ -13,10 +12,12 @@
  * (little endian, zero padded to 16 bytes), so a ciphertext moved to
  * another slot decrypts to garbage that the checksum rejects.  The key
  * (two 256-bit halves, which must differ) comes from getrandom at start,
- * lives in one page locked in memory and left out of core dumps
- * (MADV_DONTDUMP), is never written, logged or sent, and is wiped at
- * codec_destroy.  Each cipher context serves one user at a time: the
- * caller picks it by index (the request's range-lock slot and copy).
+ * lives in one page locked in memory, left out of core dumps
+ * (MADV_DONTDUMP) and of children (MADV_WIPEONFORK) until the contexts
+ * are keyed, then is wiped; it is never written, logged or sent.  The
+ * contexts hold the expanded key until codec_destroy.  Each cipher
+ * context serves one user at a time: the caller picks it by index (the
+ * request's range-lock slot and copy).
  */
 
 #ifndef SWAPTIER_CODEC_H

@@ -7,11 +7,13 @@
  * fails, the page's copies are tried one by one in that order; every
  * copy is read once without waiting for a lost server while a copy on a
  * backend that is not failed remains to be tried, else it is tried
- * ENGINE_READ_TRIES times.  A copy that fails is given up (its slot bad,
- * its entry SLOT_NONE: the page is degraded and the repairer re-creates
- * it), unless the others failed meanwhile: then it is read again with
- * every try.  The last one to fail makes the page LOST.
- * A read cut short by the process stopping (ESHUTDOWN) gives up nothing.
+ * ENGINE_READ_TRIES times.  A copy that fails with every try, or that
+ * reads but does not match the page's checksum, is given up at once (its
+ * slot bad, its entry SLOT_NONE: the page is degraded and the repairer
+ * re-creates it); one that failed a quick read is given up only once
+ * another copy read and matched, and if none does it is read again with
+ * every try.  The last one to fail makes the page LOST.  A read cut
+ * short by the process stopping (ESHUTDOWN) gives up nothing.
  *
  * A write places its copies with tierset_alloc_run, the first by the
  * priority rules, each next one outside the domains of those before, as
@@ -220,34 +222,56 @@ engine_read_copy (struct engine *e, unsigned idx, uint64_t page, slot_t s,
 
 /* Read one page into dst from its copies in turn (see the top of this
  * file); with keep, each copy once without waiting for a lost server,
- * and none given up.  Returns 0, or -1 (EIO) when none could be read.
+ * and none given up but a corrupt one.  Returns 0, or -1 (EIO) when
+ * none could be read.
  */
 static int
 engine_read_page (struct engine *e, unsigned idx, uint64_t page, char *dst,
                   bool keep)
 {
-  unsigned tried = 0, patient = 0, c = 0, others;
-  slot_t s;
+  unsigned tried = 0, patient = 0, waiting = 0, c = 0, k, others;
+  slot_t failed[PAGEMAP_COPIES_MAX], s;
 
-  while ((s = engine_best_copy (e, page, tried, &c, &others)) != SLOT_NONE) {
-    bool quick = keep || (others > 0 && !(patient & (1u << c)));
+  for (;;) {
+    bool quick;
 
+    s = engine_best_copy (e, page, tried, &c, &others);
+    if (s == SLOT_NONE) {
+      /* The copies that failed only a quick read get every try before
+       * the page is given up.
+       */
+      if (waiting == 0 || keep)
+        break;
+      tried &= ~waiting;
+      patient |= waiting;
+      waiting = 0;
+      continue;
+    }
+    quick = keep || (others > 0 && !(patient & (1u << c)));
     if (engine_read_copy (e, idx, page, s, dst, quick ? TIERSET_READ_QUICK
-                          : ENGINE_READ_TRIES) == 0)
+                          : ENGINE_READ_TRIES) == 0) {
+      /* A copy read: those that failed a quick read are given up now,
+       * to be re-created.
+       */
+      for (k = 0; k < e->copies && !keep; k++)
+        if (waiting & (1u << k))
+          engine_drop_copy (e, page, k, failed[k], false);
       return 0;
+    }
     /* The process is stopping: the copy is not known to be gone. */
     if (errno == ESHUTDOWN)
       break;
-    /* The others failed meanwhile: this one gets every try first (but
-     * wrong bytes read wrong again).  Keep gives up no copy, not even a
-     * corrupt one: the next client read of the page does.
-     */
-    if (!keep &&
-        !engine_drop_copy (e, page, c, s, !quick || errno == EILSEQ)) {
-      patient |= 1u << c;
-      continue;
-    }
     tried |= 1u << c;
+    /* Wrong bytes read wrong again: that copy goes at once (the last
+     * one only once no other can be read: the drop counts the others).
+     * One that failed a quick read waits for another copy to read.
+     */
+    if (errno == EILSEQ || !quick)
+      engine_drop_copy (e, page, c, s, true);
+    else if (!keep) {
+      waiting |= 1u << c;
+      failed[c] = s;
+    }
   }
   if (s == SLOT_NONE && pagemap_unmapped (e->map, page)) {
     memset (dst, 0, PAGE_SIZE);
@@ -346,6 +370,7 @@ struct engine_write_job {
   unsigned ctx;                        /* its context for this copy */
   char *cipher;                        /* where this copy is encrypted */
   int r, err;                          /* the result, and its errno */
+  bool unwritten;                      /* failed before the backend */
 };
 
 static void
@@ -360,6 +385,7 @@ engine_write_job_run (void *arg)
                        job->cipher) == -1) {
       job->r = -1;
       job->err = errno;
+      job->unwritten = true;
       return;
     }
     src = job->cipher;
@@ -430,6 +456,13 @@ engine_place (struct engine *e, unsigned idx, const char *src, uint32_t *n,
     for (i = 0; i < k; i++) {
       if (job[i].r == 0)
         pl->first[pl->n++] = cand[i];
+      else if (job[i].unwritten) {
+        /* The cipher failed, not the slot: it is free again, and no
+         * other slot would do better.
+         */
+        tierset_free_run (e->ts, cand[i], len);
+        refused = stopping = true;
+      }
       else {
         tierset_mark_bad (e->ts, cand[i], len);
         avoid = cand[i];
@@ -437,7 +470,9 @@ engine_place (struct engine *e, unsigned idx, const char *src, uint32_t *n,
         stopping |= job[i].err == ESHUTDOWN;
       }
     }
-    /* The process is stopping: no other slot would do better. */
+    /* The process is stopping, or the cipher failed: no other slot
+     * would do better.
+     */
     if (stopping)
       break;
   }

@@ -20,6 +20,7 @@
 
 #include "backend.h"
 #include "control-internal.h"
+#include "options.h"
 #include "page.h"
 
 /* Write the status line "error MESSAGE", with the message made one line
@@ -251,7 +252,8 @@ control_add (FILE *out, const struct ctl_command *cmd, const char *why)
     .timeout_ms = (cmd->timeout ? : TIER_TIMEOUT_DEFAULT) * 1000,
     .grace_ms = (cmd->grace ? : TIER_GRACE_DEFAULT) * 1000,
     .domain = cmd->domain[0] ? cmd->domain : NULL,
-    .clear = cmd->has_encrypt ? !cmd->encrypt : !engine_encrypts (control.e),
+    /* Like a backend= of the configuration: the device's encrypt=. */
+    .clear = !(cmd->has_encrypt ? cmd->encrypt : options.encrypt),
   };
   int id;
 
@@ -266,9 +268,9 @@ control_add (FILE *out, const struct ctl_command *cmd, const char *why)
     return;
   }
   if (!spec.clear && !engine_encrypts (control.e)) {
-    control_error (out, "encrypt=on: this device holds no key (every "
-                   "backend was configured with encrypt=off); restart it "
-                   "with encrypt=on before the first backend= to add "
+    control_error (out, "encrypt=on: this device holds no key (it was "
+                   "started with encrypt=off for every backend); restart "
+                   "it with encrypt=on before the first backend= to add "
                    "encrypted backends");
     return;
   }

@@ -270,6 +270,12 @@ swaptier_start_codec (void)
   codec = codec_create (true, ENGINE_REQUESTS * options.copies);
   if (codec == NULL)
     return -1;
+  /* The expanded key is on the heap, which only mlockall keeps out of
+   * swap.
+   */
+  if (!options.mlock)
+    nbdkit_error ("warning: mlock=off: the memory that holds the "
+                  "encryption key is not locked, and may be swapped out");
   return engine_set_codec (engine, codec);
 }
 

@@ -17,9 +17,11 @@
 #      corrupt.  Both encrypted and in clear.
 #   3. The old content of a rewritten page put back at the page's new
 #      slot (a replay) is caught the same way.
-#   4. swaptierctl add: a backend added encrypts like the others unless
-#      given encrypt=off (its file then holds the markers); encrypt=on
-#      is refused, with the reason, on a device that holds no key; a bad
+#   4. swaptierctl add: a backend added follows the device's encrypt=
+#      (before the first backend=) unless given encrypt=on or off (its
+#      file holds the markers when in clear); encrypt=on is refused, with
+#      the reason, on a device that holds no key, and works on one
+#      started with encrypt=off whose one backend is encrypt=on; a bad
 #      value is refused naming the key.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
@@ -221,11 +223,18 @@ done
 
 # =============================================================================
 section "4: swaptierctl add encrypt="
-for start in on off; do
+for start in on off mixed; do
     rm -f "$d/a" "$d/added-"*
     clear_id=
-    swt_start encrypt=$start backend="$d/a" capacity=16M priority=1 \
-              control="$ctl_sock"
+    if [[ $start == mixed ]]; then
+        # Off for all, on for the one backend: the device holds a key,
+        # and a backend added follows encrypt=off unless told otherwise.
+        swt_start encrypt=off backend="$d/a" capacity=16M priority=1 \
+                  encrypt=on control="$ctl_sock"
+    else
+        swt_start encrypt=$start backend="$d/a" capacity=16M priority=1 \
+                  control="$ctl_sock"
+    fi
     for add in default off on; do
         keys=()
         [[ $add == default ]] || keys=(encrypt=$add)
@@ -248,7 +257,7 @@ print(max(b["id"] for b in json.load(sys.stdin)["backends"]))')
         ctl priority "$id" 0 >/dev/null
         n=$(count_markers "$d/added-$add")
         want=yes
-        [[ $add == off || ( $add == default && $start == off ) ]] && want=no
+        [[ $add == off || ( $add == default && $start != on ) ]] && want=no
         echo "started encrypt=$start, added with encrypt=$add:" \
              "encrypted=$enc, markers in its file $n"
         clear_line=$(ctl list | grep "^in clear (encrypt=off): " || true)

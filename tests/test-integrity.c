@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: unit tests of the engine's checksums over in-memory backends
- * (issue 14, work in progress): a page whose copy a backend changed is
+ * (issue 14): a page whose copy a backend changed is
  * never returned.
  *
  * - copies=1: a byte flipped in the page's slot makes the page LOST
