@@ -50,12 +50,16 @@ static uint64_t seed = 14;
 #define RV_PAGES 40
 #define RV_SLOTS 256
 
-/* Pages with one copy flipped since their last write (one at most). */
-static bool rv_flipped[RV_PAGES];
+/* Pages with one copy flipped since their last write (one at most), of
+ * the largest device here (test_concurrent_background's 64 pages).
+ */
+#define RV_FLIP_PAGES 64
+static bool rv_flipped[RV_FLIP_PAGES];
 
 static void
 rv_unflip (uint64_t p0, uint64_t p1)
 {
+  ck_assert_uint_le (p1, RV_FLIP_PAGES);
   for (; p0 < p1; p0++)
     rv_flipped[p0] = false;
 }
