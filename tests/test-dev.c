@@ -125,6 +125,20 @@ test_backend_of (struct test_dev *d, slot_t s)
 }
 
 void
+test_flip_copy (struct test_dev *d, uint64_t page, unsigned c, size_t at,
+                unsigned char mask)
+{
+  slot_t s = pagemap_get (d->e->map, page, c);
+  unsigned b = test_backend_of (d, s);
+  unsigned char *buf = test_common_alloc (PAGE_SIZE);
+
+  mem_backend_peek (d->be[b], s - test_stats (d, b).first, buf);
+  buf[at] ^= mask;
+  mem_backend_poke (d->be[b], s - test_stats (d, b).first, buf);
+  free (buf);
+}
+
+void
 test_sleep_ms (unsigned ms)
 {
   nanosleep (&(struct timespec) { .tv_sec = ms / 1000,

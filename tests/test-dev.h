@@ -92,6 +92,12 @@ extern uint64_t test_domain_violations (struct test_dev *d);
 /* The backend (index) holding slot s. */
 extern unsigned test_backend_of (struct test_dev *d, slot_t s);
 
+/* XOR byte at of the slot that holds copy c of page with mask, in its
+ * backend's storage (as a disk that changed it would).
+ */
+extern void test_flip_copy (struct test_dev *d, uint64_t page, unsigned c,
+                            size_t at, unsigned char mask);
+
 extern void test_sleep_ms (unsigned ms);
 
 /* Wait (up to 20 s) until drain dr ends, and return how it ended. */

@@ -71,20 +71,6 @@ rv_set_clear (struct test_dev *d, unsigned i)
   tierset_lookup (d->ts, test_stats (d, i).first)->clear = true;
 }
 
-/* Flip one byte of copy c of page in its backend. */
-static void
-rv_flip (struct test_dev *d, uint64_t page, unsigned c, size_t at)
-{
-  slot_t s = pagemap_get (d->e->map, page, c);
-  unsigned b = test_backend_of (d, s);
-  unsigned char *buf = test_common_alloc (PAGE_SIZE);
-
-  mem_backend_peek (d->be[b], s - test_stats (d, b).first, buf);
-  buf[at] ^= 0x5a;
-  mem_backend_poke (d->be[b], s - test_stats (d, b).first, buf);
-  free (buf);
-}
-
 /* Read [off, off+len) and compare with the model. */
 static void
 rv_check (struct test_dev *d, const unsigned char *model, uint64_t off,
@@ -165,8 +151,8 @@ rv_op (struct test_dev *d, unsigned char *model, uint64_t lo, uint64_t hi,
     if (pagemap_live (d->e->map, page) == d->e->copies &&
         !rv_flipped[page]) {
       rv_flipped[page] = true;
-      rv_flip (d, page, test_common_below (st, d->e->copies),
-               test_common_below (st, PAGE_SIZE));
+      test_flip_copy (d, page, test_common_below (st, d->e->copies),
+                      test_common_below (st, PAGE_SIZE), 0x5a);
     }
   }
   else
@@ -393,7 +379,7 @@ START_TEST (test_quick_drop_then_corrupt)
   }
   ck_assert_uint_ne (sa, SLOT_NONE);
   /* Latent corruption of the slow copy A. */
-  rv_flip (&d, 3, 1 - fast, 100);
+  test_flip_copy (&d, 3, 1 - fast, 100, 0x5a);
   /* Two transient read errors on the fast backend (copy B): the run
    * read, then engine_read_page's quick read of B.
    */

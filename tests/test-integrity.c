@@ -51,20 +51,6 @@ test_dev_codec_destroy (struct test_dev *d)
   codec_destroy (test_codec);
 }
 
-/* Flip one byte of the copy c of page in its backend's storage. */
-static void
-test_flip (struct test_dev *d, uint64_t page, unsigned c, size_t at)
-{
-  slot_t s = pagemap_get (d->e->map, page, c);
-  unsigned b = test_backend_of (d, s);
-  unsigned char *buf = test_common_alloc (PAGE_SIZE);
-
-  mem_backend_peek (d->be[b], s - test_stats (d, b).first, buf);
-  buf[at] ^= 0x20;
-  mem_backend_poke (d->be[b], s - test_stats (d, b).first, buf);
-  free (buf);
-}
-
 START_TEST (test_flip_one_copy)
 {
   static const char *const dom[] = { "a" };
@@ -73,7 +59,7 @@ START_TEST (test_flip_one_copy)
 
   test_dev_codec (&d, 1, dom, 1, _i);
   test_fill (&d, 8, 1);
-  test_flip (&d, 3, 0, 777);
+  test_flip_copy (&d, 3, 0, 777, 0x20);
   errno = 0;
   ck_assert_int_eq (engine_read (d.e, buf, PAGE_SIZE, 3 * PAGE_SIZE), -1);
   ck_assert_int_eq (errno, EIO);
@@ -94,8 +80,8 @@ START_TEST (test_flip_with_copies)
 
   test_dev_codec (&d, 2, dom, 2, _i);
   test_fill (&d, 8, 1);
-  test_flip (&d, 5, 0, 10);
-  test_flip (&d, 6, 0, 4000);
+  test_flip_copy (&d, 5, 0, 10, 0x20);
+  test_flip_copy (&d, 6, 0, 4000, 0x20);
   ck_assert_uint_eq (test_check (&d, 8, 1), 0);
   ck_assert_uint_eq (test_stats (&d, 0).corrupt + test_stats (&d, 1).corrupt,
                      2);
