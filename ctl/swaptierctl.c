@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "ctlproto.h"
+#include "sctl-monitor.h"
 #include "sctl-output.h"
 
 #define SCTL_DEFAULT_SOCKET "/run/swaptier.sock"
@@ -64,6 +65,9 @@ sctl_usage (FILE *fp)
 "  remove ID                    move the pages of backend ID elsewhere,\n"
 "                               then close it\n"
 "  drain                        where the last removal is\n"
+"  check                        one line and the exit code of a Nagios\n"
+"                               check: 0 OK, 1 degraded, 2 pages lost\n"
+"  metrics                      the counters as OpenMetrics text\n"
 "\n"
 "Options:\n"
 "  -s, --socket=PATH  the control socket (default: $SWAPTIER_SOCKET,\n"
@@ -502,6 +506,41 @@ sctl_raw (const struct sctl_reply *r)
     puts (sctl_is (r->line[i], "help") ? r->line[i] + 5 : r->line[i]);
 }
 
+/* check or metrics (verb), with n arguments (none are taken): the
+ * exit code.
+ */
+static int
+sctl_monitor (struct sctl_conn *c, const char *verb, int n)
+{
+  struct sctl_reply list = { 0 }, stats = { 0 };
+  bool check = strcmp (verb, "check") == 0;
+  int code;
+
+  if (n > 0) {
+    if (check) {
+      printf ("SWAPTIER UNKNOWN: check takes no arguments\n");
+      return SCTL_CHECK_UNKNOWN;
+    }
+    sctl_message ("%s takes no arguments", verb);
+    return SCTL_EXIT_USAGE;
+  }
+  if (sctl_request (c, "list", NULL, 0, &list) != 0 ||
+      (!check && sctl_request (c, "stats", NULL, 0, &stats) != 0)) {
+    if (check)
+      printf ("SWAPTIER UNKNOWN: no answer from %s\n", sctl_socket);
+    code = check ? SCTL_CHECK_UNKNOWN : SCTL_EXIT_FAILED;
+  }
+  else if (check)
+    code = sctl_check_print (&list);
+  else {
+    sctl_metrics_print (&list, &stats);
+    code = 0;
+  }
+  sctl_reply_free (&list);
+  sctl_reply_free (&stats);
+  return code;
+}
+
 /* Run the command verb with its n arguments; returns the exit code. */
 static int
 sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
@@ -510,6 +549,9 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
   int code = 0;
   const char *d;
 
+  /* check and metrics are made of list and stats. */
+  if (strcmp (verb, "check") == 0 || strcmp (verb, "metrics") == 0)
+    return sctl_monitor (c, verb, n);
   switch (sctl_request (c, verb, arg, n, &r)) {
   case -1:
   case 1:
@@ -627,8 +669,13 @@ main (int argc, char *argv[])
 
   /* A server gone mid-command is reported, not a silent death. */
   signal (SIGPIPE, SIG_IGN);
-  if (!sctl_connect (&conn))
+  if (!sctl_connect (&conn)) {
     code = SCTL_EXIT_FAILED;
+    if (strcmp (argv[optind], "check") == 0) {
+      printf ("SWAPTIER UNKNOWN: cannot connect to %s\n", sctl_socket);
+      code = SCTL_CHECK_UNKNOWN;
+    }
+  }
   else {
     code = sctl_run (&conn, argv[optind], arg, n);
     fclose (conn.in);

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Monitoring (issue 15): swaptierctl check and swaptierctl metrics against
+# a real nbdkit swaptier over a local file and a remote `nbdkit memory`
+# server on a Unix socket.
+#
+#   1. metrics parses with Prometheus' own OpenMetrics parser
+#      (python3-prometheus-client), ends with # EOF, has one family per
+#      counter with a sample per backend labelled id, target, kind and
+#      domain, and its values are those of list --json (sizes in bytes)
+#      and stats --json; a target with a quote and a backslash in its
+#      name is escaped.
+#   2. check, in each state, with its exit code and its line:
+#      OK (0) while all is well; WARNING (1) once the remote server is
+#      killed (-9) and once 90% of the device is in use; CRITICAL (2) once
+#      a page is lost (a byte flipped in the local file, then read);
+#      UNKNOWN (3) without a server on the socket, or with an argument.
+set -euo pipefail
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/remote-functions.sh"
+source "$(dirname "$0")/ctl-functions.sh"
+
+swt_setup
+ctl_setup
+rmt_setup
+swt_require_python_nbd
+swt_on_exit rmt_cleanup
+d=$swt_tmpdir
+prom=
+for py in /usr/bin/python3 python3; do
+    if "$py" -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then
+        prom=$py
+        break
+    fi
+done
+[[ -n $prom ]] || {
+    echo "SKIP: no python3 with prometheus_client (python3-prometheus-client)"
+    exit 77
+}
+
+section () { echo "=== $* (at ${SECONDS} s)"; }
+
+# Run check; sets check_code and check_line.
+run_check ()
+{
+    check_code=0
+    check_line=$(ctl check "$@") || check_code=$?
+    echo "check: exit $check_code: $check_line"
+}
+
+# =============================================================================
+section "1: metrics"
+local_file="$d/odd\"name\\x.img"
+rmt_start r1 memory 32M
+# No demotion: it would move pages between the requests compared.
+swt_start backend="$local_file" capacity=16M priority=10 \
+          backend="$(rmt_uri r1)" priority=5 demote=off control="$ctl_sock"
+# 5000 pages: the local file (about 4000 slots) fills, the rest goes to
+# the remote; 100 are read back.
+"$swt_python" - "$swt_uri" <<'EOF'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pwrite(os.urandom(5000 * 4096), 0)
+h.flush()
+h.pread(4096 * 100, 0)
+h.shutdown()
+EOF
+ctl metrics >"$d/metrics.txt"
+ctl list --json >"$d/list.json"
+ctl stats --json >"$d/stats.json"
+"$prom" - "$d/metrics.txt" "$d/list.json" "$d/stats.json" <<'EOF'
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+text = open(sys.argv[1]).read()
+assert text.endswith("# EOF\n"), "metrics do not end with # EOF"
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+lst, st = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+backends = {str(b["id"]): b for b in lst["backends"]}
+stats = {str(b["id"]): b for b in st["backends"]}
+
+def samples(name, kind):
+    f = fams.get(name)
+    assert f is not None, "no family %s" % name
+    assert f.type == kind, "%s is a %s, not a %s" % (name, f.type, kind)
+    return f.samples
+
+per_backend = {
+    "swaptier_backend_capacity_bytes": ("gauge", "capacity", lst),
+    "swaptier_backend_used_bytes": ("gauge", "used", lst),
+    "swaptier_backend_free_bytes": ("gauge", "free", lst),
+    "swaptier_backend_bad_bytes": ("gauge", "bad", lst),
+    "swaptier_backend_priority": ("gauge", "priority", lst),
+    "swaptier_backend_reads": ("counter", "reads", lst),
+    "swaptier_backend_writes": ("counter", "writes", lst),
+    "swaptier_backend_errors": ("counter", "errors", lst),
+    "swaptier_backend_lost_pages": ("counter", "lost", lst),
+    "swaptier_backend_corrupt_pages": ("counter", "corrupt", lst),
+    "swaptier_backend_demoted_pages": ("counter", "demoted", lst),
+    "swaptier_backend_promoted_pages": ("counter", "promoted", lst),
+    "swaptier_backend_rereads": ("counter", "rereads", lst),
+    "swaptier_backend_read_bytes": ("counter", "read_bytes", st),
+    "swaptier_backend_written_bytes": ("counter", "write_bytes", st),
+}
+for name, (kind, key, doc) in per_backend.items():
+    got = samples(name, kind)
+    assert len(got) == len(backends), "%s: %d samples" % (name, len(got))
+    for s in got:
+        b = backends[s.labels["id"]]
+        assert s.labels["target"] == b["target"], (s.labels, b["target"])
+        assert s.labels["kind"] == b["kind"] and \
+            s.labels["domain"] == b["domain"], s.labels
+        assert s.name == name + ("_total" if kind == "counter" else ""), s
+        src = (backends if doc is lst else stats)[s.labels["id"]]
+        # Counters keep moving between the three requests: the metrics
+        # came first, so they are at most what list/stats said.
+        if kind == "counter":
+            assert s.value <= src[key], (name, s.value, src[key])
+        else:
+            assert s.value == src[key], (name, s.value, src[key])
+for name in ("swaptier_backend_up",):
+    for s in samples(name, "gauge"):
+        assert s.value == 1, s
+assert [s.value for s in samples("swaptier_device_pages", "gauge")] == \
+    [lst["total"]["pages"]]
+assert [s.value for s in samples("swaptier_device_mapped_pages", "gauge")] \
+    == [lst["total"]["mapped"]]
+assert [s.value for s in samples("swaptier_device_lost_pages", "counter")] \
+    == [0]
+writes = {s.labels["id"]: s.value
+          for s in samples("swaptier_backend_writes", "counter")}
+assert all(v > 0 for v in writes.values()), writes
+names = [b["target"] for b in lst["backends"]]
+assert any('"' in n and "\\" in n for n in names), names
+print("ok: %d families parsed; values match list and stats; labels "
+      "escaped" % len(fams))
+EOF
+
+# =============================================================================
+section "2: check"
+run_check
+(( check_code == 0 )) && [[ $check_line == "SWAPTIER OK: 2 backends serving"* ]] ||
+    swt_fail "check while all is well"
+run_check extra
+(( check_code == 3 )) && [[ $check_line == "SWAPTIER UNKNOWN: check takes no arguments" ]] ||
+    swt_fail "check with an argument"
+if ctl metrics extra >/dev/null 2>&1; then
+    swt_fail "metrics with an argument succeeded"
+fi
+
+# The remote server dies: the backend is away.
+rmt_kill r1
+ctl_wait_for '! ctl check >/dev/null' 30 "check still OK after the kill"
+run_check
+(( check_code == 1 )) && [[ $check_line == "SWAPTIER WARNING: backend 1 ("* ]] ||
+    swt_fail "check with the remote server killed"
+[[ $check_line == *"server is"* ]] || swt_fail "check does not say why"
+swt_stop
+
+# A lost page: one copy, its byte flipped in the file, then read.
+rm -f "$d/a"
+swt_start backend="$d/a" capacity=16M control="$ctl_sock"
+"$swt_python" - "$swt_uri" <<'EOF'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pwrite(os.urandom(8 * 4096), 0)
+h.flush()
+h.shutdown()
+EOF
+run_check
+(( check_code == 0 )) || swt_fail "check before the loss"
+"$swt_python" - "$d/a" "$swt_uri" <<'EOF'
+import mmap, nbd, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_DIRECT)
+buf = mmap.mmap(-1, 4096)
+os.preadv(fd, [buf], 3 * 4096)              # page 2 is in slot 3
+buf[10] ^= 1
+os.pwritev(fd, [buf], 3 * 4096)
+os.close(fd)
+h = nbd.NBD()
+h.connect_uri(sys.argv[2])
+try:
+    h.pread(4096, 2 * 4096)
+    sys.exit("a flipped page read")
+except nbd.Error:
+    pass
+h.shutdown()
+EOF
+run_check
+(( check_code == 2 )) && [[ $check_line == "SWAPTIER CRITICAL: 1 page lost"* ]] ||
+    swt_fail "check with a lost page"
+
+# 90% in use: the lost page plus enough pages to reach it.
+pages=$(ctl_get total pages)
+"$swt_python" - "$swt_uri" "$pages" <<'EOF'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+n = int(sys.argv[2]) * 92 // 100
+h.pwrite(b"\1" * (n * 4096), 8 * 4096)
+h.flush()
+h.shutdown()
+EOF
+run_check
+(( check_code == 2 )) || swt_fail "check: the loss is the worst"
+[[ $check_line == *"% of the device in use"* ]] ||
+    swt_fail "check does not name the space"
+swt_stop
+
+# A fresh device, filled to 92%: a warning alone.
+rm -f "$d/a"
+swt_start backend="$d/a" capacity=16M control="$ctl_sock"
+"$swt_python" - "$swt_uri" "$pages" <<'EOF'
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pwrite(b"\2" * (int(sys.argv[2]) * 92 // 100 * 4096), 0)
+h.flush()
+h.shutdown()
+EOF
+run_check
+(( check_code == 1 )) && [[ $check_line == "SWAPTIER WARNING: 9"*"% of the device in use" ]] ||
+    swt_fail "check with the device 92% full"
+swt_stop
+
+# No server at all.
+run_check
+(( check_code == 3 )) && [[ $check_line == "SWAPTIER UNKNOWN: cannot connect"* ]] ||
+    swt_fail "check without a server"
+echo "ok: check's exit codes and lines in each state"
