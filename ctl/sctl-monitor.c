@@ -46,12 +46,16 @@ sctl_verdict_add (struct sctl_verdict *v, int code, const char *fmt, ...)
     v->code = code;
 }
 
-/* Whether a backend record is failed or its server away, and why. */
+/* Whether a backend record is failed or its server away, and why (the
+ * failure's reason is allocated in *failure, "" if none).
+ */
 static const char *
-sctl_backend_trouble (const char *line, char **state, char **health)
+sctl_backend_trouble (const char *line, char **state, char **health,
+                      char **failure)
 {
   *state = sctl_value (line, "state");
   *health = sctl_value (line, "health");
+  *failure = sctl_value (line, "failure");
   if (strcmp (*state, "failed") == 0)
     return "failed";
   if ((*health)[0] && strcmp (*health, "up") != 0)
@@ -73,7 +77,7 @@ sctl_check_print (const struct sctl_reply *list)
 
   for (i = 0; i < list->n; i++) {
     const char *l = list->line[i];
-    char *state, *health, *target;
+    char *state, *health, *failure, *target;
     const char *why;
 
     if (sctl_is (l, "total"))
@@ -81,15 +85,17 @@ sctl_check_print (const struct sctl_reply *list)
     if (!sctl_is (l, "backend"))
       continue;
     backends++;
-    why = sctl_backend_trouble (l, &state, &health);
+    why = sctl_backend_trouble (l, &state, &health, &failure);
     if (why) {
       target = sctl_value (l, "target");
-      sctl_verdict_add (&v, SCTL_CHECK_WARNING, "backend %" PRIu64 " (%s) %s",
-                        sctl_number (l, "id"), target, why);
+      sctl_verdict_add (&v, SCTL_CHECK_WARNING, "backend %" PRIu64
+                        " (%s) %s%s%s", sctl_number (l, "id"), target, why,
+                        failure[0] ? ": " : "", failure);
       free (target);
     }
     free (state);
     free (health);
+    free (failure);
   }
   if (total == NULL) {
     printf ("SWAPTIER UNKNOWN: the reply to list has no total\n");
@@ -277,17 +283,18 @@ sctl_up_print (const struct sctl_reply *list)
           "failed, its server reachable)\n"
           "# TYPE swaptier_backend_up gauge\n");
   for (i = 0; i < list->n; i++) {
-    char *state, *health;
+    char *state, *health, *failure;
     const char *why;
 
     if (!sctl_is (list->line[i], "backend"))
       continue;
-    why = sctl_backend_trouble (list->line[i], &state, &health);
+    why = sctl_backend_trouble (list->line[i], &state, &health, &failure);
     fputs ("swaptier_backend_up", stdout);
     sctl_backend_labels (list, list->line[i]);
     printf (" %d\n", why == NULL);
     free (state);
     free (health);
+    free (failure);
   }
 }
 

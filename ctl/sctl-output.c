@@ -28,7 +28,7 @@ const struct sctl_field sctl_backend_fields[] = {
   { "writes", SCTL_NUMBER }, { "errors", SCTL_NUMBER },
   { "demoted", SCTL_NUMBER }, { "promoted", SCTL_NUMBER },
   { "rereads", SCTL_NUMBER }, { "corrupt", SCTL_NUMBER },
-  { "encrypted", SCTL_TEXT }, { NULL },
+  { "encrypted", SCTL_TEXT }, { "failure", SCTL_TEXT }, { NULL },
 };
 const struct sctl_field sctl_total_fields[] = {
   { "backends", SCTL_NUMBER }, { "pages", SCTL_NUMBER },

@@ -276,8 +276,27 @@ sctl_clear_sentence (const struct sctl_reply *r)
     printf ("\n");
 }
 
+/* A sentence per failed backend: why it failed. */
+static void
+sctl_failure_sentences (const struct sctl_reply *r)
+{
+  size_t i;
+
+  for (i = 0; i < r->n; i++) {
+    char *why;
+
+    if (!sctl_is (r->line[i], "backend"))
+      continue;
+    why = sctl_value (r->line[i], "failure");
+    if (why[0])
+      printf ("backend %" PRIu64 " failed: %s\n",
+              sctl_number (r->line[i], "id"), why);
+    free (why);
+  }
+}
+
 /* list: one row per backend, the totals, the last removal, the
- * backends in clear.
+ * backends in clear, why backends failed.
  */
 static void
 sctl_list (const struct sctl_reply *r)
@@ -346,6 +365,7 @@ sctl_list (const struct sctl_reply *r)
   if (demote)
     sctl_demote_sentence (demote, page_size);
   sctl_clear_sentence (r);
+  sctl_failure_sentences (r);
 }
 
 /* stats: I/O counters and rates per backend, and their totals. */

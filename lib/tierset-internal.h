@@ -38,8 +38,14 @@ struct tier {
   struct unflushed *unflushed;         /* written since the last flush */
   pthread_mutex_t flush_lock;          /* one flush of be at a time */
 
+  /* Why it failed, written once by the thread that failed it, before
+   * failure_known (release).
+   */
+  char failure[TIER_FAILURE_MAX];
+
   /* Atomics. */
   bool failed;                         /* too many errors: for good */
+  bool failure_known;                  /* failure is written */
   bool draining;                       /* no allocations: being emptied */
   bool removed;                        /* set under the set's write lock */
   unsigned flushing;                   /* flushes using be right now */

@@ -9,7 +9,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "tierset-internal.h"
@@ -31,13 +34,25 @@ tierset_trim_free (struct tierset *ts, slot_t first, uint32_t n)
   tierset_free_run (ts, first, n);
 }
 
-/* Fail a tier: no new pages go there; its pages are still read. */
+/* Fail a tier: no new pages go there; its pages are still read.  The
+ * first caller's reason is kept for tierset_stats.
+ */
+static void tier_fail (struct tier *t, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
 static void
-tier_fail (struct tier *t, const char *why)
+tier_fail (struct tier *t, const char *fmt, ...)
 {
-  if (!__atomic_exchange_n (&t->failed, true, __ATOMIC_RELAXED))
-    log_error ("backend %u %s: failed (%s); no new pages go there",
-               t->id, t->target, why);
+  va_list ap;
+
+  if (__atomic_exchange_n (&t->failed, true, __ATOMIC_RELAXED))
+    return;
+  va_start (ap, fmt);
+  vsnprintf (t->failure, sizeof t->failure, fmt, ap);
+  va_end (ap);
+  __atomic_store_n (&t->failure_known, true, __ATOMIC_RELEASE);
+  log_error ("backend %u %s: failed (%s); no new pages go there",
+             t->id, t->target, t->failure);
 }
 
 /* Count the outcome of one read or write (is_write) on a tier; fail the
@@ -59,11 +74,11 @@ tier_count_result (struct tierset *ts, struct tier *t, bool is_write, int r)
   }
   __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
   if (backend_health (t->be) == BACKEND_DEAD)
-    tier_fail (t, "its server is gone");
+    tier_fail (t, "its server is gone (unreachable past grace=)");
   else if (err != ENOTCONN &&
            __atomic_add_fetch (streak, 1, __ATOMIC_RELAXED) >= ts->max_errors)
-    tier_fail (t, is_write ? "too many consecutive write errors"
-               : "too many consecutive read errors");
+    tier_fail (t, "%u %s errors in a row (max-errors=), the last: %s",
+               ts->max_errors, is_write ? "write" : "read", strerror (err));
   errno = err;
 }
 

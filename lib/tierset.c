@@ -373,6 +373,8 @@ tierset_stats (struct tierset *ts, unsigned id, struct tier_stats *st)
     .rereads = __atomic_load_n (&t->rereads, __ATOMIC_RELAXED),
     .clear = t->clear,
     .corrupt = __atomic_load_n (&t->corrupt, __ATOMIC_RELAXED),
+    .failure = __atomic_load_n (&t->failure_known, __ATOMIC_ACQUIRE)
+               ? t->failure : NULL,
   };
   pthread_mutex_lock (&t->lock);
   st->used = t->used;

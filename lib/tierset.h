@@ -65,10 +65,14 @@ struct tier_stats {
   uint64_t corrupt;                    /* copies read here that did not
                                           match their checksum */
   bool clear;                          /* pages stored unencrypted */
+  const char *failure;                 /* why it failed, or NULL */
   uint64_t rereads;                    /* client reads served here of
                                           pages read already since their
                                           last write */
 };
+
+/* The longest reason of a failure (tier_stats.failure), with its NUL. */
+#define TIER_FAILURE_MAX 128
 
 /* Limits and defaults of the remote backends' settings. */
 #define TIER_CONNECTIONS_MAX 64

@@ -111,13 +111,17 @@ control_list (FILE *out)
              " used=%" PRIu64 " free=%" PRIu64 " bad=%" PRIu64
              " lost=%" PRIu64 " reads=%" PRIu64 " writes=%" PRIu64
              " errors=%" PRIu64 " demoted=%" PRIu64 " promoted=%" PRIu64
-             " rereads=%" PRIu64 " corrupt=%" PRIu64 " encrypted=%s\n",
+             " rereads=%" PRIu64 " corrupt=%" PRIu64 " encrypted=%s",
              st.kind, st.priority, tier_state_name (st.state),
              st.health == BACKEND_UP ? "up"
              : st.health == BACKEND_DOWN ? "down" : "dead",
              st.capacity, st.used, st.free, st.bad, st.lost,
              st.reads, st.writes, st.errors, st.demoted, st.promoted,
              st.rereads, st.corrupt, st.clear ? "no" : "yes");
+    /* Why it failed, once it has. */
+    if (st.failure)
+      control_string (out, "failure", st.failure);
+    fputc ('\n', out);
     n++;
     sum.capacity += st.capacity;
     sum.used += st.used;

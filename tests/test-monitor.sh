@@ -12,7 +12,9 @@
 #      name is escaped.
 #   2. check, in each state, with its exit code and its line:
 #      OK (0) while all is well; WARNING (1) once the remote server is
-#      killed (-9) and once 90% of the device is in use; CRITICAL (2) once
+#      killed (-9), once a backend failed (nbdkit's error filter failing
+#      its writes: list and list --json say why, and so does check), and
+#      once 90% of the device is in use; CRITICAL (2) once
 #      a page is lost (a byte flipped in the local file, then read);
 #      UNKNOWN (3) without a server on the socket, or with an argument.
 set -euo pipefail
@@ -157,6 +159,41 @@ run_check
     swt_fail "check with the remote server killed"
 [[ $check_line == *"server is"* ]] || swt_fail "check does not say why"
 swt_stop
+
+# A backend that fails every write: failed after max-errors=3, and list,
+# list --json and check say why.
+# (The errors start once the claim of the export is written.)
+rmt_start e1 --filter=error memory 32M error=EIO error-pwrite-rate=100% \
+    error-file="$d/e1.on"
+rm -f "$d/b" "$d/e1.on"
+swt_start backend="$(rmt_uri e1)" priority=10 backend="$d/b" capacity=16M \
+          priority=5 max-errors=3 control="$ctl_sock"
+touch "$d/e1.on"
+"$swt_python" - "$swt_uri" <<'EOF'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+for i in range(16):
+    h.pwrite(os.urandom(4096), i * 4096)
+h.flush()
+h.shutdown()
+EOF
+[[ $(ctl_get 0 state) == failed ]] || swt_fail "backend 0 is $(ctl_get 0 state)"
+why=$(ctl_get 0 failure)
+echo "failure: $why"
+[[ $why == "3 write errors in a row (max-errors=), the last: Input/output error" ]] ||
+    swt_fail "list --json: failure '$why'"
+ctl list --json | python3 -c '
+import json, sys
+sys.exit("failure" in json.load(sys.stdin)["backends"][1])' ||
+    swt_fail "backend 1, which works, has a failure field"
+ctl list | grep -qxF "backend 0 failed: $why" ||
+    swt_fail "list does not say why backend 0 failed"
+run_check
+(( check_code == 1 )) && [[ $check_line == *"backend 0 ("*") failed: $why"* ]] ||
+    swt_fail "check does not give the failure"
+swt_stop
+rmt_stop e1
 
 # A lost page: one copy, its byte flipped in the file, then read.
 rm -f "$d/a"
