@@ -149,10 +149,12 @@ sctl_label_value (const char *s)
 }
 
 /* The labels of a backend record, from the record of list with its id
- * (stats records lack some).
+ * (stats records lack some), and the label extra="value" unless extra
+ * is NULL.
  */
 static void
-sctl_backend_labels (const struct sctl_reply *list, const char *record)
+sctl_backend_labels (const struct sctl_reply *list, const char *record,
+                     const char *extra, const char *value)
 {
   static const char *const keys[] = { "id", "target", "kind", "domain" };
   const char *line = record;
@@ -171,6 +173,10 @@ sctl_backend_labels (const struct sctl_reply *list, const char *record)
     printf ("%s%s=", k ? "," : "", keys[k]);
     sctl_label_value (v);
     free (v);
+  }
+  if (extra) {
+    printf (",%s=", extra);
+    sctl_label_value (value);
   }
   putchar ('}');
 }
@@ -266,7 +272,7 @@ sctl_family_print (const struct sctl_family *f, const struct sctl_reply *r,
       v *= page_size;
     printf ("%s%s", f->name, f->counter ? "_total" : "");
     if (strcmp (f->record, "backend") == 0)
-      sctl_backend_labels (list, l);
+      sctl_backend_labels (list, l, NULL, NULL);
     printf (" %" PRIu64 "\n", v);
   }
 }
@@ -290,11 +296,58 @@ sctl_up_print (const struct sctl_reply *list)
       continue;
     why = sctl_backend_trouble (list->line[i], &state, &health, &failure);
     fputs ("swaptier_backend_up", stdout);
-    sctl_backend_labels (list, list->line[i]);
+    sctl_backend_labels (list, list->line[i], NULL, NULL);
     printf (" %d\n", why == NULL);
     free (state);
     free (health);
     free (failure);
+  }
+}
+
+/* The summary of the latencies of kind (read, write) per backend: the
+ * median and 99th percentile over the last second (NaN when no request
+ * ended in it), the count and sum since the start.
+ */
+static void
+sctl_latency_print (const char *kind, const struct sctl_reply *stats,
+                    const struct sctl_reply *list)
+{
+  static const char *const quantile[2] = { "0.5", "0.99" };
+  static const char *const field[2] = { "p50_us", "p99_us" };
+  char name[64], key[64];
+  size_t i;
+  unsigned q;
+
+  snprintf (name, sizeof name, "swaptier_backend_%s_latency_seconds", kind);
+  printf ("# HELP %s Time the backend took per %s request (quantiles "
+          "over the last second)\n# TYPE %s summary\n", name, kind, name);
+  for (i = 0; i < stats->n; i++) {
+    const char *l = stats->line[i];
+    char *v;
+
+    if (!sctl_is (l, "backend"))
+      continue;
+    for (q = 0; q < 2; q++) {
+      snprintf (key, sizeof key, "%s_%s", kind, field[q]);
+      v = sctl_value (l, key);
+      fputs (name, stdout);
+      sctl_backend_labels (list, l, "quantile", quantile[q]);
+      if (v[0])
+        printf (" %.9f\n", atof (v) / 1e6);
+      else
+        puts (" NaN");
+      free (v);
+    }
+    snprintf (key, sizeof key, "%s_latency_sum_us", kind);
+    v = sctl_value (l, key);
+    printf ("%s_sum", name);
+    sctl_backend_labels (list, l, NULL, NULL);
+    printf (" %.9f\n", atof (v) / 1e6);
+    free (v);
+    snprintf (key, sizeof key, "%s_latency_count", kind);
+    printf ("%s_count", name);
+    sctl_backend_labels (list, l, NULL, NULL);
+    printf (" %" PRIu64 "\n", sctl_number (l, key));
   }
 }
 
@@ -313,5 +366,7 @@ sctl_metrics_print (const struct sctl_reply *list,
 
     sctl_family_print (f, in_stats ? stats : list, list, page_size);
   }
+  sctl_latency_print ("read", stats, list);
+  sctl_latency_print ("write", stats, list);
   puts ("# EOF");
 }

@@ -56,6 +56,12 @@ const struct sctl_field sctl_stats_fields[] = {
   { "read_bytes", SCTL_NUMBER }, { "write_bytes", SCTL_NUMBER },
   { "reads_per_s", SCTL_NUMBER }, { "writes_per_s", SCTL_NUMBER },
   { "read_bytes_per_s", SCTL_NUMBER }, { "write_bytes_per_s", SCTL_NUMBER },
+  { "read_p50_us", SCTL_NUMBER }, { "read_p99_us", SCTL_NUMBER },
+  { "write_p50_us", SCTL_NUMBER }, { "write_p99_us", SCTL_NUMBER },
+  { "read_latency_count", SCTL_NUMBER },
+  { "read_latency_sum_us", SCTL_NUMBER },
+  { "write_latency_count", SCTL_NUMBER },
+  { "write_latency_sum_us", SCTL_NUMBER },
   { NULL },
 };
 

@@ -368,6 +368,27 @@ sctl_list (const struct sctl_reply *r)
   sctl_failure_sentences (r);
 }
 
+/* "P50/P99us" of the requests of kind (read, write) of a stats record
+ * over the last second, "-" if none ended in it; allocated.
+ */
+static char *
+sctl_percentiles (const char *line, const char *kind)
+{
+  char key50[32], key99[32], *p50, *p99, *cell;
+
+  snprintf (key50, sizeof key50, "%s_p50_us", kind);
+  snprintf (key99, sizeof key99, "%s_p99_us", kind);
+  p50 = sctl_value (line, key50);
+  p99 = sctl_value (line, key99);
+  if (p50[0] == '\0' || p99[0] == '\0')
+    cell = sctl_strdup ("-");
+  else if (asprintf (&cell, "%.0f/%.0fus", atof (p50), atof (p99)) == -1)
+    cell = sctl_check (NULL);
+  free (p50);
+  free (p99);
+  return cell;
+}
+
 /* stats: I/O counters and rates per backend, and their totals. */
 static void
 sctl_stats (const struct sctl_reply *r)
@@ -375,10 +396,10 @@ sctl_stats (const struct sctl_reply *r)
   static const char *const head[] = {
     "ID", "TARGET", "READS", "WRITES", "ERRORS", "LOST", "READ", "WRITTEN",
     "READS/S", "WRITES/S", "READ/S", "WRITTEN/S", "REREADS", "DEMOTED",
-    "PROMOTED",
+    "PROMOTED", "READ p50/p99", "WRITE p50/p99",
   };
   struct sctl_table t = {
-    .ncols = 15, .head = head, .align = "rlrrrrrrrrrrrrr",
+    .ncols = 17, .head = head, .align = "rlrrrrrrrrrrrrrrr",
   };
   const char *demote;
   size_t i;
@@ -390,7 +411,7 @@ sctl_stats (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *cells[15];
+    char *cells[17];
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -409,6 +430,8 @@ sctl_stats (const struct sctl_reply *r)
     cells[12] = sctl_value (l, "rereads");
     cells[13] = sctl_value (l, "demoted");
     cells[14] = sctl_value (l, "promoted");
+    cells[15] = sctl_percentiles (l, "read");
+    cells[16] = sctl_percentiles (l, "write");
     sctl_table_row (&t, cells);
   }
   sctl_table_print (&t);

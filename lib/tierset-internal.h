@@ -14,6 +14,7 @@
 
 #include "blist.h"
 #include "domain.h"
+#include "latency.h"
 #include "tierset.h"
 #include "unflushed.h"
 
@@ -57,6 +58,12 @@ struct tier {
   uint64_t demoted, promoted;          /* copies moved down, up from here */
   uint64_t rereads;                    /* reads of pages read before */
   uint64_t corrupt;                    /* reads that did not match */
+  struct latency latency[2];           /* reads, writes: since the start */
+
+  /* Under lock: the latencies at the last tick, and those of the
+   * interval that ended there (tierset_latency_tick).
+   */
+  struct latency latency_at_tick[2], latency_window[2];
 };
 
 /* The backends of one priority, rotated through by allocation. */

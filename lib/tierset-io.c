@@ -87,6 +87,7 @@ tierset_read (struct tierset *ts, slot_t first, uint32_t n, void *buf,
               unsigned tries)
 {
   struct tier *t = tierset_lookup (ts, first);
+  uint64_t start;
   unsigned i;
   int r = -1;
 
@@ -94,6 +95,7 @@ tierset_read (struct tierset *ts, slot_t first, uint32_t n, void *buf,
     log_debug ("read: backend %u slots %" PRIu32 "+%" PRIu32,
                t->id, first - t->first, n);
   __atomic_fetch_add (&t->reads, 1, __ATOMIC_RELAXED);
+  start = latency_now_ns ();
   if (tries == TIERSET_READ_QUICK)
     r = (t->be->ops->read_quick ? t->be->ops->read_quick
          : t->be->ops->read) (t->be, buf, first - t->first, n);
@@ -103,6 +105,7 @@ tierset_read (struct tierset *ts, slot_t first, uint32_t n, void *buf,
       break;
     r = t->be->ops->read (t->be, buf, first - t->first, n);
   }
+  latency_add (&t->latency[0], latency_now_ns () - start);
   if (r == 0)
     __atomic_fetch_add (&t->read_slots, n, __ATOMIC_RELAXED);
   tier_count_result (ts, t, false, r);
@@ -114,13 +117,16 @@ tierset_write (struct tierset *ts, slot_t first, uint32_t n,
                const void *buf, bool fua)
 {
   struct tier *t = tierset_lookup (ts, first);
+  uint64_t start;
   int r;
 
   if (swaptier_debug_io)
     log_debug ("write: backend %u slots %" PRIu32 "+%" PRIu32 "%s",
                t->id, first - t->first, n, fua ? " fua" : "");
   __atomic_fetch_add (&t->writes, 1, __ATOMIC_RELAXED);
+  start = latency_now_ns ();
   r = t->be->ops->write (t->be, buf, first - t->first, n, fua);
+  latency_add (&t->latency[1], latency_now_ns () - start);
   if (r == 0) {
     __atomic_fetch_add (&t->write_slots, n, __ATOMIC_RELAXED);
     /* Before the write is acknowledged, so that every flush the client
@@ -134,6 +140,47 @@ tierset_write (struct tierset *ts, slot_t first, uint32_t n,
   }
   tier_count_result (ts, t, true, r);
   return r;
+}
+
+bool
+tierset_latency (struct tierset *ts, unsigned id, struct latency total[2],
+                 struct latency window[2])
+{
+  struct tier *t;
+  unsigned k;
+
+  if (id >= tierset_count (ts))
+    return false;
+  t = ts->tier[id];
+  if (__atomic_load_n (&t->removed, __ATOMIC_ACQUIRE))
+    return false;
+  for (k = 0; k < 2; k++)
+    latency_snapshot (&t->latency[k], &total[k]);
+  pthread_mutex_lock (&t->lock);
+  memcpy (window, t->latency_window, sizeof t->latency_window);
+  pthread_mutex_unlock (&t->lock);
+  return true;
+}
+
+void
+tierset_latency_tick (struct tierset *ts)
+{
+  unsigned i, k, n = tierset_count (ts);
+
+  for (i = 0; i < n; i++) {
+    struct tier *t = ts->tier[i];
+    struct latency now[2];
+
+    for (k = 0; k < 2; k++)
+      latency_snapshot (&t->latency[k], &now[k]);
+    pthread_mutex_lock (&t->lock);
+    for (k = 0; k < 2; k++) {
+      latency_window (&now[k], &t->latency_at_tick[k],
+                      &t->latency_window[k]);
+      t->latency_at_tick[k] = now[k];
+    }
+    pthread_mutex_unlock (&t->lock);
+  }
 }
 
 /* Flush one tier if it holds slots written since its last good flush:

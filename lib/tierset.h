@@ -33,6 +33,7 @@
 
 #include "backend.h"
 #include "domain.h"
+#include "latency.h"
 #include "page.h"
 
 #define TIERSET_MAX_TIERS 64             /* backends at once */
@@ -154,6 +155,19 @@ extern uint64_t tierset_copies_capacity (struct tierset *ts,
  * false if there is no such backend (removed, or id not below
  * tierset_count).
  */
+/* The latencies of backend id's reads ([0]) and writes ([1]): since the
+ * start into total, over the interval between the last two calls of
+ * tierset_latency_tick into window.  False if there is no such backend.
+ */
+extern bool tierset_latency (struct tierset *ts, unsigned id,
+                             struct latency total[2],
+                             struct latency window[2]);
+
+/* End a latency interval of every backend (the control thread calls it
+ * once a second).
+ */
+extern void tierset_latency_tick (struct tierset *ts);
+
 extern bool tierset_stats (struct tierset *ts, unsigned id,
                            struct tier_stats *st);
 

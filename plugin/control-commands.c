@@ -159,6 +159,7 @@ control_sample (int64_t now)
   struct tier_stats st;
   unsigned i;
 
+  tierset_latency_tick (control.ts);
   for (i = 0; i < tierset_count (control.ts); i++) {
     if (!tierset_stats (control.ts, i, &st))
       continue;
@@ -167,6 +168,30 @@ control_sample (int64_t now)
       .ms = now, .reads = st.reads, .writes = st.writes,
       .read_slots = st.read_slots, .write_slots = st.write_slots,
     };
+  }
+}
+
+/* The latency fields of backend id: the percentiles of the last
+ * interval (none when no request of that kind ended in it), and the
+ * count and sum since the start.
+ */
+static void
+control_latency_fields (FILE *out, unsigned id)
+{
+  static const char *const kind[2] = { "read", "write" };
+  struct latency total[2], window[2];
+  unsigned k;
+
+  if (!tierset_latency (control.ts, id, total, window))
+    return;
+  for (k = 0; k < 2; k++) {
+    if (latency_total (&window[k]) > 0)
+      fprintf (out, " %s_p50_us=%.1f %s_p99_us=%.1f", kind[k],
+               latency_percentile (&window[k], 0.5) / 1000.0, kind[k],
+               latency_percentile (&window[k], 0.99) / 1000.0);
+    fprintf (out, " %s_latency_count=%" PRIu64 " %s_latency_sum_us=%.1f",
+             kind[k], latency_total (&total[k]), kind[k],
+             total[k].sum_ns / 1000.0);
   }
 }
 
@@ -185,15 +210,20 @@ control_stats_line (FILE *out, const char *record, unsigned id,
   }
   fprintf (out, " reads=%" PRIu64 " writes=%" PRIu64 " errors=%" PRIu64
            " lost=%" PRIu64 " corrupt=%" PRIu64 " demoted=%" PRIu64
-           " promoted=%" PRIu64 " rereads=%" PRIu64 " read_bytes=%" PRIu64 " write_bytes=%" PRIu64
+           " promoted=%" PRIu64 " rereads=%" PRIu64 " read_bytes=%" PRIu64
+           " write_bytes=%" PRIu64
            " reads_per_s=%.1f writes_per_s=%.1f read_bytes_per_s=%.0f"
-           " write_bytes_per_s=%.0f\n", st->reads, st->writes, st->errors,
+           " write_bytes_per_s=%.0f", st->reads, st->writes, st->errors,
            st->lost, st->corrupt, st->demoted, st->promoted, st->rereads,
            st->read_slots * PAGE_SIZE, st->write_slots * PAGE_SIZE,
            d->reads / seconds, d->writes / seconds,
            d->read_slots * PAGE_SIZE / seconds,
            d->write_slots * PAGE_SIZE / seconds);
+  if (id != UINT_MAX)
+    control_latency_fields (out, id);
+  fputc ('\n', out);
 }
+
 
 /* stats: I/O counters and rates per backend, their totals, and the
  * demoter's rate.

@@ -9,7 +9,10 @@
 #      counter with a sample per backend labelled id, target, kind and
 #      domain, and its values are those of list --json (sizes in bytes)
 #      and stats --json; a target with a quote and a backslash in its
-#      name is escaped.
+#      name is escaped.  Read and write latencies are summaries per
+#      backend (p50, p99 over the last second, count and sum); while
+#      reads go on, backend 0's read p50 and p99 are there, in metrics,
+#      stats --json and stats.
 #   2. check, in each state, with its exit code and its line:
 #      OK (0) while all is well; WARNING (1) once the remote server is
 #      killed (-9), once a backend failed (nbdkit's error filter failing
@@ -68,9 +71,25 @@ h.flush()
 h.pread(4096 * 100, 0)
 h.shutdown()
 EOF
+# Reads go on while the figures are taken, so that the last second has
+# latencies to show.
+"$swt_python" - "$swt_uri" <<'EOF' &
+import nbd, sys, time
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+end = time.time() + 4
+while time.time() < end:
+    for p in range(0, 5000, 37):
+        h.pread(4096, p * 4096)
+h.shutdown()
+EOF
+load=$!
+sleep 2.5
 ctl metrics >"$d/metrics.txt"
 ctl list --json >"$d/list.json"
 ctl stats --json >"$d/stats.json"
+ctl stats >"$d/stats.txt"
+wait "$load"
 "$prom" - "$d/metrics.txt" "$d/list.json" "$d/stats.json" <<'EOF'
 import json, sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
@@ -133,11 +152,33 @@ assert [s.value for s in samples("swaptier_device_lost_pages", "counter")] \
 writes = {s.labels["id"]: s.value
           for s in samples("swaptier_backend_writes", "counter")}
 assert all(v > 0 for v in writes.values()), writes
+for kind in ("read", "write"):
+    name = "swaptier_backend_%s_latency_seconds" % kind
+    got = samples(name, "summary")
+    for bid, b in backends.items():
+        mine = {(s.name, s.labels.get("quantile")): s.value for s in got
+                if s.labels["id"] == bid}
+        assert set(mine) == {(name, "0.5"), (name, "0.99"),
+                             (name + "_sum", None),
+                             (name + "_count", None)}, mine
+        count = mine[(name + "_count", None)]
+        # One latency per request: the count is that of the requests.
+        assert count <= stats[bid][kind + "s"], (count, stats[bid])
+        p50, p99 = mine[(name, "0.5")], mine[(name, "0.99")]
+        if kind == "read" and bid == "0":
+            # Reads of the local file went on during the last second.
+            assert 0 < p50 <= p99 < 1, (p50, p99)
+            assert 0 < stats[bid]["read_p50_us"] <= stats[bid]["read_p99_us"]
+            assert mine[(name + "_sum", None)] > 0
 names = [b["target"] for b in lst["backends"]]
 assert any('"' in n and "\\" in n for n in names), names
 print("ok: %d families parsed; values match list and stats; labels "
-      "escaped" % len(fams))
+      "escaped; latencies" % len(fams))
 EOF
+head -2 "$d/stats.txt"
+grep -q 'READ p50/p99' "$d/stats.txt" || swt_fail "stats shows no latencies"
+awk '$1 == 0 { exit !($(NF-1) ~ /^[0-9]+\/[0-9]+us$/) }' "$d/stats.txt" ||
+    swt_fail "stats: no read percentiles for backend 0"
 
 # =============================================================================
 section "2: check"
