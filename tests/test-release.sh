@@ -14,6 +14,8 @@
 #      building and running need, and not what only the tests need
 #      (QEMU, a kernel image, clang); with no argument it installs both.
 #      apt-get is a stand-in that records its arguments.
+#   5. The plugin exports only nbdkit's entry point and its debug flags,
+#      and a debug flag still works from nbdkit's -D.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 
@@ -27,7 +29,8 @@ while IFS= read -r -d '' f; do
     head -n 5 "$f" | grep -q 'SPDX-License-Identifier: BSD-3-Clause' ||
         missing+=("${f#"$src"/}")
 done < <(find "$src" \( -path "$src/autom4te.cache" -o -path "$src/m4" \
-                        -o -path "$src/build-aux" -o -name '.*' \) -prune -o \
+                        -o -path "$src/build-aux" -o -name '.*' \
+                        -o -path "$src/config.h" \) -prune -o \
               -type f \( -name '*.c' -o -name '*.h' -o -name '*.sh' \
                          -o -name '*.py' -o -name 'Makefile.am' \
                          -o -name 'configure.ac' -o -name '*.service.in' \
@@ -97,3 +100,19 @@ grep -q usage "$d/out" || swt_fail "install-deps.sh tests: $(cat "$d/out")"
 grep -q '^\./install-deps.sh build$' "$src/quickstart" ||
     swt_fail "quickstart does not run install-deps.sh build"
 echo "ok: install-deps.sh build installs what building and running need"
+
+# --- 5. Exported symbols ----------------------------------------------------
+swt_require nm
+nm -D --defined-only "$swt_plugin" | awk '{ print $3 }' | sort >"$d/symbols"
+extra=$(grep -vxE 'plugin_init|swaptier_debug_[a-z]+' "$d/symbols" || true)
+[[ -z $extra ]] || swt_fail "the plugin exports more than it should: $extra"
+grep -qx plugin_init "$d/symbols" || swt_fail "plugin_init is not exported"
+grep -qx swaptier_debug_alloc "$d/symbols" ||
+    swt_fail "swaptier_debug_alloc is not exported"
+swt_require_python_nbd
+nbdkit -U - -D swaptier.alloc=1 -v "$swt_plugin" backend="$d/a" capacity=16M \
+    --run "$swt_python"' -c "import nbd; h = nbd.NBD(); h.connect_uri(\"$uri\"); h.pwrite(b\"x\" * 4096, 0)"' \
+    2>"$d/debug.log" || { cat "$d/debug.log" >&2; swt_fail "nbdkit -D failed"; }
+grep -q 'debug: alloc: backend 0' "$d/debug.log" ||
+    swt_fail "-D swaptier.alloc=1 printed no allocation"
+echo "ok: $(wc -l <"$d/symbols") symbols exported; -D swaptier.alloc=1 works"
