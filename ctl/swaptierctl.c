@@ -276,6 +276,22 @@ sctl_clear_sentence (const struct sctl_reply *r)
     printf ("\n");
 }
 
+/* The exported device, as swapon --show sees it: its size, the slots
+ * kept spare, the share of its pages in use.
+ */
+static void
+sctl_device_sentence (const char *total, uint64_t page_size)
+{
+  uint64_t pages = sctl_number (total, "pages");
+  char *size = sctl_size (pages * page_size);
+  char *spare = sctl_size (sctl_number (total, "spare") * page_size);
+
+  printf ("device: %s, %s kept spare, %" PRIu64 "%% in use\n", size, spare,
+          pages ? sctl_number (total, "mapped") * 100 / pages : 0);
+  free (size);
+  free (spare);
+}
+
 /* A sentence per failed backend: why it failed. */
 static void
 sctl_failure_sentences (const struct sctl_reply *r)
@@ -304,11 +320,12 @@ sctl_list (const struct sctl_reply *r)
   static const char *const head[] = {
     "ID", "TARGET", "KIND", "DOMAIN", "PRIO", "STATE", "SIZE", "USED",
     "FREE", "BAD", "LOST", "CORRUPT", "READS", "WRITES", "ERRORS",
-    "DEMOTED", "PROMOTED",
+    "DEMOTED", "PROMOTED", "USE%",
   };
   struct sctl_table t = {
-    .ncols = 17, .head = head, .align = "rlllrlrrrrrrrrrrr",
+    .ncols = 18, .head = head, .align = "rlllrlrrrrrrrrrrrr",
   };
+  const char *total_line = NULL;
   uint64_t page_size = sctl_page_size (r), copies = 1;
   const char *drain, *repair, *demote;
   size_t i;
@@ -320,7 +337,8 @@ sctl_list (const struct sctl_reply *r)
   for (i = 0; i < r->n; i++) {
     const char *l = r->line[i];
     bool total = sctl_is (l, "total");
-    char *state, *health, *cells[17];
+    char *state, *health, *cells[18];
+    uint64_t capacity = sctl_number (l, "capacity");
 
     if (!total && !sctl_is (l, "backend"))
       continue;
@@ -350,11 +368,18 @@ sctl_list (const struct sctl_reply *r)
     cells[14] = sctl_value (l, "errors");
     cells[15] = sctl_value (l, "demoted");
     cells[16] = sctl_value (l, "promoted");
+    if (asprintf (&cells[17], "%" PRIu64 "%%", capacity ?
+                  sctl_number (l, "used") * 100 / capacity : 0) == -1)
+      sctl_check (NULL);
     sctl_table_row (&t, cells);
-    if (total)
+    if (total) {
       copies = sctl_number (l, "copies");
+      total_line = l;
+    }
   }
   sctl_table_print (&t);
+  if (total_line)
+    sctl_device_sentence (total_line, page_size);
   drain = sctl_record (r, "drain");
   if (drain)
     sctl_drain_sentence (drain);
@@ -584,21 +609,81 @@ sctl_monitor (struct sctl_conn *c, const char *verb, int n)
   return code;
 }
 
+/* Whether the command verb with its n arguments parses as the plugin
+ * will parse it; if not, says why.
+ */
+static bool
+sctl_valid (const char *verb, char **arg, int n)
+{
+  char line[CTL_LINE_MAX], escaped[3 * CTL_LINE_MAX], err[256];
+  struct ctl_command cmd;
+  size_t len;
+  int i;
+
+  len = snprintf (line, sizeof line, "%s", verb);
+  for (i = 0; i < n && len < sizeof line; i++)
+    len += snprintf (line + len, sizeof line - len, " %s",
+                     ctl_escape (arg[i], escaped, sizeof escaped));
+  if (len >= sizeof line) {
+    sctl_message ("the command is longer than %d bytes", CTL_LINE_MAX - 1);
+    return false;
+  }
+  if (ctl_parse (line, len, &cmd, err, sizeof err) == -1) {
+    sctl_message ("%s", err);
+    return false;
+  }
+  return true;
+}
+
+/* The target of add as the plugin should see it: a relative path made
+ * absolute from this process's directory (the plugin's is another);
+ * paths, and URIs (with "://"), as they are.  Allocated.
+ */
+static char *
+sctl_add_target (const char *target)
+{
+  char *cwd, *abs;
+
+  if (target[0] == '/' || strstr (target, "://") || target[0] == '\0')
+    return sctl_strdup (target);
+  cwd = getcwd (NULL, 0);
+  if (cwd == NULL) {
+    sctl_message ("%s: the current directory: %m", target);
+    return NULL;
+  }
+  if (asprintf (&abs, "%s/%s", cwd, target) == -1)
+    abs = sctl_check (NULL);
+  free (cwd);
+  return abs;
+}
+
 /* Run the command verb with its n arguments; returns the exit code. */
 static int
 sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
 {
   struct sctl_reply r = { 0 };
+  char *target = NULL, *given = NULL;
   int code = 0;
   const char *d;
 
   /* check and metrics are made of list and stats. */
   if (strcmp (verb, "check") == 0 || strcmp (verb, "metrics") == 0)
     return sctl_monitor (c, verb, n);
-  switch (sctl_request (c, verb, arg, n, &r)) {
-  case -1:
-  case 1:
+  /* A usage error is found here, so that it exits with its own code. */
+  if (!sctl_valid (verb, arg, n))
+    return SCTL_EXIT_USAGE;
+  if (strcmp (verb, "add") == 0) {
+    if ((target = sctl_add_target (arg[0])) == NULL)
+      return SCTL_EXIT_FAILED;
+    given = arg[0];
+    arg[0] = target;
+  }
+  code = sctl_request (c, verb, arg, n, &r);
+  if (given)
+    arg[0] = given;
+  if (code != 0) {
     sctl_reply_free (&r);
+    free (target);
     return SCTL_EXIT_FAILED;
   }
   if (strcmp (verb, "list") == 0)
@@ -607,7 +692,7 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
     sctl_stats (&r);
   else if (strcmp (verb, "add") == 0)
     printf ("backend %" PRIu64 " added: %s\n", sctl_number (r.status, "id"),
-            arg[0]);
+            target);
   else if (strcmp (verb, "priority") == 0) {
     char *priority = sctl_value (r.status, "priority");
 
@@ -629,10 +714,11 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
   else if (strcmp (verb, "drain") == 0) {
     d = sctl_record (&r, "drain");
     if (sctl_json) {
+      /* No removal yet: an empty object, like a record without fields. */
       if (d)
         sctl_json_record (d, sctl_drain_fields, sctl_page_size (&r));
       else
-        fputs ("null", stdout);
+        fputs ("{}", stdout);
       putchar ('\n');
     }
     else if (d == NULL)
@@ -646,9 +732,15 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
         code = SCTL_EXIT_FAILED;
     }
   }
-  else
+  else {
     sctl_raw (&r);
+    /* The commands that swaptierctl makes of the others. */
+    if (strcmp (verb, "help") == 0)
+      puts ("check: one line and a Nagios exit code (swaptierctl)\n"
+            "metrics: the counters as OpenMetrics text (swaptierctl)");
+  }
   sctl_reply_free (&r);
+  free (target);
   return code;
 }
 

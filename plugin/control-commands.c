@@ -393,12 +393,14 @@ static void
 control_help (FILE *out)
 {
   fputs ("help list: backends, totals and the last removal\n"
-         "help stats: I/O counters and rates\n"
-         "help add TARGET [priority=N] [capacity=SIZE] [connections=N] "
-         "[timeout=SECONDS] [grace=SECONDS]\n"
+         "help stats: I/O counters, rates and latencies\n"
+         "help add TARGET [priority=N] [capacity=SIZE] [force=BOOL] "
+         "[connections=N] [timeout=SECONDS] [grace=SECONDS] [domain=NAME] "
+         "[encrypt=BOOL]: put a new backend in service\n"
          "help priority ID N: change the priority of backend ID\n"
          "help remove ID: move the pages of backend ID away, then close it\n"
          "help drain: where the last removal is\n"
+         "help help: this list\n"
          "ok\n", out);
 }
 
