@@ -33,7 +33,7 @@
 #include "sctl-monitor.h"
 #include "sctl-output.h"
 
-#define SCTL_DEFAULT_SOCKET "/run/swaptier.sock"
+#define SCTL_DEFAULT_SOCKET "/run/swaptier/control.sock"
 #define SCTL_REPLY_TIMEOUT 120         /* seconds: add may connect afar */
 #define SCTL_POLL_MS 200               /* progress polling period */
 #define SCTL_BAR_WIDTH 30

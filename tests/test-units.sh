@@ -63,4 +63,31 @@ done
 [[ $n -ge 8 ]] || swt_fail "only $n command lines found in the units"
 echo "ok: the $n command lines of the units are in the guide"
 
+# --- Hardening ------------------------------------------------------------
+# systemd-analyze security rates swaptier.service at most 5.0; it keeps
+# exactly the capabilities it needs; and what the sandbox must not take
+# away is still there (no PrivateDevices: block devices; no ProtectProc:
+# another instance's claim is judged by its process; no PrivateNetwork:
+# remote backends).
+exposure=$(systemd-analyze security --offline=yes "$d/swaptier.service" 2>&1 |
+           sed -n 's/.*Overall exposure level for swaptier.service: \([0-9.]*\).*/\1/p')
+echo "systemd-analyze security: exposure $exposure"
+[[ -n $exposure ]] || swt_fail "systemd-analyze security gave no exposure"
+awk -v e="$exposure" 'BEGIN { exit !(e <= 5.0) }' ||
+    swt_fail "swaptier.service exposure $exposure, above 5.0"
+grep -qx 'CapabilityBoundingSet=CAP_IPC_LOCK CAP_SYS_RESOURCE' \
+    "$d/swaptier.service" || swt_fail "swaptier.service capabilities"
+for key in NoNewPrivileges=yes ProtectHome=yes PrivateTmp=yes \
+           ProtectSystem=strict; do
+    grep -qx "$key" "$d/swaptier.service" || swt_fail "no $key"
+done
+grep -q '^RestrictAddressFamilies=.*AF_UNIX' "$d/swaptier.service" ||
+    swt_fail "no address family list with AF_UNIX"
+for key in PrivateDevices ProtectProc PrivateNetwork; do
+    if grep -q "^$key=" "$d/swaptier.service"; then
+        swt_fail "swaptier.service sets $key, which breaks a backend"
+    fi
+done
+echo "ok: swaptier.service is hardened (exposure $exposure)"
+
 echo "PASS"
