@@ -138,17 +138,19 @@ sctl_request (struct sctl_conn *c, const char *verb, char **arg, int n,
   char *line = NULL;
   size_t cap = 0;
   ssize_t len;
-  int i;
+  bool sent;
+  int i, send_errno;
 
   sctl_reply_free (r);
   fputs (verb, c->out);
   for (i = 0; i < n; i++)
     fprintf (c->out, " %s", ctl_escape (arg[i], escaped, sizeof escaped));
   fputc ('\n', c->out);
-  if (fflush (c->out) == EOF) {
-    sctl_message ("%s: sending the command: %m", sctl_socket);
-    return -1;
-  }
+  /* A server that refused this client said why before it closed: that
+   * is read below, and a failed send reported only without it.
+   */
+  sent = fflush (c->out) != EOF;
+  send_errno = errno;
   while ((len = getline (&line, &cap, c->in)) > 0) {
     if (line[len - 1] == '\n')
       line[--len] = '\0';
@@ -166,6 +168,11 @@ sctl_request (struct sctl_conn *c, const char *verb, char **arg, int n,
     r->line[r->n++] = sctl_strdup (line);
   }
   free (line);
+  if (!sent) {
+    errno = send_errno;
+    sctl_message ("%s: sending the command: %m", sctl_socket);
+    return -1;
+  }
   /* An NBD server (nbdkit -U) drops a client that is not one. */
   if (ferror (c->in) && errno == EAGAIN)
     sctl_message ("%s: no reply in %d seconds", sctl_socket,

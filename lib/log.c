@@ -27,6 +27,7 @@ log_stderr (const char *fmt, va_list args)
 
 static log_sink log_error_sink = log_stderr;
 static log_sink log_debug_sink = log_stderr;
+static log_sink log_notice_sink = log_stderr;
 
 /* Where log_capture copies this thread's errors.  Initial-exec TLS, as in
  * swapsafe.c: reading it never allocates, even in a dlopen'ed plugin.
@@ -35,12 +36,68 @@ static __thread char *log_capture_buf
   __attribute__ ((tls_model ("initial-exec")));
 static __thread size_t log_capture_len
   __attribute__ ((tls_model ("initial-exec")));
+static __thread bool log_capture_silent
+  __attribute__ ((tls_model ("initial-exec")));
 
 void
 log_capture (char *buf, size_t len)
 {
   log_capture_buf = buf;
   log_capture_len = len;
+  log_capture_silent = false;
+}
+
+void
+log_capture_only (char *buf, size_t len)
+{
+  log_capture (buf, len);
+  log_capture_silent = buf != NULL;
+}
+
+void
+log_set_notice_sink (log_sink notice)
+{
+  log_notice_sink = notice ? notice : log_stderr;
+}
+
+/* Hand a formatted notice to the notice sink. */
+static void log_notice_call (const char *fmt, ...)
+  __attribute__ ((format (printf, 1, 2)));
+
+static void
+log_notice_call (const char *fmt, ...)
+{
+  va_list args;
+
+  va_start (args, fmt);
+  log_notice_sink (fmt, args);
+  va_end (args);
+}
+
+void
+log_warning (const char *fmt, ...)
+{
+  int saved_errno = errno;
+  char msg[1024];
+  va_list args;
+
+  va_start (args, fmt);
+  vsnprintf (msg, sizeof msg, fmt, args);
+  va_end (args);
+  log_notice_call ("warning: %s", msg);
+  errno = saved_errno;
+}
+
+void
+log_notice (const char *fmt, ...)
+{
+  int saved_errno = errno;
+  va_list args;
+
+  va_start (args, fmt);
+  log_notice_sink (fmt, args);
+  va_end (args);
+  errno = saved_errno;
 }
 
 void
@@ -64,6 +121,8 @@ log_error (const char *fmt, ...)
     vsnprintf (log_capture_buf, log_capture_len, fmt, args);
     va_end (args);
     errno = saved_errno;
+    if (log_capture_silent)
+      return;
   }
   va_start (args, fmt);
   log_error_sink (fmt, args);

@@ -2,9 +2,12 @@
 /* swaptier: error and debug messages of libswaptier.
  *
  * The library never prints by itself: it hands each message to a sink.
- * The nbdkit plugin installs sinks that call nbdkit_verror and
- * nbdkit_vdebug; the default sink (unit tests, benchmarks) writes to
- * stderr.
+ * There are three: errors, notices (warnings, and the audit trail of
+ * the control socket: what an operator did and what came of it) and
+ * debug messages.  The nbdkit plugin installs sinks that call
+ * nbdkit_verror and nbdkit_vdebug, and one that writes notices to
+ * stderr without nbdkit's "error:"; the default sink (unit tests,
+ * benchmarks) writes to stderr.
  */
 
 #ifndef SWAPTIER_LOG_H
@@ -27,6 +30,19 @@ extern int swaptier_debug_demote;      /* what demotion picks and moves */
 
 /* Route errors and debug messages to the given sinks (NULL: stderr). */
 extern void log_set_sinks (log_sink error, log_sink debug);
+
+/* Route notices (log_warning, log_notice) to sink (NULL: stderr). */
+extern void log_set_notice_sink (log_sink notice);
+
+/* Report something an admin should know that is not an error: the
+ * message is prefixed with "warning: ".
+ */
+extern void log_warning (const char *fmt, ...)
+  __attribute__ ((format (printf, 1, 2)));
+
+/* Report an event for the record (the audit trail). */
+extern void log_notice (const char *fmt, ...)
+  __attribute__ ((format (printf, 1, 2)));
 
 /* Report an error.  The message names what failed and why. */
 extern void log_error (const char *fmt, ...)
@@ -58,6 +74,12 @@ extern void log_error_limited (struct log_limit *limit, const char *fmt, ...)
  * server's.
  */
 extern void log_capture (char *buf, size_t len);
+
+/* The same, but the errors of the calling thread go only into buf, not
+ * to the error sink: for a thread that reports them otherwise (the
+ * control server's, to the client and in its audit line).
+ */
+extern void log_capture_only (char *buf, size_t len);
 
 /* Report a debug message (callers test the relevant debug flag). */
 extern void log_debug (const char *fmt, ...)

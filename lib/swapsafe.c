@@ -36,7 +36,7 @@ swapsafe_mark_thread (void)
   if (prctl (PR_SET_IO_FLUSHER, 1, 0, 0, 0) == 0)
     return;
   if (!__atomic_exchange_n (&swapsafe_warned, true, __ATOMIC_RELAXED))
-    log_error ("warning: PR_SET_IO_FLUSHER: %m (%s); serving swap for "
+    log_warning ("PR_SET_IO_FLUSHER: %m (%s); serving swap for "
                "this same machine may deadlock under memory pressure",
                errno == EINVAL ? "kernel older than 5.6"
                : "needs CAP_SYS_RESOURCE");

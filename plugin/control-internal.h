@@ -38,6 +38,8 @@ struct control_client {
   size_t out_len;
   struct control_job *job;             /* a command running in a thread of
                                           its own: its lines wait */
+  uid_t uid;                           /* who connected (SO_PEERCRED) */
+  pid_t pid;
   char buf[CTL_LINE_MAX];
 };
 

@@ -39,6 +39,7 @@ struct control_state control = {
 struct control_job {
   pthread_t thread;
   struct ctl_command cmd;
+  char line[CTL_LINE_MAX];             /* as the client sent it */
   char *reply;                         /* its reply, once finished */
   size_t reply_len;
   bool finished;                       /* atomic */
@@ -203,6 +204,39 @@ control_queue (struct control_client *c, const char *reply, size_t len)
   return true;
 }
 
+/* The audit trail: log who ran the command line (len bytes) and what
+ * came of it (the status line of reply), for the commands that change
+ * something (add, priority, remove) and for every line refused.  A
+ * refusal is the operator's to fix: a notice, not a server error.
+ */
+static void
+control_audit (const struct control_client *c, const char *line,
+               size_t len, bool action, const char *reply, size_t reply_len)
+{
+  const char *status = reply, *p;
+  char shown[2 * CTL_LINE_MAX];
+  size_t i, n = 0;
+  bool refused;
+
+  /* The status line is the last line of the reply. */
+  for (p = reply; p < reply + reply_len; p++)
+    if (*p == '\n' && p + 1 < reply + reply_len)
+      status = p + 1;
+  refused = reply_len >= 6 && strncmp (status, "error ", 6) == 0;
+  if (!action && !refused)
+    return;
+  /* The line as sent, without its control characters. */
+  for (i = 0; i < len && n < sizeof shown - 1; i++)
+    shown[n++] = (unsigned char) line[i] < ' ' || line[i] == 0x7f ? '?'
+                 : line[i];
+  shown[n] = '\0';
+  n = 0;
+  while (status + n < reply + reply_len && status[n] != '\n')
+    n++;
+  log_notice ("control: uid %u pid %d: %s: %.*s", (unsigned) c->uid,
+              (int) c->pid, shown, (int) n, status);
+}
+
 /* The thread of a job: run its command, keep the reply, say so. */
 static void *
 control_job_run (void *arg)
@@ -210,7 +244,7 @@ control_job_run (void *arg)
   struct control_job *job = arg;
   FILE *out = open_memstream (&job->reply, &job->reply_len);
 
-  log_capture (job->why, sizeof job->why);
+  log_capture_only (job->why, sizeof job->why);
   if (out) {
     control_run (out, &job->cmd, job->why);
     fclose (out);
@@ -222,9 +256,12 @@ control_job_run (void *arg)
   return NULL;
 }
 
-/* Run cmd for client c in a job; false if the client was dropped. */
+/* Run cmd (from line, len bytes) for client c in a job; false if the
+ * client was dropped.
+ */
 static bool
-control_job_start (struct control_client *c, const struct ctl_command *cmd)
+control_job_start (struct control_client *c, const struct ctl_command *cmd,
+                   const char *line, size_t len)
 {
   struct control_job *job = calloc (1, sizeof *job);
   int err;
@@ -234,14 +271,15 @@ control_job_start (struct control_client *c, const struct ctl_command *cmd)
     return false;
   }
   job->cmd = *cmd;
+  memcpy (job->line, line, len < sizeof job->line ? len : sizeof job->line);
   err = pthread_create (&job->thread, NULL, control_job_run, job);
   if (err) {
-    char line[256];
-    int n = snprintf (line, sizeof line, "error cannot start a thread: %s\n",
-                      strerror (err));
+    char reply[256];
+    int n = snprintf (reply, sizeof reply,
+                      "error cannot start a thread: %s\n", strerror (err));
 
     free (job);
-    return control_queue (c, line, n);
+    return control_queue (c, reply, n);
   }
   c->job = job;
   return true;
@@ -258,6 +296,9 @@ control_job_end (struct control_client *c, bool queue)
 
   pthread_join (job->thread, NULL);
   c->job = NULL;
+  if (job->reply)
+    control_audit (c, job->line, strnlen (job->line, sizeof job->line),
+                   true, job->reply, job->reply_len);
   if (queue) {
     if (job->reply)
       r = control_queue (c, job->reply, job->reply_len);
@@ -285,7 +326,7 @@ control_command (struct control_client *c, const char *line, size_t len)
   bool r;
 
   if (parsed && cmd->verb == CTL_ADD)
-    return control_job_start (c, cmd);
+    return control_job_start (c, cmd, line, len);
   out = open_memstream (&reply, &size);
   if (out == NULL) {
     control_drop (c, "out of memory");
@@ -297,6 +338,9 @@ control_command (struct control_client *c, const char *line, size_t len)
   else
     control_run (out, cmd, control.why);
   fclose (out);
+  control_audit (c, line, len, parsed && (cmd->verb == CTL_PRIORITY ||
+                                          cmd->verb == CTL_REMOVE),
+                 reply, size);
   r = control_queue (c, reply, size);
   free (reply);
   return r;
@@ -358,18 +402,34 @@ control_accept (int64_t now)
   for (i = 0; i < CONTROL_CLIENTS; i++)
     if (control.client[i].fd == -1 && control.client[i].job == NULL)
       break;
-  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
-      (cred.uid != 0 && cred.uid != geteuid ())) {
-    control_drop (&(struct control_client) { .fd = fd }, "not allowed");
+  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1) {
+    log_warning ("control: a client whose credentials cannot be read "
+                 "(%m) is refused");
+    control_drop (&(struct control_client) { .fd = fd },
+                  "not allowed: your credentials cannot be read");
+    return;
+  }
+  if (cred.uid != 0 && cred.uid != geteuid ()) {
+    char why[128];
+
+    snprintf (why, sizeof why, "not allowed: uid %u is neither root nor "
+              "the plugin's user (uid %u)", (unsigned) cred.uid,
+              (unsigned) geteuid ());
+    log_notice ("control: uid %u pid %d: refused: %s", (unsigned) cred.uid,
+                (int) cred.pid, why);
+    control_drop (&(struct control_client) { .fd = fd }, why);
     return;
   }
   if (i == CONTROL_CLIENTS) {
+    log_warning ("control: uid %u pid %d: refused: %d clients already",
+                 (unsigned) cred.uid, (int) cred.pid, CONTROL_CLIENTS);
     control_drop (&(struct control_client) { .fd = fd },
                   "too many clients; try again later");
     return;
   }
   control.client[i] = (struct control_client) {
     .fd = fd, .deadline = now + CONTROL_IDLE_MS,
+    .uid = cred.uid, .pid = cred.pid,
   };
 }
 
@@ -406,7 +466,7 @@ control_thread (void *arg)
   struct pollfd pfd[3 + CONTROL_CLIENTS];
   unsigned who[CONTROL_CLIENTS];
 
-  log_capture (control.why, sizeof control.why);
+  log_capture_only (control.why, sizeof control.why);
   for (;;) {
     int64_t now = control_now (), wait;
     unsigned i, n = 3;

@@ -63,10 +63,24 @@ swaptier_log_debug (const char *fmt, va_list args)
   nbdkit_vdebug (fmt, args);
 }
 
+/* Notices and warnings: on stderr like nbdkit's own messages, without
+ * its "error:" (nbdkit has no call for them).
+ */
+static void
+swaptier_log_notice (const char *fmt, va_list args)
+{
+  flockfile (stderr);
+  fputs ("nbdkit: swaptier: ", stderr);
+  vfprintf (stderr, fmt, args);
+  fputc ('\n', stderr);
+  funlockfile (stderr);
+}
+
 static void
 swaptier_load (void)
 {
   log_set_sinks (swaptier_log_error, swaptier_log_debug);
+  log_set_notice_sink (swaptier_log_notice);
 }
 
 /* Stop the control socket, and print one line per backend (removed ones
@@ -274,7 +288,7 @@ swaptier_start_codec (void)
    * swap.
    */
   if (!options.mlock)
-    nbdkit_error ("warning: mlock=off: the memory that holds the "
+    log_warning ("mlock=off: the memory that holds the "
                   "encryption key is not locked, and may be swapped out");
   return engine_set_codec (engine, codec);
 }

@@ -13,6 +13,12 @@
 #      swapctl -l) and a line on the device: its size, spare, use.
 #   5. help lists the commands, swaptierctl's own too, and every key
 #      of add.
+#   6. The audit trail: each add, priority and remove, and each line
+#      refused, is logged with the uid and pid that sent it and the
+#      outcome, as a notice (not as nbdkit's "error:"); a client of
+#      another user (through a socket opened to all) is told why it is
+#      refused, and that is logged; warnings print as "warning:", not
+#      "error: warning:".
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/ctl-functions.sh"
@@ -94,4 +100,43 @@ done
 grep -q "^add .*domain=NAME.*encrypt=BOOL" "$d/help.txt" ||
     swt_fail "help does not give every key of add"
 echo "ok: help lists the commands"
+
+# --- 6 ----------------------------------------------------------------------
+ctl priority 1 3 >/dev/null
+ctl remove 1 --wait >/dev/null
+# A typo sent as is (swaptierctl would refuse it itself).
+ctl_raw frobnicate >/dev/null || true
+# Open to all: the socket, and the way to it.
+chmod 0666 "$ctl_sock"
+chmod o+x "$d"
+swt_require setpriv
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$ctl_tool" -s "$ctl_sock" list >"$d/nobody.out" 2>&1 || rc=$?
+cat "$d/nobody.out"
+(( rc == 1 )) && grep -q "not allowed: uid 65534 is neither root nor the plugin's user" \
+    "$d/nobody.out" || swt_fail "a client of another user was not told why"
 swt_stop
+grep 'control: uid' "$swt_log"
+for want in "add $d/elsewhere/rel.img capacity=8M: ok id=1" \
+            "priority 1 3: ok id=1 priority=3" "remove 1: ok" \
+            "add $d/a: error backend $d/a is the same file as backend" \
+            "frobnicate: error unknown command 'frobnicate'"; do
+    grep -q "^nbdkit: swaptier: control: uid 0 pid [0-9]*: $want" "$swt_log" ||
+        swt_fail "the audit trail lacks: $want"
+done
+# swaptierctl parses before it sends: its refusals never reach the log.
+if grep -q "bogus" "$swt_log"; then
+    swt_fail "a line swaptierctl refused reached the plugin"
+fi
+grep -q "^nbdkit: swaptier: control: uid 65534 pid [0-9]*: refused: not allowed" \
+    "$swt_log" || swt_fail "the refused client is not in the log"
+if grep -q "error:.*same file as backend\|error: warning" "$swt_log"; then
+    swt_fail "a refusal or a warning is logged as an error"
+fi
+# A warning: mlock=off with encryption.
+swt_start backend="$d/a" capacity=16M mlock=off
+swt_stop
+grep -q "^nbdkit: swaptier: warning: mlock=off" "$swt_log" ||
+    swt_fail "the mlock=off warning is not a warning: $(grep mlock "$swt_log")"
+echo "ok: the audit trail, the refused client, warnings"
