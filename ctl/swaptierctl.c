@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "ctlproto.h"
+#include "sctl-doctor.h"
 #include "sctl-monitor.h"
 #include "sctl-output.h"
 
@@ -68,6 +69,7 @@ sctl_usage (FILE *fp)
 "  check                        one line and the exit code of a Nagios\n"
 "                               check: 0 OK, 1 degraded, 2 pages lost\n"
 "  metrics                      the counters as OpenMetrics text\n"
+"  doctor                       what swapping on this host needs\n"
 "\n"
 "Options:\n"
 "  -s, --socket=PATH  the control socket (default: $SWAPTIER_SOCKET,\n"
@@ -581,6 +583,33 @@ sctl_raw (const struct sctl_reply *r)
     puts (sctl_is (r->line[i], "help") ? r->line[i] + 5 : r->line[i]);
 }
 
+/* doctor, with n arguments (none are taken): 0 if it found no
+ * problem, else 1.
+ */
+static int
+sctl_run_doctor (struct sctl_conn *c, int n)
+{
+  struct sctl_reply list = { 0 };
+  int code;
+
+  if (n > 0) {
+    sctl_message ("doctor takes no arguments");
+    return SCTL_EXIT_USAGE;
+  }
+  /* The plugin answers, and says which process serves. */
+  if (sctl_request (c, "list", NULL, 0, &list) != 0)
+    code = SCTL_EXIT_FAILED;
+  else if (sctl_number (list.status, "pid") == 0) {
+    sctl_message ("%s: the plugin does not say its pid", sctl_socket);
+    code = SCTL_EXIT_FAILED;
+  }
+  else
+    code = sctl_doctor (sctl_number (list.status, "pid")) ? SCTL_EXIT_FAILED
+           : 0;
+  sctl_reply_free (&list);
+  return code;
+}
+
 /* check or metrics (verb), with n arguments (none are taken): the
  * exit code.
  */
@@ -676,6 +705,8 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
   /* check and metrics are made of list and stats. */
   if (strcmp (verb, "check") == 0 || strcmp (verb, "metrics") == 0)
     return sctl_monitor (c, verb, n);
+  if (strcmp (verb, "doctor") == 0)
+    return sctl_run_doctor (c, n);
   /* A usage error is found here, so that it exits with its own code. */
   if (!sctl_valid (verb, arg, n))
     return SCTL_EXIT_USAGE;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -150,7 +151,11 @@ control_list (FILE *out)
   control_drain_line (out);
   control_repair_line (out);
   control_demote_line (out);
-  fprintf (out, "ok page_size=%" PRIu32 "\n", PAGE_SIZE);
+  /* pid: the process that serves (not the one that listened first, which
+   * SO_PEERCRED would give, if nbdkit forked since).
+   */
+  fprintf (out, "ok page_size=%" PRIu32 " pid=%d\n", PAGE_SIZE,
+           (int) getpid ());
 }
 
 void
