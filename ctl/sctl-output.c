@@ -45,6 +45,8 @@ const struct sctl_field sctl_drain_fields[] = {
   { "id", SCTL_NUMBER }, { "state", SCTL_TEXT }, { "total", SCTL_NUMBER },
   { "remaining", SCTL_NUMBER }, { "moved", SCTL_NUMBER },
   { "lost", SCTL_NUMBER }, { "dropped", SCTL_NUMBER },
+  { "freed", SCTL_NUMBER }, { "rate", SCTL_NUMBER },
+  { "limit", SCTL_NUMBER }, { "elapsed_ms", SCTL_NUMBER },
   { "error", SCTL_TEXT }, { NULL },
 };
 const struct sctl_field sctl_stats_fields[] = {

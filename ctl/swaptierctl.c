@@ -40,7 +40,7 @@
 #define SCTL_BAR_WIDTH 30
 
 static const char *sctl_socket;
-static bool sctl_json, sctl_wait;
+static bool sctl_json, sctl_wait, sctl_force;
 
 /* A connection to the control socket, a stream each way. */
 struct sctl_conn {
@@ -63,9 +63,10 @@ sctl_usage (FILE *fp)
 "      [encrypt=off]\n"
 "                               put a new backend in service\n"
 "  priority ID N                change the priority of backend ID\n"
-"  remove ID                    move the pages of backend ID elsewhere,\n"
-"                               then close it\n"
+"  remove ID [rate=SIZE]        move the pages of backend ID elsewhere\n"
+"                               (at most SIZE a second), then close it\n"
 "  drain                        where the last removal is\n"
+"  cancel                       stop the removal under way\n"
 "  check                        one line and the exit code of a Nagios\n"
 "                               check: 0 OK, 1 degraded, 2 pages lost\n"
 "  metrics                      the counters as OpenMetrics text\n"
@@ -77,6 +78,7 @@ sctl_usage (FILE *fp)
 "  -j, --json         list, stats, drain: print JSON (sizes in bytes)\n"
 "  -b, --bytes        list: sizes in bytes, not human-readable\n"
 "  -w, --wait         remove, drain: wait until the removal ends\n"
+"  -f, --force        remove: even if the others cannot hold the device\n"
 "  -h, --help         print this help\n"
 "  -V, --version      print the version\n");
 }
@@ -186,18 +188,29 @@ sctl_request (struct sctl_conn *c, const char *verb, char **arg, int n,
   return -1;
 }
 
+/* What became of the pages of a drain record, one count each, adding
+ * up to the pages that were on the backend when its removal began.
+ */
+static void
+sctl_drain_counts (const char *line)
+{
+  printf ("of its %" PRIu64 " pages, %" PRIu64 " moved, %" PRIu64 " lost, %"
+          PRIu64 " kept fewer copies, %" PRIu64 " rewritten or trimmed by "
+          "clients meanwhile, %" PRIu64 " still on it",
+          sctl_number (line, "total"), sctl_number (line, "moved"),
+          sctl_number (line, "lost"), sctl_number (line, "dropped"),
+          sctl_number (line, "freed"), sctl_number (line, "remaining"));
+}
+
 /* Print where the removal of a "drain" record is, as a sentence. */
 static void
 sctl_drain_sentence (const char *line)
 {
-  uint64_t total = sctl_number (line, "total");
-  uint64_t remaining = sctl_number (line, "remaining");
   char *state = sctl_value (line, "state");
 
-  printf ("backend %" PRIu64 ": removal %s, %" PRIu64 " of %" PRIu64
-          " pages moved off it, %" PRIu64 " lost", sctl_number (line, "id"),
-          state, remaining < total ? total - remaining : 0, total,
-          sctl_number (line, "lost"));
+  printf ("backend %" PRIu64 ": removal %s; ", sctl_number (line, "id"),
+          state);
+  sctl_drain_counts (line);
   if (strcmp (state, "failed") == 0) {
     char *error = sctl_value (line, "error");
 
@@ -209,6 +222,7 @@ sctl_drain_sentence (const char *line)
 }
 
 /* The first record of a kind in a reply, or NULL. */
+
 static const char *
 sctl_record (const struct sctl_reply *r, const char *kind)
 {
@@ -474,9 +488,28 @@ sctl_stats (const struct sctl_reply *r)
     sctl_demote_sentence (demote, sctl_page_size (r));
 }
 
+/* "at R pages/s, about M:SS left" of a running drain record (rate: its
+ * pages moved over the last second), allocated; "" before it has a rate.
+ */
+static char *
+sctl_drain_pace (const char *d)
+{
+  uint64_t rate = sctl_number (d, "rate");
+  uint64_t remaining = sctl_number (d, "remaining");
+  char *s;
+
+  if (rate == 0)
+    return sctl_strdup ("");
+  if (asprintf (&s, ", %" PRIu64 " pages/s, about %" PRIu64 ":%02" PRIu64
+                " left", rate, remaining / rate / 60,
+                remaining / rate % 60) == -1)
+    s = sctl_check (NULL);
+  return s;
+}
+
 /* Show the progress of a removal on a terminal: a bar redrawn in place. */
 static void
-sctl_bar (unsigned id, uint64_t done, uint64_t total)
+sctl_bar (unsigned id, uint64_t done, uint64_t total, const char *pace)
 {
   unsigned percent = total ? done * 100 / total : 100;
   unsigned fill = total ? done * SCTL_BAR_WIDTH / total : SCTL_BAR_WIDTH;
@@ -485,13 +518,14 @@ sctl_bar (unsigned id, uint64_t done, uint64_t total)
   memset (bar, '#', fill);
   memset (bar + fill, '-', SCTL_BAR_WIDTH - fill);
   bar[SCTL_BAR_WIDTH] = '\0';
-  printf ("\rremoving backend %u [%s] %3u%% %" PRIu64 "/%" PRIu64 " pages",
-          id, bar, percent, done, total);
+  printf ("\rremoving backend %u [%s] %3u%% %" PRIu64 "/%" PRIu64 " pages%s"
+          "\033[K", id, bar, percent, done, total, pace);
   fflush (stdout);
 }
 
 /* Follow the removal of backend id until it ends, with a bar on a
- * terminal or a line per second otherwise.  Returns the exit code.
+ * terminal or a line per second otherwise.  Returns the exit code: 0
+ * only if the backend was removed and no page was lost.
  */
 static int
 sctl_follow (struct sctl_conn *c, unsigned id)
@@ -505,7 +539,7 @@ sctl_follow (struct sctl_conn *c, unsigned id)
   for (;;) {
     const char *d;
     uint64_t total, remaining, done;
-    char *state;
+    char *state, *pace;
 
     if (sctl_request (c, "drain", NULL, 0, &r) != 0)
       break;
@@ -514,19 +548,22 @@ sctl_follow (struct sctl_conn *c, unsigned id)
       sctl_message ("backend %u: no removal of it is known", id);
       break;
     }
+    /* Progress: the pages no longer on it, whatever became of them. */
     total = sctl_number (d, "total");
     remaining = sctl_number (d, "remaining");
     done = remaining < total ? total - remaining : 0;
     state = sctl_value (d, "state");
     if (strcmp (state, "running") == 0) {
+      pace = sctl_drain_pace (d);
       if (tty)
-        sctl_bar (id, done, total);
+        sctl_bar (id, done, total, pace);
       else if (done != last_done && time (NULL) != last_line) {
-        printf ("removing backend %u: %" PRIu64 " of %" PRIu64 " pages "
-                "moved\n", id, done, total);
+        printf ("removing backend %u: %" PRIu64 " of %" PRIu64 " pages off "
+                "it%s\n", id, done, total, pace);
         fflush (stdout);
         last_line = time (NULL);
       }
+      free (pace);
       last_done = done;
       free (state);
       nanosleep (&(struct timespec) { .tv_nsec = SCTL_POLL_MS * 1000000L },
@@ -536,10 +573,15 @@ sctl_follow (struct sctl_conn *c, unsigned id)
     if (tty)
       putchar ('\n');
     if (strcmp (state, "done") == 0) {
-      printf ("backend %u removed: %" PRIu64 " pages moved, %" PRIu64
-              " lost\n", id, sctl_number (d, "moved"),
-              sctl_number (d, "lost"));
+      printf ("backend %u removed: ", id);
+      sctl_drain_counts (d);
+      putchar ('\n');
       code = 0;
+      if (sctl_number (d, "lost") > 0) {
+        sctl_message ("backend %u: %" PRIu64 " pages were lost (every copy "
+                      "failed to read)", id, sctl_number (d, "lost"));
+        code = SCTL_EXIT_FAILED;
+      }
     }
     else {
       char *error = sctl_value (d, "error");
@@ -749,6 +791,9 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
               "swaptierctl drain --wait)\n", id,
               sctl_number (r.status, "total"));
   }
+  else if (strcmp (verb, "cancel") == 0)
+    printf ("removal of backend %" PRIu64 " cancelled: it is back in "
+            "service\n", sctl_number (r.status, "id"));
   else if (strcmp (verb, "drain") == 0) {
     d = sctl_record (&r, "drain");
     if (sctl_json) {
@@ -765,8 +810,11 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
       code = sctl_follow (c, sctl_number (d, "id"));
     else {
       sctl_drain_sentence (d);
-      /* Waiting for one that ended: whether it removed the backend. */
-      if (sctl_wait && !strstr (d, " state=done"))
+      /* Waiting for one that ended: whether it removed the backend,
+       * losing nothing.
+       */
+      if (sctl_wait && (!strstr (d, " state=done") ||
+                        sctl_number (d, "lost") > 0))
         code = SCTL_EXIT_FAILED;
     }
   }
@@ -790,6 +838,7 @@ main (int argc, char *argv[])
     { "json", no_argument, NULL, 'j' },
     { "bytes", no_argument, NULL, 'b' },
     { "wait", no_argument, NULL, 'w' },
+    { "force", no_argument, NULL, 'f' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL },
@@ -799,13 +848,14 @@ main (int argc, char *argv[])
   int c, i, n = 0, code;
 
   /* Options stop at the command ("+"): a priority may be negative. */
-  while ((c = getopt_long (argc, argv, "+s:jbwhV", long_options,
+  while ((c = getopt_long (argc, argv, "+s:jbwfhV", long_options,
                            NULL)) != -1) {
     switch (c) {
     case 's': sctl_socket = optarg; break;
     case 'j': sctl_json = true; break;
     case 'b': sctl_bytes = true; break;
     case 'w': sctl_wait = true; break;
+    case 'f': sctl_force = true; break;
     case 'h': sctl_usage (stdout); return 0;
     case 'V': printf ("swaptierctl %s\n", PACKAGE_VERSION); return 0;
     default: sctl_usage (stderr); return SCTL_EXIT_USAGE;
@@ -826,6 +876,8 @@ main (int argc, char *argv[])
       sctl_bytes = true;
     else if (strcmp (a, "-w") == 0 || strcmp (a, "--wait") == 0)
       sctl_wait = true;
+    else if (strcmp (a, "-f") == 0 || strcmp (a, "--force") == 0)
+      sctl_force = true;
     else if (a[0] == '-' && (a[1] < '0' || a[1] > '9')) {
       sctl_message ("unknown option %s", a);
       sctl_usage (stderr);
@@ -834,6 +886,15 @@ main (int argc, char *argv[])
     }
     else
       arg[n++] = argv[i];
+  }
+  /* --force is remove's force=true. */
+  if (sctl_force) {
+    if (strcmp (argv[optind], "remove") != 0) {
+      sctl_message ("--force applies to remove only");
+      free (arg);
+      return SCTL_EXIT_USAGE;
+    }
+    arg[n++] = (char *) "force=true";
   }
   if (sctl_socket == NULL)
     sctl_socket = getenv ("SWAPTIER_SOCKET");

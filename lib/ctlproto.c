@@ -32,8 +32,9 @@ static const struct {
     "add TARGET [priority=N] [capacity=SIZE] [force=BOOL] [connections=N] "
     "[timeout=SECONDS] [grace=SECONDS] [domain=NAME] [encrypt=BOOL]" },
   { "priority", CTL_PRIORITY, 2, 2, "priority ID N" },
-  { "remove", CTL_REMOVE, 1, 1, "remove ID" },
+  { "remove", CTL_REMOVE, 1, 3, "remove ID [rate=SIZE] [force=BOOL]" },
   { "drain", CTL_DRAIN, 0, 0, "drain" },
+  { "cancel", CTL_CANCEL, 0, 0, "cancel" },
   { "help", CTL_HELP, 0, 0, "help" },
 };
 
@@ -231,6 +232,43 @@ ctlproto_add_keys (char **word, unsigned n, struct ctl_command *cmd,
   return 0;
 }
 
+/* Parse the key=value words of remove (after its id). */
+static int
+ctlproto_remove_keys (char **word, unsigned n, struct ctl_command *cmd,
+                      char *err, size_t errlen)
+{
+  unsigned i;
+
+  for (i = 0; i < n; i++) {
+    char *key = word[i], *value = strchr (key, '=');
+
+    if (value == NULL)
+      return ctlproto_error (err, errlen, "'%.40s' is not key=value", key);
+    *value++ = '\0';
+    if (strcmp (key, "rate") == 0) {
+      if (cmd->has_rate)
+        return ctlproto_error (err, errlen, "rate= is given twice");
+      if (!ctlproto_size (value, &cmd->rate) ||
+          (cmd->rate > 0 && cmd->rate < PAGE_SIZE))
+        return ctlproto_error (err, errlen, "rate=%.40s: not 0 (no limit) "
+                               "nor a size of at least 4K a second", value);
+      cmd->has_rate = true;
+    }
+    else if (strcmp (key, "force") == 0) {
+      if (cmd->has_force)
+        return ctlproto_error (err, errlen, "force= is given twice");
+      if (!ctlproto_bool (value, &cmd->force))
+        return ctlproto_error (err, errlen, "force=%.40s: not true or "
+                               "false", value);
+      cmd->has_force = true;
+    }
+    else
+      return ctlproto_error (err, errlen, "unknown key '%.40s' (expected "
+                             "rate= or force=)", key);
+  }
+  return 0;
+}
+
 int
 ctl_parse (const char *line, size_t len, struct ctl_command *cmd,
            char *err, size_t errlen)
@@ -305,7 +343,7 @@ ctl_parse (const char *line, size_t len, struct ctl_command *cmd,
                              "(0 to %d)", word[1], TIERSET_MAX_IDS - 1);
     cmd->id = number;
     if (cmd->verb == CTL_REMOVE)
-      return 0;
+      return ctlproto_remove_keys (word + 2, n - 2, cmd, err, errlen);
     if (!ctlproto_number (word[2], TIERSET_PRIORITY_MIN, TIERSET_PRIORITY_MAX,
                           &number))
       return ctlproto_error (err, errlen, "priority '%.40s' is not a number "

@@ -10,8 +10,10 @@
  *       [connections=N] [timeout=SECONDS] [grace=SECONDS] [domain=NAME]
  *       [encrypt=BOOL]
  *   priority ID N
- *   remove ID                 drain backend ID, then close it
+ *   remove ID [rate=SIZE] [force=BOOL]
+ *                             drain backend ID, then close it
  *   drain                     where the last removal is
+ *   cancel                    stop the removal under way
  *   help
  *
  * The server answers each line with zero or more data lines, then one
@@ -47,6 +49,7 @@ enum ctl_verb {
   CTL_PRIORITY,
   CTL_REMOVE,
   CTL_DRAIN,
+  CTL_CANCEL,
   CTL_HELP,
 };
 
@@ -56,8 +59,12 @@ struct ctl_command {
   bool has_priority;                   /* add: priority= given */
   int priority;                        /* add, priority */
   uint64_t capacity;                   /* add: bytes, 0 if not given */
-  bool has_force;                      /* add: force= given */
-  bool force;                          /* add: local, whatever it holds */
+  bool has_force;                      /* add, remove: force= given */
+  bool force;                          /* add: local, whatever it holds;
+                                          remove: even if the others
+                                          cannot hold the device */
+  bool has_rate;                       /* remove: rate= given */
+  uint64_t rate;                       /* remove: bytes a second, 0 none */
   unsigned connections;                /* add: 0 if not given */
   unsigned timeout, grace;             /* add: seconds, 0 if not given */
   char domain[DOMAIN_NAME_MAX + 1];    /* add: "" if not given */

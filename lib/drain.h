@@ -34,6 +34,7 @@ enum drain_state {
   DRAIN_DONE,                          /* backend removed */
   DRAIN_FAILED,                        /* backend back in service */
   DRAIN_STOPPED,                       /* by drain_destroy: likewise */
+  DRAIN_CANCELLED,                     /* by drain_cancel: likewise */
 };
 
 struct drain_status {
@@ -44,17 +45,30 @@ struct drain_status {
   uint64_t moved, lost;                /* pages moved, pages lost */
   uint64_t dropped;                    /* pages that kept fewer copies:
                                           no other domain took one */
+  uint64_t rate;                       /* pages moved a second, lately */
+  uint64_t limit;                      /* bytes a second, 0: none */
+  uint64_t elapsed_ms;                 /* since it started */
   char error[256];                     /* DRAIN_FAILED: why */
 };
 
 struct drain;
 
 /* Start draining backend id of ts, the tier set under engine e, keeping
- * spare slots free on the others (the reserve: at least engine_spare).
- * NULL after log_error if it is refused (see tierset_drain_begin).
+ * spare slots free on the others (the reserve: at least engine_spare),
+ * moving at most limit bytes a second (0: as fast as it goes).  NULL
+ * after log_error if it is refused (see tierset_drain_begin), and,
+ * unless force, when the others would hold fewer than the device's
+ * pages and the spare.
  */
 extern struct drain *drain_start (struct engine *e, struct tierset *ts,
-                                  unsigned id, uint64_t spare);
+                                  unsigned id, uint64_t spare,
+                                  uint64_t limit, bool force);
+
+/* Stop a running drain after the move it is making: the backend goes
+ * back in service (the pages moved stay where they went) and the state
+ * becomes DRAIN_CANCELLED.  False if it was not running.
+ */
+extern bool drain_cancel (struct drain *d);
 
 /* Where the drain is. */
 extern void drain_status (struct drain *d, struct drain_status *st);

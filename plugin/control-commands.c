@@ -56,10 +56,18 @@ control_drain_line (FILE *out)
   if (control.drain == NULL)
     return;
   drain_status (control.drain, &st);
+  /* Of the pages that were on it, those not moved, lost nor dropped
+   * were rewritten or trimmed by clients meanwhile.
+   */
   fprintf (out, "drain id=%u state=%s total=%" PRIu64 " remaining=%" PRIu64
-           " moved=%" PRIu64 " lost=%" PRIu64 " dropped=%" PRIu64, st.id,
+           " moved=%" PRIu64 " lost=%" PRIu64 " dropped=%" PRIu64
+           " freed=%" PRIu64 " rate=%" PRIu64 " limit=%" PRIu64
+           " elapsed_ms=%" PRIu64, st.id,
            drain_state_name (st.state), st.total, st.remaining, st.moved,
-           st.lost, st.dropped);
+           st.lost, st.dropped,
+           st.total > st.remaining + st.moved + st.lost + st.dropped
+           ? st.total - st.remaining - st.moved - st.lost - st.dropped : 0,
+           st.rate, st.limit, st.elapsed_ms);
   if (st.state == DRAIN_FAILED)
     control_string (out, "error", st.error);
   fputc ('\n', out);
@@ -366,7 +374,8 @@ control_remove (FILE *out, const struct ctl_command *cmd)
     control_error (out, control.why);
     return;
   }
-  d = drain_start (control.e, control.ts, cmd->id, control.spare);
+  d = drain_start (control.e, control.ts, cmd->id, control.spare, cmd->rate,
+                   cmd->force);
   if (d == NULL) {
     control_error (out, control.why);
     return;
@@ -393,6 +402,20 @@ control_remove (FILE *out, const struct ctl_command *cmd)
   fprintf (out, "ok id=%u total=%" PRIu64 "\n", cmd->id, ds.total);
 }
 
+/* cancel: stop the removal under way; the backend goes back in service. */
+static void
+control_cancel (FILE *out)
+{
+  struct drain_status ds;
+
+  if (control.drain == NULL || !drain_cancel (control.drain)) {
+    control_error (out, "no removal is under way");
+    return;
+  }
+  drain_status (control.drain, &ds);
+  fprintf (out, "ok id=%u\n", ds.id);
+}
+
 /* help: the commands, for a human at a raw connection. */
 static void
 control_help (FILE *out)
@@ -403,8 +426,11 @@ control_help (FILE *out)
          "[connections=N] [timeout=SECONDS] [grace=SECONDS] [domain=NAME] "
          "[encrypt=BOOL]: put a new backend in service\n"
          "help priority ID N: change the priority of backend ID\n"
-         "help remove ID: move the pages of backend ID away, then close it\n"
+         "help remove ID [rate=SIZE] [force=BOOL]: move the pages of "
+         "backend ID away (at most SIZE a second), then close it; force: "
+         "even if the others cannot hold the whole device\n"
          "help drain: where the last removal is\n"
+         "help cancel: stop the removal under way\n"
          "help help: this list\n"
          "ok\n", out);
 }
@@ -419,6 +445,7 @@ control_run (FILE *out, const struct ctl_command *cmd, const char *why)
   case CTL_PRIORITY: control_priority (out, cmd); break;
   case CTL_REMOVE: control_remove (out, cmd); break;
   case CTL_DRAIN: control_drain_line (out); fputs ("ok\n", out); break;
+  case CTL_CANCEL: control_cancel (out); break;
   case CTL_HELP: control_help (out); break;
   }
 }

@@ -95,7 +95,7 @@ START_TEST (test_drain_drops_only_readable_copy)
   mem_backend_set_health (d.be[1], BACKEND_DEAD);
   /* Every page reads now (from backend 0 where its other copy is dead). */
   ck_assert_uint_eq (test_check (&d, 64, 1), 0);
-  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e), 0, true);
   ck_assert_ptr_nonnull (dr);
   st = test_drain_wait (dr);
   drain_destroy (dr);
@@ -399,7 +399,7 @@ START_TEST (test_stress)
   test_sleep_ms (300);
   mem_backend_set_health (d.be[2], BACKEND_DEAD);
   if (_i >= 2) {
-    struct drain *dr = drain_start (d.e, d.ts, 3, engine_spare (d.e));
+    struct drain *dr = drain_start (d.e, d.ts, 3, engine_spare (d.e), 0, true);
 
     for (unsigned k = 0; k < 200; k++) {
       tierset_set_priority (d.ts, k % 2, (int) (k % 3));

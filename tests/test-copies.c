@@ -294,7 +294,7 @@ START_TEST (test_drain_copies)
 
   test_dev_create (&d, 4, TEST_SLOTS (256), dom, NULL, 64, 2, true);
   test_fill (&d, 64, 1);
-  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e), 0, true);
   ck_assert_ptr_nonnull (dr);
   st = test_drain_wait (dr);
   ck_assert_int_eq (st.state, DRAIN_DONE);
@@ -303,7 +303,7 @@ START_TEST (test_drain_copies)
   drain_destroy (dr);
   ck_assert_uint_eq (test_check (&d, 64, 1), 0);
   /* Domains b and c are left: removing b would leave one. */
-  ck_assert_ptr_null (drain_start (d.e, d.ts, 1, engine_spare (d.e)));
+  ck_assert_ptr_null (drain_start (d.e, d.ts, 1, engine_spare (d.e), 0, true));
   test_dev_destroy (&d);
 }
 END_TEST

@@ -19,6 +19,12 @@
 #      another user (through a socket opened to all) is told why it is
 #      refused, and that is logged; warnings print as "warning:", not
 #      "error: warning:".
+#   7. Steering a removal: one that leaves the device overcommitted is
+#      refused without --force, saying so; rate= paces it (progress
+#      lines give the rate and the time left); cancel stops it and the
+#      backend is back in service; the end gives one count of what
+#      became of every page, and remove --wait exits with 1 when pages
+#      were lost (reads of a remote failing with nbdkit's error filter).
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/ctl-functions.sh"
@@ -140,3 +146,68 @@ swt_stop
 grep -q "^nbdkit: swaptier: warning: mlock=off" "$swt_log" ||
     swt_fail "the mlock=off warning is not a warning: $(grep mlock "$swt_log")"
 echo "ok: the audit trail, the refused client, warnings"
+
+# --- 7 ----------------------------------------------------------------------
+source "$(dirname "$0")/remote-functions.sh"
+rmt_setup
+swt_on_exit rmt_cleanup
+rm -f "$d/a" "$d/b"
+swt_start backend="$d/a" capacity=16M backend="$d/b" capacity=16M \
+          demote=off control="$ctl_sock"
+"$swt_python" - "$swt_uri" <<'PY'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pwrite(os.urandom(2000 * 4096), 0)
+h.flush()
+h.shutdown()
+PY
+expect_code 1 remove 1
+grep -q "give force=true (swaptierctl remove --force)" "$d/out" ||
+    swt_fail "an overcommitting removal was not refused with the reason"
+[[ $(ctl_get 1 state) == active ]] || swt_fail "the refusal changed backend 1"
+# 16K a second: 4 pages a second, about four minutes for its pages.
+ctl remove --force --wait 1 rate=16K >"$d/follow.out" 2>&1 &
+follower=$!
+ctl_wait_for 'grep -q "pages/s, about" "$d/follow.out"' 20 \
+    "no rate and time left in the progress"
+cat "$d/follow.out"
+[[ $(ctl_get drain state) == running && $(ctl_get drain limit) -eq 16384 ]] ||
+    swt_fail "drain: $(ctl drain --json)"
+out=$(ctl cancel)
+[[ $out == "removal of backend 1 cancelled: it is back in service" ]] ||
+    swt_fail "cancel said: $out"
+rc=0
+wait "$follower" || rc=$?
+(( rc == 1 )) || swt_fail "remove --wait of a cancelled removal exited with $rc"
+[[ $(ctl_get drain state) == cancelled && $(ctl_get 1 state) == active ]] ||
+    swt_fail "after cancel: drain $(ctl_get drain state), backend 1 $(ctl_get 1 state)"
+expect_code 1 cancel
+grep -q "no removal is under way" "$d/out" || swt_fail "cancel twice: $(cat "$d/out")"
+swt_stop
+
+# Pages lost during a removal: its reads fail.
+rmt_start e2 --filter=error memory 32M error=EIO error-pread-rate=100% \
+    error-file="$d/e2.on"
+rm -f "$d/a" "$d/e2.on"
+swt_start backend="$(rmt_uri e2)" priority=10 backend="$d/a" capacity=64M \
+          priority=5 demote=off control="$ctl_sock"
+"$swt_python" - "$swt_uri" <<'PY'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pwrite(os.urandom(64 * 4096), 0)
+h.flush()
+h.shutdown()
+PY
+touch "$d/e2.on"
+rc=0
+ctl remove --force 0 --wait >"$d/lost.out" 2>&1 || rc=$?
+cat "$d/lost.out"
+(( rc == 1 )) || swt_fail "a removal that lost pages exited with $rc"
+grep -q "^backend 0 removed: of its [0-9]* pages, [0-9]* moved, [1-9][0-9]* lost" "$d/lost.out" &&
+grep -q "pages were lost" "$d/lost.out" ||
+    swt_fail "the end of a removal that lost pages does not say so"
+swt_stop
+rmt_stop e2
+echo "ok: removals refused without --force, paced, cancelled; losses exit 1"

@@ -126,7 +126,7 @@ echo "the log says $n times that a page read is lost"
     swt_fail "$n messages for 70 reads of lost pages: not rate limited"
 echo "ok: lost pages counted per backend and in total, messages limited"
 
-ctl remove 0 --wait
+ctl remove --force 0 --wait
 [[ $(ctl_get 0 state) == none ]] || swt_fail "backend 0 still listed"
 [[ $(ctl_get total lost) -eq 20 ]] ||
     swt_fail "total lost $(ctl_get total lost) after the removal, not 20"
@@ -186,7 +186,7 @@ data_writes ()
 }
 [[ $(data_writes) -eq 0 ]] ||
     swt_fail "d4 took $(data_writes) data writes before the drain"
-ctl remove 0 --wait
+ctl remove --force 0 --wait
 python3 - "$d/d4.log" <<'EOF2'
 import sys
 writes = [l for l in open(sys.argv[1])

@@ -90,7 +90,22 @@ START_TEST (test_ids)
   test_refused ("remove", "usage: remove ID");
   test_refused ("remove 1024", "'1024' is not a backend id");
   test_refused ("remove 0x1", "'0x1' is not a backend id");
-  test_refused ("remove 1 2", "usage: remove ID");
+  test_refused ("remove 1 2", "'2' is not key=value");
+  test_refused ("remove 1 2 3 4",
+                "usage: remove ID [rate=SIZE] [force=BOOL]");
+  /* remove's keys, and cancel. */
+  ck_assert_int_eq (test_parse ("remove 3 rate=4M force=yes"), 0);
+  ck_assert (test_cmd.has_rate && test_cmd.rate == 4 << 20);
+  ck_assert (test_cmd.has_force && test_cmd.force && test_cmd.id == 3);
+  ck_assert_int_eq (test_parse ("remove 3 rate=0"), 0);
+  ck_assert (test_cmd.has_rate && test_cmd.rate == 0 && !test_cmd.force);
+  test_refused ("remove 3 rate=100", "rate=100: not 0 (no limit) nor a size");
+  test_refused ("remove 3 rate=1M rate=2M", "rate= is given twice");
+  test_refused ("remove 3 capacity=1M", "unknown key 'capacity' (expected "
+                "rate= or force=)");
+  ck_assert_int_eq (test_parse ("cancel"), 0);
+  ck_assert_int_eq (test_cmd.verb, CTL_CANCEL);
+  test_refused ("cancel 1", "usage: cancel");
   test_refused ("remove +1", "not a backend id");
 }
 END_TEST

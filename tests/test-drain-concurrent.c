@@ -138,7 +138,7 @@ START_TEST (test_drain_concurrent)
     while (__atomic_load_n (&w[t].ops, __ATOMIC_RELAXED) < 20)
       sched_yield ();
   for (i = 0; i < 2; i++) {
-    dr = drain_start (d.e, d.ts, victim[i], engine_spare (d.e));
+    dr = drain_start (d.e, d.ts, victim[i], engine_spare (d.e), 0, true);
     ck_assert_ptr_nonnull (dr);
     st = test_drain_wait (dr);
     ck_assert_int_eq (st.state, DRAIN_DONE);
@@ -314,7 +314,7 @@ START_TEST (test_drain_latency)
                                       &p[t]), 0);
   }
   start = test_now_ms ();
-  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e), 0, true);
   ck_assert_ptr_nonnull (dr);
   st = test_drain_wait (dr);
   took = test_now_ms () - start;

@@ -57,7 +57,7 @@ START_TEST (test_drain_full)
   held = test_stats (&d, 1).used;
   ck_assert_uint_gt (held, 0);
 
-  dr = drain_start (d.e, d.ts, 1, engine_spare (d.e));
+  dr = drain_start (d.e, d.ts, 1, engine_spare (d.e), 0, true);
   ck_assert_ptr_nonnull (dr);
   st = test_drain_wait (dr);
   ck_assert_int_eq (st.state, DRAIN_DONE);
@@ -109,7 +109,7 @@ START_TEST (test_drain_refused)
 
   /* Backend 0 holds about half of 384 pages; backend 1 has 64 free. */
   errors = test_errors;
-  ck_assert_ptr_null (drain_start (d.e, d.ts, 0, engine_spare (d.e)));
+  ck_assert_ptr_null (drain_start (d.e, d.ts, 0, engine_spare (d.e), 0, true));
   ck_assert_uint_gt (test_errors, errors);
   ck_assert_ptr_nonnull (strstr (test_last_error, "cannot be removed: the "
                                  "other backends have 64 free slots, 128 "
@@ -120,10 +120,10 @@ START_TEST (test_drain_refused)
     test_write (&d, page, 2);
   ck_assert_uint_gt (test_stats (&d, 0).writes, engine_pages (d.e) / 2);
 
-  ck_assert_ptr_null (drain_start (d.e, d.ts, 2, engine_spare (d.e)));
+  ck_assert_ptr_null (drain_start (d.e, d.ts, 2, engine_spare (d.e), 0, true));
   ck_assert_str_eq (test_last_error, "no backend 2");
   ck_assert_ptr_null (drain_start (d.e, d.ts, TIERSET_MAX_IDS + 5,
-                                   engine_spare (d.e)));
+                                   engine_spare (d.e), 0, true));
 
   /* Empty the device: now 0 can go, but then 1 is the last one. */
   ck_assert_int_eq (engine_trim (d.e, engine_pages (d.e) * PAGE_SIZE, 0,
@@ -154,6 +154,61 @@ START_TEST (test_drain_refused)
 }
 END_TEST
 
+/* A removal the others could hold the pages of, but not the whole
+ * device, is refused without force, naming why, and changes nothing.
+ * With force and a rate of 16K a second it moves at most a few pages a
+ * second; cancelled, it ends as cancelled, the backend takes pages again
+ * and every page reads back.
+ */
+START_TEST (test_drain_steered)
+{
+  static const uint64_t nslots[] = { 512, 512, 512 };
+  static const int prio[] = { 0, 0, 0 };
+  struct test_dev d;
+  struct drain_status st;
+  struct drain *dr;
+  uint64_t page, held, npages = 800;
+  unsigned i;
+
+  test_drain_dev_create (&d, 3, nslots, prio, 0);
+  ck_assert_uint_gt (engine_pages (d.e), 1024);
+  for (page = 0; page < npages; page++)
+    test_write (&d, page, 1);
+  held = test_stats (&d, 1).used;
+  ck_assert_ptr_null (drain_start (d.e, d.ts, 1, engine_spare (d.e), 0,
+                                   false));
+  ck_assert_ptr_nonnull (strstr (test_last_error, "without it the others "
+                                 "hold 1024 pages"));
+  ck_assert_ptr_nonnull (strstr (test_last_error, "force=true"));
+  ck_assert_int_eq (test_stats (&d, 1).state, TIER_ACTIVE);
+
+  dr = drain_start (d.e, d.ts, 1, engine_spare (d.e), 16384, true);
+  ck_assert_ptr_nonnull (dr);
+  test_sleep_ms (600);
+  drain_status (dr, &st);
+  ck_assert_int_eq (st.state, DRAIN_RUNNING);
+  ck_assert_uint_eq (st.limit, 16384);
+  /* 4 pages a second, after a first step of at most a stripe unit. */
+  ck_assert_uint_le (st.moved, TEST_STRIPE + 8);
+  ck_assert_uint_lt (st.moved, held);
+  ck_assert (drain_cancel (dr));
+  for (i = 0; i < 200; i++) {
+    drain_status (dr, &st);
+    if (st.state != DRAIN_RUNNING)
+      break;
+    test_sleep_ms (10);
+  }
+  ck_assert_int_eq (st.state, DRAIN_CANCELLED);
+  ck_assert (!drain_cancel (dr));
+  ck_assert_int_eq (test_stats (&d, 1).state, TIER_ACTIVE);
+  drain_destroy (dr);
+  for (page = 0; page < npages; page++)
+    test_check_page (&d, page, 1);
+  test_check_counters (&d, npages);
+  test_dev_destroy (&d);
+}
+END_TEST
+
 /* Pages whose slot fails to read while the backend is drained become
  * LOST, their slots bad; the others move, and the bad slots do not keep
  * the backend from going.
@@ -175,7 +230,7 @@ START_TEST (test_drain_lost)
   mem_backend_fail_slots (d.be[0], 10, 1, MEM_FAIL_READ);
   mem_backend_fail_slots (d.be[0], 100, 3, MEM_FAIL_READ);
 
-  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e), 0, true);
   ck_assert_ptr_nonnull (dr);
   st = test_drain_wait (dr);
   ck_assert_int_eq (st.state, DRAIN_DONE);
@@ -213,7 +268,7 @@ START_TEST (test_drain_fails)
   mem_backend_fail_all (d.be[1], MEM_FAIL_WRITE);
   mem_backend_fail_all (d.be[2], MEM_FAIL_WRITE);
 
-  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e), 0, true);
   ck_assert_ptr_nonnull (dr);
   st = test_drain_wait (dr);
   ck_assert_int_eq (st.state, DRAIN_FAILED);
@@ -257,7 +312,7 @@ START_TEST (test_drain_failed_backend)
   tierset_drain_cancel (d.ts, 0);
   ck_assert_int_eq (test_stats (&d, 0).state, TIER_FAILED);
 
-  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e), 0, true);
   ck_assert_ptr_nonnull (dr);
   st = test_drain_wait (dr);
   ck_assert_int_eq (st.state, DRAIN_DONE);
@@ -325,6 +380,7 @@ test_suite (void)
   tcase_set_timeout (tc, 120);
   tcase_add_test (tc, test_drain_full);
   tcase_add_test (tc, test_drain_refused);
+  tcase_add_test (tc, test_drain_steered);
   tcase_add_test (tc, test_drain_lost);
   tcase_add_test (tc, test_drain_fails);
   tcase_add_test (tc, test_drain_failed_backend);

@@ -484,7 +484,7 @@ START_TEST (test_remove_waits_for_trim)
    * 100 unmaps it and stops in the backend.
    */
   mem_backend_hold (d.be[0], MEM_FAIL_READ | MEM_FAIL_TRIM, true);
-  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e), 0, true);
   ck_assert_ptr_nonnull (dr);
   TEST_WAIT_COUNT (&d, 0, reads, 1);
   trimmer = (struct test_trimmer) { .d = &d, .page = 100 };
@@ -554,7 +554,7 @@ START_TEST (test_remove_waits_for_failing_read)
    * backend 1, after its first wait for the requests in progress.
    */
   mem_backend_hold (d.be[1], MEM_FAIL_WRITE, true);
-  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e));
+  dr = drain_start (d.e, d.ts, 0, engine_spare (d.e), 0, true);
   ck_assert_ptr_nonnull (dr);
   TEST_WAIT_COUNT (&d, 1, writes, 1);
 
@@ -608,9 +608,9 @@ START_TEST (test_remove_keeps_reserve)
   /* 512 free slots on backend 1 for 100 pages: room for a reserve of
    * 412, not 413.
    */
-  ck_assert_ptr_null (drain_start (d.e, d.ts, 0, 413));
+  ck_assert_ptr_null (drain_start (d.e, d.ts, 0, 413, 0, true));
   ck_assert_uint_eq (test_stats (&d, 0).state, TIER_ACTIVE);
-  dr = drain_start (d.e, d.ts, 0, 412);
+  dr = drain_start (d.e, d.ts, 0, 412, 0, true);
   ck_assert_ptr_nonnull (dr);
   ck_assert_int_eq (test_drain_wait (dr).state, DRAIN_DONE);
   drain_destroy (dr);

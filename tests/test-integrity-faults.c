@@ -190,7 +190,7 @@ START_TEST (test_model_mixed)
   rv_check (&d, model, 0, RV_PAGES * PAGE_SIZE, false, "before drain");
 
   if (copies < 3) {
-    dr = drain_start (d.e, d.ts, 0, 0);
+    dr = drain_start (d.e, d.ts, 0, 0, 0, true);
     ck_assert_ptr_nonnull (dr);
     ck_assert_int_eq (test_drain_wait (dr).state, DRAIN_DONE);
     drain_destroy (dr);
@@ -267,7 +267,7 @@ START_TEST (test_concurrent_drain)
                                       &cl[i]), 0);
   }
   /* Drain backend 0 (encrypted, domain a) onto 3 (clear, domain a). */
-  dr = drain_start (d.e, d.ts, 0, 0);
+  dr = drain_start (d.e, d.ts, 0, 0, 0, true);
   ck_assert_ptr_nonnull (dr);
   ck_assert_int_eq (test_drain_wait (dr).state, DRAIN_DONE);
   drain_destroy (dr);

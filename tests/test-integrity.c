@@ -153,7 +153,7 @@ START_TEST (test_no_plaintext)
       ck_assert (memcmp (slot, other, PAGE_SIZE) != 0);
     }
   }
-  dr = drain_start (d.e, d.ts, 0, 0);
+  dr = drain_start (d.e, d.ts, 0, 0, 0, true);
   ck_assert_ptr_nonnull (dr);
   ck_assert_int_eq (test_drain_wait (dr).state, DRAIN_DONE);
   drain_destroy (dr);

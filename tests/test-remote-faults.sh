@@ -228,7 +228,7 @@ swt_start backend="$(rmt_uri s2)" priority=10 grace=600 \
           backend="$d/s0" capacity=8M priority=1 control="$d/ctl.sock"
 nbd_py 'h.pwrite(b"s" * (16 * 4096), 0)'
 kill -STOP "${rmt_pid[s2]}"
-"$ctl_tool" -s "$d/ctl.sock" remove 0
+"$ctl_tool" -s "$d/ctl.sock" remove --force 0
 sleep 1
 "$ctl_tool" -s "$d/ctl.sock" list | grep -q draining ||
     swt_fail "the backend of the stopped server is not draining"
