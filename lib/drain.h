@@ -16,7 +16,10 @@
  * copies, a page's copy on the backend moves to a domain none of its
  * other copies is in; when none has room the copy is dropped (the page
  * is degraded until the repairer re-creates it).  A removal that would
- * leave fewer domains than copies is refused.
+ * leave fewer domains than copies is refused, and so is one that would
+ * leave the others unable to hold the whole device, unless forced.  A
+ * drain may be paced (a limit in bytes a second, lib/background.h's
+ * pace) and cancelled, which puts the backend back in service.
  *
  * All functions are thread safe.
  */
