@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: BSD-3-Clause
 # The systemd units: systemd-analyze verify accepts them (keys, and the
-# commands they run exist), swaptier-swap.service is bound to and ordered
-# after swaptier.service (so it stops first), and every command line they
-# run is shown, word for word, in swaptier-guide(7).
+# commands they run exist), swaptier-swap@.service (a template whose
+# instance is the NBD device) is bound to and ordered after
+# swaptier.service (so it stops first) with a bounded stop timeout, and
+# every command line they run is shown, word for word, in
+# swaptier-guide(7) for nbd0.  swaptier.service is hardened.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 
@@ -11,7 +13,8 @@ swt_setup
 # verify checks that the first command of each Exec*= kind exists.
 swt_require systemd-analyze modprobe swapoff timeout
 d=$swt_tmpdir
-units="swaptier.service swaptier-swap.service"
+# The swap unit is a template: it is checked as its instance for nbd0.
+units="swaptier.service swaptier-swap@.service"
 config_src=${srcdir:-$(dirname "$0")}/../config
 guide=${srcdir:-$(dirname "$0")}/../docs/swaptier-guide.pod
 
@@ -23,8 +26,8 @@ for u in $units; do
     cp "$top_builddir/config/$u" "$d/$u"
 done
 rc=0
-(cd "$d" && systemd-analyze verify --man=no $units) >"$d/verify.log" 2>&1 ||
-    rc=$?
+(cd "$d" && systemd-analyze verify --man=no swaptier.service \
+     swaptier-swap@nbd0.service) >"$d/verify.log" 2>&1 || rc=$?
 if [[ $rc -ne 0 ]] || grep -q 'swaptier' "$d/verify.log"; then
     cat "$d/verify.log" >&2
     swt_fail "systemd-analyze verify: exit status $rc"
@@ -34,12 +37,18 @@ echo "ok: systemd-analyze verify $units"
 # --- Lifetime -------------------------------------------------------------
 # The swap must be off before nbdkit goes, and nothing restarts nbdkit.
 for dep in BindsTo PartOf After; do
-    grep -qx "$dep=swaptier.service" "$d/swaptier-swap.service" ||
-        swt_fail "swaptier-swap.service lacks $dep=swaptier.service"
+    grep -qx "$dep=swaptier.service" "$d/swaptier-swap@.service" ||
+        swt_fail "swaptier-swap@.service lacks $dep=swaptier.service"
 done
 grep -qx 'Restart=no' "$d/swaptier.service" ||
     swt_fail "swaptier.service does not say Restart=no"
-echo "ok: swaptier-swap.service is bound to swaptier.service"
+grep -qx 'DefaultInstance=nbd0' "$d/swaptier-swap@.service" ||
+    swt_fail "swaptier-swap@.service has no default instance"
+grep -q '^ExecStart=.*/dev/nbd' "$d/swaptier-swap@.service" &&
+    swt_fail "swaptier-swap@.service names an NBD device itself"
+grep -qE '^TimeoutStopSec=[0-9]+min$' "$d/swaptier-swap@.service" ||
+    swt_fail "swaptier-swap@.service has no bounded TimeoutStopSec"
+echo "ok: swaptier-swap@.service is bound to swaptier.service, a template"
 
 # --- The commands are those of the guide ----------------------------------
 # Lines continued with a backslash are joined and blanks squeezed, in the
@@ -57,7 +66,7 @@ for u in $units; do
             swt_fail "$u runs '$cmd', which swaptier-guide.pod does not show"
         n=$((n + 1))
     done < <(normalize "$config_src/$u.in" |
-             sed -n -e 's|@sysconfdir@|/etc|g' \
+             sed -n -e 's|@sysconfdir@|/etc|g' -e 's|%i|nbd0|g' \
                     -e 's/^Exec[A-Za-z]*=[-@:+!]*//p')
 done
 [[ $n -ge 8 ]] || swt_fail "only $n command lines found in the units"
