@@ -69,6 +69,20 @@ swt_require_python_nbd ()
     exit 77
 }
 
+# Write N pages of random bytes from page FIRST (default 0) through the
+# device of the running server, then flush (needs swt_require_python_nbd).
+swt_write_random ()
+{
+    "$swt_python" - "$swt_uri" "$1" "${2:-0}" <<'EOF'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pwrite(os.urandom(int(sys.argv[2]) * 4096), int(sys.argv[3]) * 4096)
+h.flush()
+h.shutdown()
+EOF
+}
+
 # Temp dir, cleanup on exit, plugin path, and the tools every test needs.
 swt_setup ()
 {

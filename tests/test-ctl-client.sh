@@ -72,14 +72,7 @@ echo "ok: usage errors exit with 2, refusals with 1"
 echo "ok: drain --json prints {} before any removal"
 
 # --- 4 ----------------------------------------------------------------------
-"$swt_python" - "$swt_uri" <<'PY'
-import nbd, os, sys
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-h.pwrite(os.urandom(1000 * 4096), 0)
-h.flush()
-h.shutdown()
-PY
+swt_write_random 1000
 ctl list | tee "$d/list.txt"
 head -1 "$d/list.txt" | grep -q 'USE%$' || swt_fail "list has no USE% column"
 ctl list --json | python3 -c '
@@ -154,14 +147,7 @@ swt_on_exit rmt_cleanup
 rm -f "$d/a" "$d/b"
 swt_start backend="$d/a" capacity=16M backend="$d/b" capacity=16M \
           demote=off control="$ctl_sock"
-"$swt_python" - "$swt_uri" <<'PY'
-import nbd, os, sys
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-h.pwrite(os.urandom(2000 * 4096), 0)
-h.flush()
-h.shutdown()
-PY
+swt_write_random 2000
 expect_code 1 remove 1
 grep -q "give force=true (swaptierctl remove --force)" "$d/out" ||
     swt_fail "an overcommitting removal was not refused with the reason"
@@ -192,14 +178,7 @@ rmt_start e2 --filter=error memory 32M error=EIO error-pread-rate=100% \
 rm -f "$d/a" "$d/e2.on"
 swt_start backend="$(rmt_uri e2)" priority=10 backend="$d/a" capacity=64M \
           priority=5 demote=off control="$ctl_sock"
-"$swt_python" - "$swt_uri" <<'PY'
-import nbd, os, sys
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-h.pwrite(os.urandom(64 * 4096), 0)
-h.flush()
-h.shutdown()
-PY
+swt_write_random 64
 touch "$d/e2.on"
 rc=0
 ctl remove --force 0 --wait >"$d/lost.out" 2>&1 || rc=$?

@@ -239,14 +239,7 @@ rmt_stop e1
 # A lost page: one copy, its byte flipped in the file, then read.
 rm -f "$d/a"
 swt_start backend="$d/a" capacity=16M control="$ctl_sock"
-"$swt_python" - "$swt_uri" <<'EOF'
-import nbd, os, sys
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-h.pwrite(os.urandom(8 * 4096), 0)
-h.flush()
-h.shutdown()
-EOF
+swt_write_random 8
 run_check
 (( check_code == 0 )) || swt_fail "check before the loss"
 "$swt_python" - "$d/a" "$swt_uri" <<'EOF'
