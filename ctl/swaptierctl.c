@@ -67,6 +67,7 @@ sctl_usage (FILE *fp)
 "                               (at most SIZE a second), then close it\n"
 "  drain                        where the last removal is\n"
 "  cancel                       stop the removal under way\n"
+"  revive ID                    put failed backend ID back in service\n"
 "  check                        one line and the exit code of a Nagios\n"
 "                               check: 0 OK, 1 degraded, 2 pages lost\n"
 "  metrics                      the counters as OpenMetrics text\n"
@@ -791,6 +792,9 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
               "swaptierctl drain --wait)\n", id,
               sctl_number (r.status, "total"));
   }
+  else if (strcmp (verb, "revive") == 0)
+    printf ("backend %" PRIu64 " revived: new pages go there again\n",
+            sctl_number (r.status, "id"));
   else if (strcmp (verb, "cancel") == 0)
     printf ("removal of backend %" PRIu64 " cancelled: it is back in "
             "service\n", sctl_number (r.status, "id"));

@@ -239,8 +239,33 @@ file_discard (struct backend *be)
   file_close (be);
 }
 
+/* Whether slot 0 still holds this backend's claim (see backend.h). */
+static int
+file_check_claim (struct backend *be)
+{
+  struct file_backend *fb = file_backend (be);
+  struct header got;
+  void *page;
+  int err, r = -1;
+
+  if ((err = posix_memalign (&page, PAGE_SIZE, PAGE_SIZE)) != 0) {
+    log_error ("%s: %s", be->target, strerror (err));
+    return -1;
+  }
+  if (file_pread_all (fb->fd, be->target, page, PAGE_SIZE, 0) == 0) {
+    if (header_decode (page, &got) && header_same_claim (&got, &fb->claim))
+      r = 0;
+    else
+      log_error ("%s: slot 0 no longer holds this instance's claim (it was "
+                 "overwritten, or claimed by another)", be->target);
+  }
+  free (page);
+  return r;
+}
+
 static const struct backend_ops file_ops = {
   .kind = "file",
+  .check_claim = file_check_claim,
   .read = file_read,
   .write = file_write,
   .flush = file_flush,
@@ -250,6 +275,7 @@ static const struct backend_ops file_ops = {
 
 static const struct backend_ops block_ops = {
   .kind = "block",
+  .check_claim = file_check_claim,
   .read = file_read,
   .write = file_write,
   .flush = file_flush,

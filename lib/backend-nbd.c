@@ -334,8 +334,43 @@ remote_close_backend (struct backend *be)
   remote_destroy (remote_backend (be), true);
 }
 
+/* Whether slot 0 of the export still holds this instance's claim, read
+ * now on a connection that works (see backend.h).
+ */
+static int
+remote_check_claim_now (struct backend *be)
+{
+  struct remote_backend *rb = remote_backend (be);
+  uint64_t until = REMOTE_FOREVER;
+  struct remote_conn *c;
+  enum remote_result r;
+  char *page = malloc (PAGE_SIZE);
+
+  if (page == NULL) {
+    log_error ("%s: %m", be->target);
+    return -1;
+  }
+  c = remote_acquire (rb, false, &until);
+  if (c == NULL) {
+    log_error ("%s: its claim cannot be checked: the server is not "
+               "reachable now", be->target);
+    free (page);
+    return -1;
+  }
+  r = remote_check_claim (rb, c->h, page, until);
+  remote_release (rb, c, r);
+  free (page);
+  if (r == REMOTE_MISMATCH)
+    log_error ("%s: slot 0 no longer holds this instance's claim",
+               be->target);
+  else if (r != REMOTE_OK)
+    log_error ("%s: its claim could not be read", be->target);
+  return r == REMOTE_OK ? 0 : -1;
+}
+
 static const struct backend_ops remote_ops = {
   .kind = "nbd",
+  .check_claim = remote_check_claim_now,
   .read = remote_read,
   .read_quick = remote_read_quick,
   .write = remote_write,

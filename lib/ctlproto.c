@@ -35,6 +35,7 @@ static const struct {
   { "remove", CTL_REMOVE, 1, 3, "remove ID [rate=SIZE] [force=BOOL]" },
   { "drain", CTL_DRAIN, 0, 0, "drain" },
   { "cancel", CTL_CANCEL, 0, 0, "cancel" },
+  { "revive", CTL_REVIVE, 1, 1, "revive ID" },
   { "help", CTL_HELP, 0, 0, "help" },
 };
 
@@ -338,10 +339,13 @@ ctl_parse (const char *line, size_t len, struct ctl_command *cmd,
     return ctlproto_add_keys (word + 2, n - 2, cmd, err, errlen);
   case CTL_PRIORITY:
   case CTL_REMOVE:
+  case CTL_REVIVE:
     if (!ctlproto_number (word[1], 0, TIERSET_MAX_IDS - 1, &number))
       return ctlproto_error (err, errlen, "'%.40s' is not a backend id "
                              "(0 to %d)", word[1], TIERSET_MAX_IDS - 1);
     cmd->id = number;
+    if (cmd->verb == CTL_REVIVE)
+      return 0;
     if (cmd->verb == CTL_REMOVE)
       return ctlproto_remove_keys (word + 2, n - 2, cmd, err, errlen);
     if (!ctlproto_number (word[2], TIERSET_PRIORITY_MIN, TIERSET_PRIORITY_MAX,

@@ -14,6 +14,7 @@
  *                             drain backend ID, then close it
  *   drain                     where the last removal is
  *   cancel                    stop the removal under way
+ *   revive ID                 put failed backend ID back in service
  *   help
  *
  * The server answers each line with zero or more data lines, then one
@@ -50,12 +51,13 @@ enum ctl_verb {
   CTL_REMOVE,
   CTL_DRAIN,
   CTL_CANCEL,
+  CTL_REVIVE,
   CTL_HELP,
 };
 
 struct ctl_command {
   enum ctl_verb verb;
-  unsigned id;                         /* priority, remove */
+  unsigned id;                         /* priority, remove, revive */
   bool has_priority;                   /* add: priority= given */
   int priority;                        /* add, priority */
   uint64_t capacity;                   /* add: bytes, 0 if not given */

@@ -55,6 +55,41 @@ tier_fail (struct tier *t, const char *fmt, ...)
              t->id, t->target, t->failure);
 }
 
+int
+tierset_revive (struct tierset *ts, unsigned id)
+{
+  struct tier *t;
+  int r = -1;
+
+  pthread_rwlock_rdlock (&ts->lock);
+  if (id >= tierset_count (ts) || ts->tier[id]->removed) {
+    log_error ("no backend %u", id);
+    goto out;
+  }
+  t = ts->tier[id];
+  if (!__atomic_load_n (&t->failed, __ATOMIC_RELAXED)) {
+    log_error ("backend %u %s is not failed", id, t->target);
+    goto out;
+  }
+  if (backend_health (t->be) == BACKEND_DEAD) {
+    log_error ("backend %u %s: its server was given up, and is not "
+               "reconnected; add it again as a new backend", id, t->target);
+    goto out;
+  }
+  if (t->be->ops->check_claim && t->be->ops->check_claim (t->be) == -1)
+    goto out;
+  __atomic_store_n (&t->error_streak[0], 0, __ATOMIC_RELAXED);
+  __atomic_store_n (&t->error_streak[1], 0, __ATOMIC_RELAXED);
+  __atomic_store_n (&t->failure_known, false, __ATOMIC_RELAXED);
+  __atomic_store_n (&t->failed, false, __ATOMIC_RELEASE);
+  log_notice ("backend %u %s: revived; new pages go there again", id,
+              t->target);
+  r = 0;
+ out:
+  pthread_rwlock_unlock (&ts->lock);
+  return r;
+}
+
 /* Count the outcome of one read or write (is_write) on a tier; fail the
  * tier after max_errors errors in a row of one kind (reads that still
  * work do not excuse writes that keep failing, nor the reverse), or when

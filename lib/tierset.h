@@ -163,6 +163,14 @@ extern bool tierset_latency (struct tierset *ts, unsigned id,
                              struct latency total[2],
                              struct latency window[2]);
 
+/* Put failed backend id back in service, once its header slot is read
+ * again and found to hold this instance's claim: its error counts start
+ * over, new pages go there; pages lost stay lost.  Refused for a backend
+ * that is not failed, or whose server was given up.  0, or -1 after
+ * log_error.
+ */
+extern int tierset_revive (struct tierset *ts, unsigned id);
+
 /* End a latency interval of every backend (the control thread calls it
  * once a second).
  */

@@ -402,6 +402,17 @@ control_remove (FILE *out, const struct ctl_command *cmd)
   fprintf (out, "ok id=%u total=%" PRIu64 "\n", cmd->id, ds.total);
 }
 
+/* revive: put a failed backend back in service (tierset_revive). */
+static void
+control_revive (FILE *out, const struct ctl_command *cmd)
+{
+  if (tierset_revive (control.ts, cmd->id) == -1) {
+    control_error (out, control.why);
+    return;
+  }
+  fprintf (out, "ok id=%u\n", cmd->id);
+}
+
 /* cancel: stop the removal under way; the backend goes back in service. */
 static void
 control_cancel (FILE *out)
@@ -431,6 +442,8 @@ control_help (FILE *out)
          "even if the others cannot hold the whole device\n"
          "help drain: where the last removal is\n"
          "help cancel: stop the removal under way\n"
+         "help revive ID: put failed backend ID back in service, once its "
+         "claim is checked again\n"
          "help help: this list\n"
          "ok\n", out);
 }
@@ -446,6 +459,7 @@ control_run (FILE *out, const struct ctl_command *cmd, const char *why)
   case CTL_REMOVE: control_remove (out, cmd); break;
   case CTL_DRAIN: control_drain_line (out); fputs ("ok\n", out); break;
   case CTL_CANCEL: control_cancel (out); break;
+  case CTL_REVIVE: control_revive (out, cmd); break;
   case CTL_HELP: control_help (out); break;
   }
 }

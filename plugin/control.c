@@ -340,7 +340,8 @@ control_command (struct control_client *c, const char *line, size_t len)
   fclose (out);
   control_audit (c, line, len, parsed && (cmd->verb == CTL_PRIORITY ||
                                           cmd->verb == CTL_REMOVE ||
-                                          cmd->verb == CTL_CANCEL),
+                                          cmd->verb == CTL_CANCEL ||
+                                          cmd->verb == CTL_REVIVE),
                  reply, size);
   r = control_queue (c, reply, size);
   free (reply);

@@ -106,6 +106,10 @@ START_TEST (test_ids)
   ck_assert_int_eq (test_parse ("cancel"), 0);
   ck_assert_int_eq (test_cmd.verb, CTL_CANCEL);
   test_refused ("cancel 1", "usage: cancel");
+  ck_assert_int_eq (test_parse ("revive 7"), 0);
+  ck_assert (test_cmd.verb == CTL_REVIVE && test_cmd.id == 7);
+  test_refused ("revive", "usage: revive ID");
+  test_refused ("revive x", "'x' is not a backend id");
   test_refused ("remove +1", "not a backend id");
 }
 END_TEST

@@ -16,8 +16,11 @@
 #   2. check, in each state, with its exit code and its line:
 #      OK (0) while all is well; WARNING (1) once the remote server is
 #      killed (-9), once a backend failed (nbdkit's error filter failing
-#      its writes: list and list --json say why, and so does check), and
-#      once 90% of the device is in use; CRITICAL (2) once
+#      its writes: list and list --json say why, and so does check; once
+#      its writes work again, swaptierctl revive puts it back in service,
+#      where new pages go, but not one whose header slot was overwritten
+#      meanwhile, nor one that is not failed), and once 90% of the
+#      device is in use; CRITICAL (2) once
 #      a page is lost (a byte flipped in the local file, then read);
 #      UNKNOWN (3) without a server on the socket, or with an argument.
 set -euo pipefail
@@ -233,8 +236,58 @@ ctl list | grep -qxF "backend 0 failed: $why" ||
 run_check
 (( check_code == 1 )) && [[ $check_line == *"backend 0 ("*") failed: $why"* ]] ||
     swt_fail "check does not give the failure"
+
+# Revive: refused while it is not failed, then, its writes working
+# again, it takes new pages, and check is OK.
+expect_revive ()
+{
+    local want=$1 rc=0
+    shift
+    ctl revive "$@" >"$d/revive.out" 2>&1 || rc=$?
+    echo "revive $*: exit $rc: $(cat "$d/revive.out")"
+    (( rc == want )) || swt_fail "revive $*: exit $rc, not $want"
+}
+expect_revive 1 1
+grep -q "backend 1 .* is not failed" "$d/revive.out" || swt_fail "no reason"
+rm -f "$d/e1.on"
+writes=$(ctl_get 0 writes)
+expect_revive 0 0
+[[ $(cat "$d/revive.out") == "backend 0 revived: new pages go there again" ]] ||
+    swt_fail "revive said: $(cat "$d/revive.out")"
+[[ $(ctl_get 0 state) == active ]] || swt_fail "revived, backend 0 is $(ctl_get 0 state)"
+ctl list --json | python3 -c '
+import json, sys
+sys.exit("failure" in json.load(sys.stdin)["backends"][0])' ||
+    swt_fail "a revived backend still shows its failure"
+swt_write_random 16 100
+(( $(ctl_get 0 writes) > writes )) || swt_fail "no new page went to the revived backend"
+run_check
+(( check_code == 0 )) || swt_fail "check after the revival"
+grep -q "control: uid 0 pid [0-9]*: revive 0: ok id=0" "$swt_log" ||
+    swt_fail "the revival is not in the audit trail"
 swt_stop
 rmt_stop e1
+
+# A backend whose header slot was overwritten meanwhile is not revived.
+truncate -s 32M "$d/e3.img"
+rmt_start e3 --filter=error file "$d/e3.img" error=EIO error-pwrite-rate=100% \
+    error-file="$d/e3.on"
+rm -f "$d/b" "$d/e3.on"
+swt_start backend="$(rmt_uri e3)" priority=10 backend="$d/b" capacity=16M \
+          priority=5 max-errors=3 control="$ctl_sock"
+touch "$d/e3.on"
+for i in 0 1 2 3; do
+    swt_write_random 1 "$i"            # a write each: an error each
+done
+[[ $(ctl_get 0 state) == failed ]] || swt_fail "e3 did not fail"
+rm -f "$d/e3.on"
+dd if=/dev/zero of="$d/e3.img" bs=4096 count=1 conv=notrunc status=none
+expect_revive 1 0
+grep -q "no longer holds this instance's claim" "$d/revive.out" ||
+    swt_fail "an overwritten claim was not the reason"
+[[ $(ctl_get 0 state) == failed ]] || swt_fail "e3 was revived"
+swt_stop
+rmt_stop e3
 
 # A lost page: one copy, its byte flipped in the file, then read.
 rm -f "$d/a"
