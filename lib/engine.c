@@ -124,7 +124,9 @@ engine_prefault (struct engine *e)
 {
   pagemap_prefault (e->map);
   agemap_prefault (e->ages);
-  swapsafe_prefault (e->sums, e->sums_bytes);
+  /* Without checksums the sums are never touched: they cost nothing. */
+  if (!e->unchecked)
+    swapsafe_prefault (e->sums, e->sums_bytes);
 }
 
 uint64_t

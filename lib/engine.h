@@ -63,7 +63,8 @@ extern int engine_set_codec (struct engine *e, struct codec *codec);
 
 /* Check every page read against the CRC32C of what was written (on, the
  * default: a copy that does not match is a read error of that copy), or
- * neither compute nor check them.  Before any request.
+ * neither compute nor check them.  Before engine_prefault (which faults
+ * the sums in only if they are used) and any request.
  */
 extern void engine_set_checksum (struct engine *e, bool on);
 

@@ -206,6 +206,7 @@ swaptier_build (void)
                           options.copies);
   if (engine == NULL)
     return -1;
+  engine_set_checksum (engine, options.checksum);
   if (options.control && control_open (options.control) == -1)
     return -1;
   nbdkit_debug ("exporting %" PRIu64 " pages of %u copies over %u "
@@ -260,7 +261,6 @@ swaptier_watch (void *arg)
 static int
 swaptier_start_codec (void)
 {
-  engine_set_checksum (engine, options.checksum);
   if (!options.encrypt && !tierset_encrypts (tiers))
     return 0;
   if (prctl (PR_SET_DUMPABLE, 0) == -1) {
