@@ -55,8 +55,8 @@ extern void engine_destroy (struct engine *e);
 
 /* Encrypt pages on the backends with codec (codec.h: at least
  * ENGINE_REQUESTS x copies contexts; the caller frees it after the
- * engine), before any request.  A codec that does not encrypt changes
- * nothing.  Returns 0, or -1 after log_error.
+ * engine), before any request.  NULL changes nothing: pages stay in
+ * clear.  Returns 0, or -1 after log_error.
  */
 struct codec;
 extern int engine_set_codec (struct engine *e, struct codec *codec);

@@ -267,7 +267,7 @@ swaptier_start_codec (void)
     nbdkit_error ("prctl PR_SET_DUMPABLE: %m");
     return -1;
   }
-  codec = codec_create (true, ENGINE_REQUESTS * options.copies);
+  codec = codec_create (ENGINE_REQUESTS * options.copies);
   if (codec == NULL)
     return -1;
   /* The expanded key is on the heap, which only mlockall keeps out of
