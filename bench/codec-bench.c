@@ -30,7 +30,7 @@ bench_now (void)
 int
 main (void)
 {
-  struct codec *c = codec_create (true, 1);
+  struct codec *c = codec_create (1);
   unsigned char *a = aligned_alloc (PAGE_SIZE, BENCH_PAGES * PAGE_SIZE);
   unsigned char *b = aligned_alloc (PAGE_SIZE, BENCH_PAGES * PAGE_SIZE);
   volatile uint32_t sink = 0;

@@ -20,7 +20,6 @@
 #define CODEC_KEY_BYTES 64             /* AES-256-XTS: two 256-bit keys */
 
 struct codec {
-  bool encrypt;
   unsigned nctx;
   unsigned char *key;                  /* one locked page, or NULL */
   EVP_CIPHER_CTX **enc, **dec;         /* nctx each */
@@ -89,7 +88,7 @@ codec_context (const unsigned char *key, int enc)
 }
 
 struct codec *
-codec_create (bool encrypt, unsigned nctx)
+codec_create (unsigned nctx)
 {
   struct codec *c = calloc (1, sizeof *c);
   unsigned i;
@@ -98,10 +97,7 @@ codec_create (bool encrypt, unsigned nctx)
     log_error ("codec: %m");
     return NULL;
   }
-  c->encrypt = encrypt;
   c->nctx = nctx;
-  if (!encrypt)
-    return c;
   c->key = codec_key_page ();
   c->enc = calloc (nctx, sizeof *c->enc);
   c->dec = calloc (nctx, sizeof *c->dec);
@@ -144,12 +140,6 @@ codec_destroy (struct codec *c)
     munmap (c->key, PAGE_SIZE);
   }
   free (c);
-}
-
-bool
-codec_encrypts (const struct codec *c)
-{
-  return c->encrypt;
 }
 
 const char *
@@ -202,11 +192,6 @@ int
 codec_encrypt (struct codec *c, unsigned ctx, slot_t first, uint32_t n,
                const void *in, void *out)
 {
-  if (!c->encrypt) {
-    if (in != out)
-      memcpy (out, in, (size_t) n * PAGE_SIZE);
-    return 0;
-  }
   return codec_run (c->enc[ctx], first, n, in, out);
 }
 
@@ -214,10 +199,5 @@ int
 codec_decrypt (struct codec *c, unsigned ctx, slot_t first, uint32_t n,
                const void *in, void *out)
 {
-  if (!c->encrypt) {
-    if (in != out)
-      memcpy (out, in, (size_t) n * PAGE_SIZE);
-    return 0;
-  }
   return codec_run (c->dec[ctx], first, n, in, out);
 }

@@ -30,15 +30,13 @@
 
 struct codec;
 
-/* A codec with nctx cipher contexts; with encrypt false, pages pass in
- * clear (only checksums).  NULL after log_error.
+/* A codec with a new key and nctx cipher contexts.  NULL after
+ * log_error.  (Pages in clear need no codec: codec_checksum is one.)
  */
-extern struct codec *codec_create (bool encrypt, unsigned nctx);
+extern struct codec *codec_create (unsigned nctx);
 
 /* Wipe the key and free everything.  NULL is accepted. */
 extern void codec_destroy (struct codec *c);
-
-extern bool codec_encrypts (const struct codec *c);
 
 /* The name and version of the library that does the cipher (for
  * nbdkit --dump-plugin).
@@ -52,8 +50,7 @@ extern uint32_t codec_checksum (const void *page);
 
 /* Encrypt (or decrypt) n pages from in to out (which may be the same),
  * page i of them for slot first + i, with context ctx.  Returns 0, or
- * -1 after log_error (a libcrypto failure).  Without encryption, a copy
- * (or nothing if in == out).
+ * -1 after log_error (a libcrypto failure).
  */
 extern int codec_encrypt (struct codec *c, unsigned ctx, slot_t first,
                           uint32_t n, const void *in, void *out);

@@ -89,7 +89,7 @@ engine_set_codec (struct engine *e, struct codec *codec)
 {
   size_t len = (size_t) ENGINE_REQUESTS * e->copies * e->stripe * PAGE_SIZE;
 
-  if (codec && codec_encrypts (codec)) {
+  if (codec) {
     e->cipher = aligned_alloc (PAGE_SIZE, len);
     if (e->cipher == NULL) {
       log_error ("engine: cipher buffers: %m");
@@ -124,7 +124,9 @@ engine_prefault (struct engine *e)
 {
   pagemap_prefault (e->map);
   agemap_prefault (e->ages);
-  swapsafe_prefault (e->sums, e->sums_bytes);
+  /* Without checksums the sums are never touched: they cost nothing. */
+  if (!e->unchecked)
+    swapsafe_prefault (e->sums, e->sums_bytes);
 }
 
 uint64_t

@@ -55,15 +55,16 @@ extern void engine_destroy (struct engine *e);
 
 /* Encrypt pages on the backends with codec (codec.h: at least
  * ENGINE_REQUESTS x copies contexts; the caller frees it after the
- * engine), before any request.  A codec that does not encrypt changes
- * nothing.  Returns 0, or -1 after log_error.
+ * engine), before any request.  NULL changes nothing: pages stay in
+ * clear.  Returns 0, or -1 after log_error.
  */
 struct codec;
 extern int engine_set_codec (struct engine *e, struct codec *codec);
 
 /* Check every page read against the CRC32C of what was written (on, the
  * default: a copy that does not match is a read error of that copy), or
- * neither compute nor check them.  Before any request.
+ * neither compute nor check them.  Before engine_prefault (which faults
+ * the sums in only if they are used) and any request.
  */
 extern void engine_set_checksum (struct engine *e, bool on);
 

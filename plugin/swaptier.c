@@ -220,6 +220,7 @@ swaptier_build (void)
                           options.copies);
   if (engine == NULL)
     return -1;
+  engine_set_checksum (engine, options.checksum);
   if (options.control && control_open (options.control) == -1)
     return -1;
   nbdkit_debug ("exporting %" PRIu64 " pages of %u copies over %u "
@@ -274,14 +275,13 @@ swaptier_watch (void *arg)
 static int
 swaptier_start_codec (void)
 {
-  engine_set_checksum (engine, options.checksum);
   if (!options.encrypt && !tierset_encrypts (tiers))
     return 0;
   if (prctl (PR_SET_DUMPABLE, 0) == -1) {
     nbdkit_error ("prctl PR_SET_DUMPABLE: %m");
     return -1;
   }
-  codec = codec_create (true, ENGINE_REQUESTS * options.copies);
+  codec = codec_create (ENGINE_REQUESTS * options.copies);
   if (codec == NULL)
     return -1;
   /* The expanded key is on the heap, which only mlockall keeps out of

@@ -8,7 +8,6 @@
  *   plaintext and from the same page's ciphertext at another slot; a
  *   ciphertext decrypted at another slot, or with a byte flipped, fails
  *   the checksum of the plaintext.  Two codecs have different keys.
- * - Without encryption pages pass unchanged.
  */
 
 #include <config.h>
@@ -70,7 +69,7 @@ END_TEST
 
 START_TEST (test_xts)
 {
-  struct codec *c = codec_create (true, 2), *other = codec_create (true, 1);
+  struct codec *c = codec_create (2), *other = codec_create (1);
   unsigned char *plain = test_random_pages (4, 2);
   unsigned char *ct = test_common_alloc (4 * PAGE_SIZE);
   unsigned char *ct2 = test_common_alloc (4 * PAGE_SIZE);
@@ -79,7 +78,6 @@ START_TEST (test_xts)
 
   ck_assert_ptr_nonnull (c);
   ck_assert_ptr_nonnull (other);
-  ck_assert (codec_encrypts (c));
   ck_assert_int_eq (codec_encrypt (c, 0, 100, 4, plain, ct), 0);
   ck_assert (memcmp (ct, plain, PAGE_SIZE) != 0);
   /* Page 1 of the run is slot 101: the same as encrypting it alone. */
@@ -116,24 +114,6 @@ START_TEST (test_xts)
 }
 END_TEST
 
-START_TEST (test_clear)
-{
-  struct codec *c = codec_create (false, 1);
-  unsigned char *plain = test_random_pages (2, 3);
-  unsigned char *out = test_common_alloc (2 * PAGE_SIZE);
-
-  ck_assert_ptr_nonnull (c);
-  ck_assert (!codec_encrypts (c));
-  ck_assert_int_eq (codec_encrypt (c, 0, 5, 2, plain, out), 0);
-  ck_assert (memcmp (out, plain, 2 * PAGE_SIZE) == 0);
-  ck_assert_int_eq (codec_decrypt (c, 0, 5, 2, out, out), 0);
-  ck_assert (memcmp (out, plain, 2 * PAGE_SIZE) == 0);
-  codec_destroy (c);
-  free (plain);
-  free (out);
-}
-END_TEST
-
 static Suite *
 test_suite (void)
 {
@@ -143,7 +123,6 @@ test_suite (void)
   tcase_add_checked_fixture (tc, test_common_setup, NULL);
   tcase_add_test (tc, test_checksum);
   tcase_add_test (tc, test_xts);
-  tcase_add_test (tc, test_clear);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -39,8 +39,8 @@ test_dev_codec (struct test_dev *d, unsigned n, const char *const *dom,
                 unsigned copies, bool encrypt)
 {
   test_dev_create (d, n, TEST_SLOTS (64), dom, NULL, 16, copies, true);
-  test_codec = codec_create (encrypt, ENGINE_REQUESTS * copies);
-  ck_assert_ptr_nonnull (test_codec);
+  test_codec = encrypt ? codec_create (ENGINE_REQUESTS * copies) : NULL;
+  ck_assert (test_codec || !encrypt);
   ck_assert_int_eq (engine_set_codec (d->e, test_codec), 0);
 }
 
