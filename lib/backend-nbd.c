@@ -335,7 +335,8 @@ remote_close_backend (struct backend *be)
 }
 
 /* Whether slot 0 of the export still holds this instance's claim, read
- * now on a connection that works (see backend.h).
+ * now on a connection that works (see backend.h); a backend whose server
+ * was given up is connected again for it (remote_revive).
  */
 static int
 remote_check_claim_now (struct backend *be)
@@ -344,8 +345,11 @@ remote_check_claim_now (struct backend *be)
   uint64_t until = REMOTE_FOREVER;
   struct remote_conn *c;
   enum remote_result r;
-  char *page = malloc (PAGE_SIZE);
+  char *page;
 
+  if (__atomic_load_n (&rb->health, __ATOMIC_RELAXED) == BACKEND_DEAD)
+    return remote_revive (rb);
+  page = malloc (PAGE_SIZE);
   if (page == NULL) {
     log_error ("%s: %m", be->target);
     return -1;

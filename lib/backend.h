@@ -43,7 +43,8 @@ struct backend_ops {
   int (*read_quick) (struct backend *be, void *buf, uint64_t slot,
                      uint64_t n);
   /* Optional: read the header slot again and say whether it still holds
-   * this instance's claim (for reviving a failed backend): 0, or -1
+   * this instance's claim (for reviving a failed backend), reconnecting
+   * first a backend that gave up its server (then UP again): 0, or -1
    * after log_error.  Without it, a backend is taken to hold it.
    */
   int (*check_claim) (struct backend *be);

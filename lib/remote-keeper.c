@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "log.h"
 #include "remote.h"
@@ -49,6 +50,7 @@ remote_start_keeper (struct remote_backend *rb)
     return;
   }
   rb->keeper_started = true;
+  rb->keeper_running = true;
 }
 
 /* One attempt of the keeper to reconnect (with the lock, dropped
@@ -152,8 +154,75 @@ remote_keeper (void *arg)
     }
     remote_wait (rb, next_beat);
   }
+  rb->keeper_running = false;
   pthread_mutex_unlock (&rb->lock);
   return NULL;
+}
+
+int
+remote_revive (struct remote_backend *rb)
+{
+  struct nbd_handle *h;
+  enum remote_result r = REMOTE_UNSENT;
+  uint64_t until = remote_now_ms () + rb->timeout_ms;
+  char *page = malloc (PAGE_SIZE);
+  bool serving;
+  unsigned i;
+
+  if (page == NULL) {
+    log_error ("%s: %m", rb->be.target);
+    return -1;
+  }
+  pthread_mutex_lock (&remote_all.lock);
+  serving = remote_all.serving;
+  pthread_mutex_unlock (&remote_all.lock);
+
+  h = remote_connect_handle (rb, until);
+  if (h)
+    r = remote_check_claim (rb, h, page, until);
+  free (page);
+  if (r != REMOTE_OK) {
+    if (h)
+      nbd_close (h);
+    if (r == REMOTE_MISMATCH)
+      log_error ("%s: slot 0 no longer holds this instance's claim",
+                 rb->be.target);
+    else
+      log_error ("%s: its server is still not reachable", rb->be.target);
+    return -1;
+  }
+
+  pthread_mutex_lock (&rb->lock);
+  if (rb->health != BACKEND_DEAD || rb->closing || rb->stopping) {
+    pthread_mutex_unlock (&rb->lock);
+    nbd_close (h);
+    log_error ("%s: changed state while it was being revived",
+               rb->be.target);
+    return -1;
+  }
+  for (i = 0; i < rb->nconns && h; i++) {
+    if (!rb->conn[i].busy && rb->conn[i].h == NULL) {
+      rb->conn[i].h = h;
+      h = NULL;
+    }
+  }
+  __atomic_store_n (&rb->health, BACKEND_UP, __ATOMIC_RELAXED);
+  /* A keeper that left its loop on seeing DEAD is joined (it no longer
+   * needs the lock) and replaced; one that has not seen it goes on.
+   */
+  if (rb->keeper_started && !rb->keeper_running) {
+    pthread_join (rb->keeper, NULL);
+    rb->keeper_started = false;
+  }
+  if (serving)
+    remote_start_keeper (rb);
+  pthread_cond_broadcast (&rb->changed);
+  pthread_mutex_unlock (&rb->lock);
+  if (h)
+    nbd_close (h);
+  log_notice ("%s: reconnected, and slot 0 still holds this instance's "
+              "claim", rb->be.target);
+  return 0;
 }
 
 /* Write the claim back released on an idle connection, waiting at most

@@ -64,7 +64,8 @@ struct remote_backend {
   bool stopping;                       /* shutdown: also read without it */
   bool closing;                        /* also read without it */
   uint64_t down_since_ms;
-  bool keeper_started;
+  bool keeper_started;                 /* keeper holds a thread to join */
+  bool keeper_running;                 /* it has not left its loop yet */
   pthread_t keeper;
   unsigned nconns;
   struct remote_conn conn[REMOTE_MAX_CONNS];
@@ -161,6 +162,13 @@ extern void remote_start_keeper (struct remote_backend *rb);
  */
 extern void remote_keeper_add (struct remote_backend *rb);
 extern void remote_keeper_remove (struct remote_backend *rb);
+
+/* Bring a DEAD backend back (without the lock): one new connection,
+ * waiting at most timeout=, on which slot 0 must still hold our claim;
+ * then UP, with a keeper again.  0, or -1 after log_error (the server is
+ * not reachable, slot 0 is another's, the backend is closing).
+ */
+extern int remote_revive (struct remote_backend *rb);
 
 /* Write the claim back released (the keeper has stopped). */
 extern void remote_release_claim (struct remote_backend *rb);

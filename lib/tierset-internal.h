@@ -61,7 +61,7 @@ struct tier {
   struct latency latency[2];           /* reads, writes: since the start */
 
   /* Under lock: the latencies at the last tick, and those of the
-   * interval that ended there (tierset_latency_tick).
+   * interval that ended there (tierset_tick).
    */
   struct latency latency_at_tick[2], latency_window[2];
 };

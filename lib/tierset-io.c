@@ -37,6 +37,8 @@ tierset_trim_free (struct tierset *ts, slot_t first, uint32_t n)
 /* Fail a tier: no new pages go there; its pages are still read.  The
  * first caller's reason is kept for tierset_stats.
  */
+#define TIER_SERVER_GONE "its server is gone (unreachable past grace=)"
+
 static void tier_fail (struct tier *t, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 
@@ -69,11 +71,6 @@ tierset_revive (struct tierset *ts, unsigned id)
   t = ts->tier[id];
   if (!__atomic_load_n (&t->failed, __ATOMIC_RELAXED)) {
     log_error ("backend %u %s is not failed", id, t->target);
-    goto out;
-  }
-  if (backend_health (t->be) == BACKEND_DEAD) {
-    log_error ("backend %u %s: its server was given up, and is not "
-               "reconnected; add it again as a new backend", id, t->target);
     goto out;
   }
   if (t->be->ops->check_claim && t->be->ops->check_claim (t->be) == -1)
@@ -109,7 +106,7 @@ tier_count_result (struct tierset *ts, struct tier *t, bool is_write, int r)
   }
   __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
   if (backend_health (t->be) == BACKEND_DEAD)
-    tier_fail (t, "its server is gone (unreachable past grace=)");
+    tier_fail (t, TIER_SERVER_GONE);
   else if (err != ENOTCONN &&
            __atomic_add_fetch (streak, 1, __ATOMIC_RELAXED) >= ts->max_errors)
     tier_fail (t, "%u %s errors in a row (max-errors=), the last: %s",
@@ -198,13 +195,20 @@ tierset_latency (struct tierset *ts, unsigned id, struct latency total[2],
 }
 
 void
-tierset_latency_tick (struct tierset *ts)
+tierset_tick (struct tierset *ts)
 {
   unsigned i, k, n = tierset_count (ts);
 
   for (i = 0; i < n; i++) {
     struct tier *t = ts->tier[i];
     struct latency now[2];
+
+    /* Noticed by the backend (an idle remote's heartbeat) before any
+     * request: the tier fails now, with the reason, not at the next
+     * request.
+     */
+    if (!t->removed && backend_health (t->be) == BACKEND_DEAD)
+      tier_fail (t, TIER_SERVER_GONE);
 
     for (k = 0; k < 2; k++)
       latency_snapshot (&t->latency[k], &now[k]);

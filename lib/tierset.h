@@ -157,24 +157,26 @@ extern uint64_t tierset_copies_capacity (struct tierset *ts,
  */
 /* The latencies of backend id's reads ([0]) and writes ([1]): since the
  * start into total, over the interval between the last two calls of
- * tierset_latency_tick into window.  False if there is no such backend.
+ * tierset_tick into window.  False if there is no such backend.
  */
 extern bool tierset_latency (struct tierset *ts, unsigned id,
                              struct latency total[2],
                              struct latency window[2]);
 
 /* Put failed backend id back in service, once its header slot is read
- * again and found to hold this instance's claim: its error counts start
- * over, new pages go there; pages lost stay lost.  Refused for a backend
- * that is not failed, or whose server was given up.  0, or -1 after
+ * again and found to hold this instance's claim (a remote whose server
+ * was given up is connected again for it): its error counts start over,
+ * new pages go there; pages lost stay lost.  Refused for a backend that
+ * is not failed, or whose claim cannot be read.  0, or -1 after
  * log_error.
  */
 extern int tierset_revive (struct tierset *ts, unsigned id);
 
-/* End a latency interval of every backend (the control thread calls it
- * once a second).
+/* The control thread's once-a-second work: end a latency interval of
+ * every backend, and fail those whose backend gave up its server while
+ * idle (so that list and check say so before a request finds out).
  */
-extern void tierset_latency_tick (struct tierset *ts);
+extern void tierset_tick (struct tierset *ts);
 
 extern bool tierset_stats (struct tierset *ts, unsigned id,
                            struct tier_stats *st);

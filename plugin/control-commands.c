@@ -172,7 +172,7 @@ control_sample (int64_t now)
   struct tier_stats st;
   unsigned i;
 
-  tierset_latency_tick (control.ts);
+  tierset_tick (control.ts);
   for (i = 0; i < tierset_count (control.ts); i++) {
     if (!tierset_stats (control.ts, i, &st))
       continue;

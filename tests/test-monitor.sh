@@ -19,7 +19,12 @@
 #      its writes: list and list --json say why, and so does check; once
 #      its writes work again, swaptierctl revive puts it back in service,
 #      where new pages go, but not one whose header slot was overwritten
-#      meanwhile, nor one that is not failed), and once 90% of the
+#      meanwhile, nor one that is not failed), once an idle server hangs
+#      (SIGSTOP; the heartbeat notices it) and once it is killed past
+#      grace= (the backend fails with no request; revive refuses while it
+#      is away, and once it is back revives it with its pages but for
+#      one read meanwhile, which stays lost), and once
+#      90% of the
 #      device is in use; CRITICAL (2) once
 #      a page is lost (a byte flipped in the local file, then read);
 #      UNKNOWN (3) without a server on the socket, or with an argument.
@@ -288,6 +293,92 @@ grep -q "no longer holds this instance's claim" "$d/revive.out" ||
 [[ $(ctl_get 0 state) == failed ]] || swt_fail "e3 was revived"
 swt_stop
 rmt_stop e3
+
+# An idle server that hangs (SIGSTOP) is noticed by the heartbeat, with
+# no request: check warns within timeout= and a beat.  Killed past
+# grace=, it is failed with the reason, still with no request.  Revive is
+# refused while it is away; once it is back with its data, the backend
+# is revived: a page read meanwhile stays lost, the others read back (a
+# checksum would refuse any other bytes), new pages go there.
+truncate -s 32M "$d/g.img"
+rmt_start g file "$d/g.img"
+rm -f "$d/b"
+swt_start backend="$(rmt_uri g)" priority=10 timeout=1 grace=3 \
+          backend="$d/b" capacity=16M priority=5 control="$ctl_sock"
+"$swt_python" - "$swt_uri" "$d/g.pages" <<'EOF2'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+data = os.urandom(32 * 4096)
+h.pwrite(data, 0)
+h.flush()
+h.shutdown()
+open(sys.argv[2], "wb").write(data)
+EOF2
+(( $(ctl_get 0 used) > 0 )) || swt_fail "no page went to the remote"
+run_check
+(( check_code == 0 )) || swt_fail "check before the hang"
+kill -STOP "${rmt_pid[g]}"
+ctl_wait_for '! ctl check >/dev/null' 10 "an idle hung server was not noticed"
+run_check
+(( check_code == 1 )) && [[ $check_line == *"backend 0 ("*"away"* ]] ||
+    swt_fail "check with an idle hung server"
+kill -CONT "${rmt_pid[g]}"
+ctl_wait_for 'ctl check >/dev/null' 10 "the server, going on, was not found again"
+rmt_kill g
+# (The state says failed once the server is given up; the reason follows
+# at the control thread's next tick, within a second.)
+ctl_wait_for 'ctl list --json | grep -q "\"failure\""' 15 \
+    "a server gone past grace= while idle did not fail its backend"
+[[ $(ctl_get 0 state) == failed ]] || swt_fail "given up, backend 0 is $(ctl_get 0 state)"
+why=$(ctl_get 0 failure)
+[[ $why == "its server is gone (unreachable past grace=)" ]] ||
+    swt_fail "failure of a backend whose server is gone: '$why'"
+run_check
+(( check_code == 1 )) && [[ $check_line == *"failed: $why"* ]] ||
+    swt_fail "check with a server given up"
+expect_revive 1 0
+grep -q "still not reachable" "$d/revive.out" ||
+    swt_fail "a revive with the server away did not say why"
+[[ $(ctl_get 0 state) == failed ]] || swt_fail "revived with no server"
+# A page read meanwhile is lost (its one copy is unreachable), and stays
+# lost after the revival.
+"$swt_python" - "$swt_uri" <<'EOF2'
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+try:
+    h.pread(4096, 0)
+    sys.exit("page 0 read with its server gone")
+except nbd.Error as e:
+    print("ok: page 0 with its server gone:", e.string)
+EOF2
+(( $(ctl_get total lost) == 1 )) || swt_fail "lost: $(ctl_get total lost), not 1"
+rmt_start g file "$d/g.img"
+expect_revive 0 0
+[[ $(ctl_get 0 state) == active && $(ctl_get 0 health) == up ]] ||
+    swt_fail "revived, backend 0 is $(ctl_get 0 state) $(ctl_get 0 health)"
+"$swt_python" - "$swt_uri" "$d/g.pages" <<'EOF2'
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+try:
+    h.pread(4096, 0)
+    sys.exit("page 0, lost, read after the revival")
+except nbd.Error:
+    pass
+assert h.pread(31 * 4096, 4096) == open(sys.argv[2], "rb").read()[4096:], \
+    "the pages on the revived backend"
+h.shutdown()
+print("ok: page 0 stays lost; 31 pages read back from the revived remote")
+EOF2
+writes=$(ctl_get 0 writes)
+swt_write_random 16 100
+(( $(ctl_get 0 writes) > writes )) || swt_fail "no new page went to the revived remote"
+run_check
+(( check_code == 2 )) || swt_fail "check after reviving the remote, a page lost"
+swt_stop
+rmt_stop g
 
 # A lost page: one copy, its byte flipped in the file, then read.
 rm -f "$d/a"
