@@ -118,6 +118,17 @@ sctl_is (const char *line, const char *record)
   return strncmp (line, record, len) == 0 && line[len] == ' ';
 }
 
+const char *
+sctl_record (const struct sctl_reply *r, const char *kind)
+{
+  size_t i;
+
+  for (i = 0; i < r->n; i++)
+    if (sctl_is (r->line[i], kind))
+      return r->line[i];
+  return NULL;
+}
+
 char *
 sctl_value (const char *line, const char *key)
 {

@@ -70,6 +70,10 @@ extern char *sctl_strdup (const char *s);
 /* Whether line is a record of the given kind. */
 extern bool sctl_is (const char *line, const char *record);
 
+/* The first record of a kind in a reply, or NULL. */
+extern const char *sctl_record (const struct sctl_reply *r,
+                                const char *kind);
+
 /* The value of a field, unescaped and allocated ("" if it is missing). */
 extern char *sctl_value (const char *line, const char *key);
 

@@ -36,6 +36,7 @@ static const struct {
   { "drain", CTL_DRAIN, 0, 0, "drain" },
   { "cancel", CTL_CANCEL, 0, 0, "cancel" },
   { "revive", CTL_REVIVE, 1, 1, "revive ID" },
+  { "stop", CTL_STOP, 0, 0, "stop" },
   { "help", CTL_HELP, 0, 0, "help" },
 };
 

@@ -15,6 +15,8 @@
  *   drain                     where the last removal is
  *   cancel                    stop the removal under way
  *   revive ID                 put failed backend ID back in service
+ *   stop                      stop the server, unless an NBD client is
+ *                             connected
  *   help
  *
  * The server answers each line with zero or more data lines, then one
@@ -52,6 +54,7 @@ enum ctl_verb {
   CTL_DRAIN,
   CTL_CANCEL,
   CTL_REVIVE,
+  CTL_STOP,
   CTL_HELP,
 };
 

@@ -162,8 +162,9 @@ control_list (FILE *out)
   /* pid: the process that serves (not the one that listened first, which
    * SO_PEERCRED would give, if nbdkit forked since).
    */
-  fprintf (out, "ok page_size=%" PRIu32 " pid=%d\n", PAGE_SIZE,
-           (int) getpid ());
+  fprintf (out, "ok page_size=%" PRIu32 " pid=%d clients=%u\n", PAGE_SIZE,
+           (int) getpid (),
+           __atomic_load_n (&control.nbd_clients, __ATOMIC_RELAXED));
 }
 
 void
@@ -413,6 +414,27 @@ control_revive (FILE *out, const struct ctl_command *cmd)
   fprintf (out, "ok id=%u\n", cmd->id);
 }
 
+/* stop: stop the server, unless an NBD client is connected (the kernel
+ * may still swap on the device: stopping would fail every swap-in).  The
+ * shutdown follows the reply (control_serve).
+ */
+static void
+control_stop (FILE *out)
+{
+  unsigned n = __atomic_load_n (&control.nbd_clients, __ATOMIC_RELAXED);
+
+  if (n > 0) {
+    snprintf (control.why, sizeof control.why, "%u NBD client%s still "
+              "connected: the device may still be swapped on (swapoff it "
+              "and detach it with nbd-client -d first); the server goes on",
+              n, n == 1 ? " is" : "s are");
+    control_error (out, control.why);
+    return;
+  }
+  control.stop_asked = true;
+  fprintf (out, "ok pid=%d\n", (int) getpid ());
+}
+
 /* cancel: stop the removal under way; the backend goes back in service. */
 static void
 control_cancel (FILE *out)
@@ -444,6 +466,7 @@ control_help (FILE *out)
          "help cancel: stop the removal under way\n"
          "help revive ID: put failed backend ID back in service, once its "
          "claim is checked again\n"
+         "help stop: stop the server, unless an NBD client is connected\n"
          "help help: this list\n"
          "ok\n", out);
 }
@@ -460,6 +483,7 @@ control_run (FILE *out, const struct ctl_command *cmd, const char *why)
   case CTL_DRAIN: control_drain_line (out); fputs ("ok\n", out); break;
   case CTL_CANCEL: control_cancel (out); break;
   case CTL_REVIVE: control_revive (out, cmd); break;
+  case CTL_STOP: control_stop (out); break;
   case CTL_HELP: control_help (out); break;
   }
 }

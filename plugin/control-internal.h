@@ -68,6 +68,9 @@ struct control_state {
   uint64_t npages;
   uint64_t spare;                      /* slots kept free: the reserve */
   struct drain *drain;                 /* the last removal, NULL if none */
+  unsigned nbd_clients;                /* connected: any thread, atomic */
+  bool stop_asked;                     /* stop accepted: shut down once
+                                          its reply is sent */
 
   /* Used by the thread only. */
   struct control_client client[CONTROL_CLIENTS];

@@ -341,7 +341,8 @@ control_command (struct control_client *c, const char *line, size_t len)
   control_audit (c, line, len, parsed && (cmd->verb == CTL_PRIORITY ||
                                           cmd->verb == CTL_REMOVE ||
                                           cmd->verb == CTL_CANCEL ||
-                                          cmd->verb == CTL_REVIVE),
+                                          cmd->verb == CTL_REVIVE ||
+                                          cmd->verb == CTL_STOP),
                  reply, size);
   r = control_queue (c, reply, size);
   free (reply);
@@ -371,6 +372,25 @@ control_serve (struct control_client *c, int64_t now)
     return;
   }
   control_flush (c);
+  /* After the reply to stop (a few bytes: sent by now), nbdkit stops
+   * serving, and unloads the plugin once its requests are done.
+   */
+  if (control.stop_asked) {
+    control.stop_asked = false;
+    nbdkit_shutdown ();
+  }
+}
+
+void
+control_nbd_opened (void)
+{
+  __atomic_add_fetch (&control.nbd_clients, 1, __ATOMIC_RELAXED);
+}
+
+void
+control_nbd_closed (void)
+{
+  __atomic_sub_fetch (&control.nbd_clients, 1, __ATOMIC_RELAXED);
 }
 
 /* Read what a client sent and serve it. */

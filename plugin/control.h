@@ -44,6 +44,12 @@ extern int control_start (struct engine *e, struct tierset *ts,
                           uint64_t npages, uint64_t spare,
                           struct repair *repair, struct demote *demote);
 
+/* An NBD client connected (nbdkit's open) or went (close): the stop
+ * command is refused while one is connected.  Any thread.
+ */
+extern void control_nbd_opened (void);
+extern void control_nbd_closed (void);
+
 /* Stop serving, stop a drain under way (its backend goes back into
  * service), close the socket and remove it.  Does nothing if
  * control_open did not succeed, or if it was called already.

@@ -342,10 +342,18 @@ swaptier_after_fork (void)
                         demote);
 }
 
+/* Each NBD connection: counted, so that stop waits for none. */
 static void *
 swaptier_open (int readonly)
 {
+  control_nbd_opened ();
   return &swaptier_handle;
+}
+
+static void
+swaptier_close (void *handle)
+{
+  control_nbd_closed ();
 }
 
 static int64_t
@@ -496,6 +504,7 @@ static struct nbdkit_plugin plugin = {
   .config_help = OPTIONS_HELP,
   .magic_config_key = "backend",
   .open = swaptier_open,
+  .close = swaptier_close,
   .get_size = swaptier_get_size,
   .block_size = swaptier_block_size,
   .can_multi_conn = swaptier_can_multi_conn,

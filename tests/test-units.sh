@@ -22,8 +22,10 @@ guide=${srcdir:-$(dirname "$0")}/../docs/swaptier-guide.pod
 # On copies in a directory of their own, where each finds the other.  It
 # only warns (exit 0) about unknown keys, so any message about the units
 # fails the test too.
+# swaptierctl is not installed: the copies run the one built.
+ctl_bin=$(cd "$top_builddir/ctl" && pwd)/swaptierctl
 for u in $units; do
-    cp "$top_builddir/config/$u" "$d/$u"
+    sed "s|[^ '=]*/bin/swaptierctl|$ctl_bin|g" "$top_builddir/config/$u" >"$d/$u"
 done
 rc=0
 (cd "$d" && systemd-analyze verify --man=no swaptier.service \
@@ -48,7 +50,19 @@ grep -q '^ExecStart=.*/dev/nbd' "$d/swaptier-swap@.service" &&
     swt_fail "swaptier-swap@.service names an NBD device itself"
 grep -qE '^TimeoutStopSec=[0-9]+min$' "$d/swaptier-swap@.service" ||
     swt_fail "swaptier-swap@.service has no bounded TimeoutStopSec"
+# nbdkit is stopped by swaptierctl stop (refused while the kernel holds
+# an NBD connection), and systemd's signals do not stop it: SIGCONT, no
+# SIGKILL, the run directory kept for the server that stays.
+grep -qx "ExecStop=$ctl_bin -s /run/swaptier/control.sock stop" \
+    "$d/swaptier.service" || swt_fail "swaptier.service is not stopped by swaptierctl stop"
+for key in KillSignal=SIGCONT SendSIGKILL=no SendSIGHUP=no \
+           RuntimeDirectoryPreserve=yes; do
+    grep -qx "$key" "$d/swaptier.service" || swt_fail "swaptier.service: no $key"
+done
+grep -qE '^TimeoutStopSec=[0-9]+min$' "$d/swaptier.service" ||
+    swt_fail "swaptier.service has no bounded TimeoutStopSec"
 echo "ok: swaptier-swap@.service is bound to swaptier.service, a template"
+echo "ok: swaptier.service is stopped by swaptierctl stop, not by a signal"
 
 # --- The commands are those of the guide ----------------------------------
 # Lines continued with a backslash are joined and blanks squeezed, in the
@@ -66,7 +80,8 @@ for u in $units; do
             swt_fail "$u runs '$cmd', which swaptier-guide.pod does not show"
         n=$((n + 1))
     done < <(normalize "$config_src/$u.in" |
-             sed -n -e 's|@sysconfdir@|/etc|g' -e 's|%i|nbd0|g' \
+             sed -n -e 's|@sysconfdir@|/etc|g' -e 's|@bindir@|/usr/bin|g' \
+                    -e 's|%i|nbd0|g' \
                     -e 's/^Exec[A-Za-z]*=[-@:+!]*//p')
 done
 [[ $n -ge 8 ]] || swt_fail "only $n command lines found in the units"
