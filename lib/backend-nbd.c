@@ -259,23 +259,24 @@ remote_flush (struct backend *be)
   }
   if (remote_flush_conn (rb, first, until) == -1)
     return -1;
+  /* The others, beside the requests on them: a flush covers the writes
+   * completed on its connection before it, and those are all the writes
+   * acknowledged before this flush began.
+   */
   for (i = 0; i < rb->nconns && !rb->multi_conn; i++) {
     struct remote_conn *c = &rb->conn[i];
 
-    /* A busy connection's request ends by its own deadline. */
     pthread_mutex_lock (&rb->lock);
-    while (c->busy && !rb->stopping)
-      remote_wait (rb, REMOTE_FOREVER);
     if (rb->stopping) {
       pthread_mutex_unlock (&rb->lock);
       errno = ESHUTDOWN;
       return -1;
     }
-    if (c == first || c->h == NULL) {
+    if (c == first || c->link == NULL || remote_link_broken (c->link)) {
       pthread_mutex_unlock (&rb->lock);
       continue;
     }
-    c->busy = true;
+    c->users++;
     pthread_mutex_unlock (&rb->lock);
     if (remote_flush_conn (rb, c, until) == -1)
       ret = -1;
@@ -320,8 +321,7 @@ remote_destroy (struct remote_backend *rb, bool claimed)
   if (claimed)
     remote_release_claim (rb);
   for (i = 0; i < rb->nconns; i++)
-    if (rb->conn[i].h)
-      nbd_close (rb->conn[i].h);
+    remote_link_close (rb->conn[i].link);
   pthread_cond_destroy (&rb->changed);
   pthread_mutex_destroy (&rb->lock);
   free (rb->be.target);
@@ -361,7 +361,11 @@ remote_check_claim_now (struct backend *be)
     free (page);
     return -1;
   }
-  r = remote_check_claim (rb, c->h, page, until);
+  if (c->link)
+    r = remote_check_claim (rb, c->link, NULL, page, until);
+  else
+    r = remote_transfer (rb, c, REMOTE_OP_READ, page, PAGE_SIZE, 0, false,
+                         until);
   remote_release (rb, c, r);
   free (page);
   if (r == REMOTE_MISMATCH)
@@ -453,6 +457,7 @@ backend_nbd_open (const char *uri, unsigned nconns, unsigned timeout_ms,
                   unsigned grace_ms)
 {
   struct remote_backend *rb;
+  struct nbd_handle *h = NULL;
   struct remote_slot0 s;
   struct claim_io io;
 
@@ -473,19 +478,22 @@ backend_nbd_open (const char *uri, unsigned nconns, unsigned timeout_ms,
   rb->health = BACKEND_UP;
   remote_init_sync (rb);
 
-  rb->conn[0].h = remote_connect_handle (rb, REMOTE_FOREVER);
-  if (rb->conn[0].h == NULL || !remote_probe (rb, rb->conn[0].h))
+  h = remote_connect_handle (rb, REMOTE_FOREVER);
+  if (h == NULL || !remote_probe (rb, h))
     goto err;
-  s = (struct remote_slot0) { .rb = rb, .h = rb->conn[0].h,
-                              .wait_ms = timeout_ms };
+  s = (struct remote_slot0) { .rb = rb, .h = h, .wait_ms = timeout_ms };
   io = remote_slot0_io (&s);
   if (claim_take (&rb->claim, uri, &io, rb->page) == -1)
     goto err;
+  /* From here on the pool's (its poller starts in the serving process). */
+  rb->conn[0].link = remote_link_new (rb, h);
 
   remote_keeper_add (rb);
   return &rb->be;
 
  err:
+  if (h)
+    nbd_close (h);
   remote_destroy (rb, false);
   return NULL;
 }

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* swaptier: the remote backend's connections (see remote.h).
+/* swaptier: the remote backend's pool of connections (see remote.h).
  *
- * One command on one connection is issued with libnbd's asynchronous API
- * and waited for with nbd_poll in slices of REMOTE_SLICE_MS.  The
- * outcome tells what the server may have done: REMOTE_OK and
- * REMOTE_FAILED are answers; REMOTE_LOST means the command may have been
- * sent and no answer came, so the server may still execute it;
- * REMOTE_UNSENT that nothing was sent.  A lost or unusable connection is
- * closed and makes the backend DOWN; the keeper reconnects.
+ * A pooled connection is a link (remote-link.c): many requests at once.
+ * A handle not in the pool yet (being connected, its claim checked) has
+ * one user, which issues one command at a time with libnbd's
+ * asynchronous API and waits with nbd_poll in slices of REMOTE_SLICE_MS.
+ * Either way the outcome tells what the server may have done: REMOTE_OK
+ * and REMOTE_FAILED are answers; REMOTE_LOST means the command may have
+ * been sent and no answer came, so the server may still execute it;
+ * REMOTE_UNSENT that nothing was sent.  A lost connection makes the
+ * backend DOWN (the keeper reconnects) and is closed once its last user
+ * gives it back.
  */
 
 #include <config.h>
@@ -67,15 +70,9 @@ remote_wait (struct remote_backend *rb, uint64_t until_ms)
   pthread_cond_timedwait (&rb->changed, &rb->lock, &ts);
 }
 
-/* Whether a failed command means the connection is unusable rather than
- * an error answered by the server: the handle left the ready state, or
- * the error is one of the socket's.
- */
-static bool
-remote_connection_error (struct nbd_handle *h, int err)
+bool
+remote_error_is_connection (int err)
 {
-  if (!nbd_aio_is_ready (h) && !nbd_aio_is_processing (h))
-    return true;
   switch (err) {
   case ENOTCONN: case ESHUTDOWN: case ECONNRESET: case ECONNREFUSED:
   case ECONNABORTED: case EPIPE: case ETIMEDOUT:
@@ -95,20 +92,18 @@ remote_command_failed (struct remote_backend *rb, struct nbd_handle *h)
   int err = nbd_get_errno ();
 
   log_error ("%s: %s", rb->be.target, nbd_get_error ());
-  if (remote_connection_error (h, err))
+  if ((!nbd_aio_is_ready (h) && !nbd_aio_is_processing (h)) ||
+      remote_error_is_connection (err))
     return REMOTE_LOST;
   errno = err ? err : EIO;
   return REMOTE_FAILED;
 }
 
-/* Issue one command on handle h and wait for its reply for timeout=, and
- * not past until.  With stoppable, a shutdown ends the wait too.
- * REMOTE_FAILED leaves errno as the server's error.
- */
-enum remote_result
-remote_run (struct remote_backend *rb, struct nbd_handle *h,
-            enum remote_op op, void *buf, uint64_t count, uint64_t offset,
-            bool fua, uint64_t until, bool stoppable)
+/* One command on handle h, which no other thread uses: see remote_run. */
+static enum remote_result
+remote_run_alone (struct remote_backend *rb, struct nbd_handle *h,
+                  enum remote_op op, void *buf, uint64_t count,
+                  uint64_t offset, bool fua, uint64_t until, bool stoppable)
 {
   uint64_t start = remote_now_ms ();
   uint64_t deadline = start + rb->timeout_ms;
@@ -161,6 +156,19 @@ remote_run (struct remote_backend *rb, struct nbd_handle *h,
       return REMOTE_LOST;
     }
   }
+}
+
+enum remote_result
+remote_run (struct remote_backend *rb, struct remote_link *link,
+            struct nbd_handle *h, enum remote_op op, void *buf,
+            uint64_t count, uint64_t offset, bool fua, uint64_t until,
+            bool stoppable)
+{
+  if (link)
+    return remote_link_run (link, op, buf, count, offset, fua, until,
+                            stoppable);
+  return remote_run_alone (rb, h, op, buf, count, offset, fua, until,
+                           stoppable);
 }
 
 /* Connect a new handle, waiting at most the request timeout, not past
@@ -226,11 +234,11 @@ remote_mark_dead (struct remote_backend *rb, const char *why)
  * answered the read with an error, which proves nothing either way.
  */
 enum remote_result
-remote_check_claim (struct remote_backend *rb, struct nbd_handle *h,
-                    void *page, uint64_t until)
+remote_check_claim (struct remote_backend *rb, struct remote_link *link,
+                    struct nbd_handle *h, void *page, uint64_t until)
 {
-  enum remote_result r = remote_run (rb, h, REMOTE_OP_READ, page, PAGE_SIZE,
-                                     0, false, until, true);
+  enum remote_result r = remote_run (rb, link, h, REMOTE_OP_READ, page,
+                                     PAGE_SIZE, 0, false, until, true);
   enum claim_state state;
 
   if (r != REMOTE_OK)
@@ -250,8 +258,8 @@ remote_slot0_read (void *opaque, void *page)
 {
   struct remote_slot0 *s = opaque;
 
-  s->r = remote_run (s->rb, s->h, REMOTE_OP_READ, page, PAGE_SIZE, 0, false,
-                     remote_now_ms () + s->wait_ms, s->stoppable);
+  s->r = remote_run (s->rb, s->link, s->h, REMOTE_OP_READ, page, PAGE_SIZE,
+                     0, false, remote_now_ms () + s->wait_ms, s->stoppable);
   if (s->r != REMOTE_OK)
     log_error ("%s: cannot read swaptier's header in slot 0",
                s->rb->be.target);
@@ -263,8 +271,9 @@ remote_slot0_write (void *opaque, const void *page)
 {
   struct remote_slot0 *s = opaque;
 
-  s->r = remote_run (s->rb, s->h, REMOTE_OP_WRITE, (void *) page, PAGE_SIZE,
-                     0, true, remote_now_ms () + s->wait_ms, s->stoppable);
+  s->r = remote_run (s->rb, s->link, s->h, REMOTE_OP_WRITE, (void *) page,
+                     PAGE_SIZE, 0, true, remote_now_ms () + s->wait_ms,
+                     s->stoppable);
   if (s->r != REMOTE_OK)
     log_error ("%s: cannot write swaptier's header to slot 0",
                s->rb->be.target);
@@ -281,7 +290,8 @@ remote_slot0_io (struct remote_slot0 *s)
 
 /* Mark the backend DOWN after a lost connection and have the keeper
  * reconnect (with the lock).  Idle connections to the same server are
- * closed too: they are most likely broken the same way.
+ * closed too: they are most likely broken the same way.  (A link's
+ * poller never takes the lock, so closing one here cannot deadlock.)
  */
 void
 remote_mark_down (struct remote_backend *rb)
@@ -289,9 +299,9 @@ remote_mark_down (struct remote_backend *rb)
   unsigned i;
 
   for (i = 0; i < rb->nconns; i++) {
-    if (!rb->conn[i].busy && rb->conn[i].h) {
-      nbd_close (rb->conn[i].h);
-      rb->conn[i].h = NULL;
+    if (rb->conn[i].users == 0 && rb->conn[i].link) {
+      remote_link_close (rb->conn[i].link);
+      rb->conn[i].link = NULL;
     }
   }
   if (rb->health != BACKEND_UP)
@@ -302,6 +312,38 @@ remote_mark_down (struct remote_backend *rb)
              rb->be.target, rb->grace_ms / 1000);
   remote_start_keeper (rb);
   pthread_cond_broadcast (&rb->changed);
+}
+
+/* The connection for the next request (with the lock): the working link
+ * with the fewest users, below REMOTE_LINK_DEPTH; or, when every link
+ * has users (or none is connected), a place to connect another.  A
+ * broken link that nobody uses is closed, and its place taken.  NULL if
+ * all are full.
+ */
+static struct remote_conn *
+remote_pick (struct remote_backend *rb)
+{
+  struct remote_conn *best = NULL, *spare = NULL;
+  unsigned i;
+
+  for (i = 0; i < rb->nconns; i++) {
+    struct remote_conn *c = &rb->conn[i];
+
+    if (c->link && c->users == 0 && remote_link_broken (c->link)) {
+      remote_link_close (c->link);
+      c->link = NULL;
+    }
+    if (c->link && !remote_link_broken (c->link)) {
+      if (c->users < REMOTE_LINK_DEPTH &&
+          (best == NULL || c->users < best->users))
+        best = c;
+    }
+    else if (c->link == NULL && c->users == 0 && spare == NULL)
+      spare = c;
+  }
+  if (spare && (best == NULL || best->users > 0))
+    return spare;
+  return best;
 }
 
 /* Take a connection for one request, waiting for one to be free.  While
@@ -315,7 +357,6 @@ remote_acquire (struct remote_backend *rb, bool wait_while_down,
                 uint64_t *until)
 {
   struct remote_conn *c = NULL;
-  unsigned i;
 
   pthread_mutex_lock (&rb->lock);
   for (;;) {
@@ -335,17 +376,9 @@ remote_acquire (struct remote_backend *rb, bool wait_while_down,
       if (*until == REMOTE_FOREVER)
         *until = remote_now_ms () + rb->grace_ms;
     }
-    if (rb->health == BACKEND_UP) {
-      /* Prefer a connected idle connection. */
-      for (i = 0; i < rb->nconns; i++) {
-        if (!rb->conn[i].busy &&
-            (c == NULL || (c->h == NULL && rb->conn[i].h)))
-          c = &rb->conn[i];
-      }
-      if (c) {
-        c->busy = true;
-        break;
-      }
+    if (rb->health == BACKEND_UP && (c = remote_pick (rb)) != NULL) {
+      c->users++;
+      break;
     }
     if (remote_now_ms () >= *until) {
       errno = ETIMEDOUT;
@@ -357,27 +390,44 @@ remote_acquire (struct remote_backend *rb, bool wait_while_down,
   return c;
 }
 
-/* Give the connection back.  After REMOTE_LOST or REMOTE_UNSENT its
- * handle is closed and the backend goes DOWN.
+/* Give the connection back.  After REMOTE_LOST or REMOTE_UNSENT the
+ * backend goes DOWN.  The last user of a broken link closes it.
  */
 void
 remote_release (struct remote_backend *rb, struct remote_conn *c,
                 enum remote_result r)
 {
   pthread_mutex_lock (&rb->lock);
-  if (r == REMOTE_LOST || r == REMOTE_UNSENT) {
-    if (c->h)
-      nbd_close (c->h);
-    c->h = NULL;
-    remote_mark_down (rb);
+  c->users--;
+  if (c->link && c->users == 0 && remote_link_broken (c->link)) {
+    remote_link_close (c->link);
+    c->link = NULL;
   }
-  c->busy = false;
+  if (r == REMOTE_LOST || r == REMOTE_UNSENT)
+    remote_mark_down (rb);
   pthread_cond_broadcast (&rb->changed);
   pthread_mutex_unlock (&rb->lock);
 }
 
-/* Connect c, whose handle is NULL, and check the claim on it.  Anything
- * but REMOTE_OK means that the request was not sent.
+bool
+remote_pool_add (struct remote_backend *rb, struct nbd_handle *h)
+{
+  struct remote_link *link;
+  unsigned i;
+
+  for (i = 0; i < rb->nconns; i++)
+    if (rb->conn[i].users == 0 && rb->conn[i].link == NULL)
+      break;
+  if (i == rb->nconns)
+    return false;
+  link = remote_link_new (rb, h);
+  rb->conn[i].link = link;
+  return true;
+}
+
+/* Connect c, which has no link (and this request as its one user), and
+ * check the claim on it.  Anything but REMOTE_OK means that the request
+ * was not sent.
  */
 static enum remote_result
 remote_connect_conn (struct remote_backend *rb, struct remote_conn *c,
@@ -385,31 +435,39 @@ remote_connect_conn (struct remote_backend *rb, struct remote_conn *c,
 {
   /* Connecting allocates anyway (libnbd), so this costs nothing more. */
   char *page = malloc (PAGE_SIZE);
+  struct remote_link *link;
+  struct nbd_handle *h;
   enum remote_result r;
 
   if (page == NULL) {
     log_error ("%s: %m", rb->be.target);
     return REMOTE_UNSENT;
   }
-  c->h = remote_connect_handle (rb, until);
-  if (c->h == NULL) {
+  h = remote_connect_handle (rb, until);
+  if (h == NULL) {
     free (page);
     return REMOTE_UNSENT;
   }
-  r = remote_check_claim (rb, c->h, page, until);
+  r = remote_check_claim (rb, NULL, h, page, until);
   free (page);
-  if (r == REMOTE_LOST)
-    return REMOTE_UNSENT;
   if (r != REMOTE_OK) {
     /* Not verified: fail this request only (REMOTE_FAILED), and check
      * again on the next use of this connection.
      */
-    nbd_close (c->h);
-    c->h = NULL;
+    nbd_close (h);
+    if (r == REMOTE_LOST)
+      return REMOTE_UNSENT;
     if (r == REMOTE_MISMATCH)
       errno = EIO;
+    return r;
   }
-  return r;
+  link = remote_link_new (rb, h);
+  if (link == NULL)
+    return REMOTE_UNSENT;
+  pthread_mutex_lock (&rb->lock);
+  c->link = link;
+  pthread_mutex_unlock (&rb->lock);
+  return REMOTE_OK;
 }
 
 /* Run one request on connection c until the deadline until, connecting
@@ -423,14 +481,15 @@ remote_transfer (struct remote_backend *rb, struct remote_conn *c,
 {
   enum remote_result r = REMOTE_OK;
 
-  if (c->h == NULL && (r = remote_connect_conn (rb, c, until)) != REMOTE_OK)
+  if (c->link == NULL &&
+      (r = remote_connect_conn (rb, c, until)) != REMOTE_OK)
     return r;
   if (op == REMOTE_OP_FLUSH)
-    return remote_run (rb, c->h, op, NULL, 0, 0, false, until, true);
+    return remote_link_run (c->link, op, NULL, 0, 0, false, until, true);
   while (r == REMOTE_OK && count > 0) {
     uint64_t n = count < rb->max_request ? count : rb->max_request;
 
-    r = remote_run (rb, c->h, op, buf, n, offset, fua, until, true);
+    r = remote_link_run (c->link, op, buf, n, offset, fua, until, true);
     if (buf)
       buf += n;
     offset += n;

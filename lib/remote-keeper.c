@@ -6,9 +6,9 @@
  * and at the first lost connection, for programs that never call
  * backend_nbd_serve).  While DOWN it reconnects with growing pauses, the
  * new connection checked for our claim; while UP it raises the claim's
- * heartbeat every CLAIM_BEAT_MS on an idle connection, and fails the
- * backend if slot 0 is no longer our claim.  It stops when the backend
- * is closed, shut down or DEAD.
+ * heartbeat every CLAIM_BEAT_MS on its least used connection, and fails
+ * the backend if slot 0 is no longer our claim.  It stops when the
+ * backend is closed, shut down or DEAD.
  */
 
 #include <config.h>
@@ -62,22 +62,16 @@ remote_reconnect (struct remote_backend *rb)
 {
   struct nbd_handle *h;
   enum remote_result r = REMOTE_UNSENT;
-  unsigned i;
 
   pthread_mutex_unlock (&rb->lock);
   h = remote_connect_handle (rb, REMOTE_FOREVER);
   if (h)
-    r = remote_check_claim (rb, h, rb->page, REMOTE_FOREVER);
+    r = remote_check_claim (rb, NULL, h, rb->page, REMOTE_FOREVER);
   pthread_mutex_lock (&rb->lock);
 
   if (r == REMOTE_OK && rb->health == BACKEND_DOWN) {
-    for (i = 0; i < rb->nconns; i++)
-      if (!rb->conn[i].busy && rb->conn[i].h == NULL)
-        break;
-    if (i < rb->nconns) {
-      rb->conn[i].h = h;
+    if (remote_pool_add (rb, h))
       h = NULL;
-    }
     __atomic_store_n (&rb->health, BACKEND_UP, __ATOMIC_RELAXED);
     log_error ("%s: reconnected after %" PRIu64 " ms", rb->be.target,
                remote_now_ms () - rb->down_since_ms);
@@ -90,8 +84,9 @@ remote_reconnect (struct remote_backend *rb)
     remote_mark_dead (rb, "the server did not come back in time");
 }
 
-/* One heartbeat of the keeper on an idle connection (with the lock,
- * dropped meanwhile).  No idle connection: no beat this time.
+/* One heartbeat of the keeper, on the working connection with the
+ * fewest requests (with the lock, dropped meanwhile).  None connected:
+ * no beat this time.
  */
 static void
 remote_beat (struct remote_backend *rb)
@@ -103,13 +98,17 @@ remote_beat (struct remote_backend *rb)
   enum claim_state state = CLAIM_OURS;
   unsigned i;
 
-  for (i = 0; i < rb->nconns && c == NULL; i++)
-    if (!rb->conn[i].busy && rb->conn[i].h)
-      c = &rb->conn[i];
+  for (i = 0; i < rb->nconns; i++) {
+    struct remote_conn *k = &rb->conn[i];
+
+    if (k->link && !remote_link_broken (k->link) &&
+        (c == NULL || k->users < c->users))
+      c = k;
+  }
   if (c == NULL)
     return;
-  c->busy = true;
-  s.h = c->h;
+  c->users++;
+  s.link = c->link;
   pthread_mutex_unlock (&rb->lock);
   claim_beat (&rb->claim, rb->be.target, &io, rb->page, &state);
   if (state != CLAIM_OURS) {
@@ -167,7 +166,6 @@ remote_revive (struct remote_backend *rb)
   uint64_t until = remote_now_ms () + rb->timeout_ms;
   char *page = malloc (PAGE_SIZE);
   bool serving;
-  unsigned i;
 
   if (page == NULL) {
     log_error ("%s: %m", rb->be.target);
@@ -179,7 +177,7 @@ remote_revive (struct remote_backend *rb)
 
   h = remote_connect_handle (rb, until);
   if (h)
-    r = remote_check_claim (rb, h, page, until);
+    r = remote_check_claim (rb, NULL, h, page, until);
   free (page);
   if (r != REMOTE_OK) {
     if (h)
@@ -200,12 +198,8 @@ remote_revive (struct remote_backend *rb)
                rb->be.target);
     return -1;
   }
-  for (i = 0; i < rb->nconns && h; i++) {
-    if (!rb->conn[i].busy && rb->conn[i].h == NULL) {
-      rb->conn[i].h = h;
-      h = NULL;
-    }
-  }
+  if (remote_pool_add (rb, h))
+    h = NULL;
   __atomic_store_n (&rb->health, BACKEND_UP, __ATOMIC_RELAXED);
   /* A keeper that left its loop on seeing DEAD is joined (it no longer
    * needs the lock) and replaced; one that has not seen it goes on.
@@ -235,10 +229,11 @@ remote_release_claim (struct remote_backend *rb)
   struct claim_io io = remote_slot0_io (&s);
   unsigned i;
 
-  for (i = 0; i < rb->nconns && s.h == NULL; i++)
-    s.h = rb->conn[i].h;
+  for (i = 0; i < rb->nconns && s.link == NULL; i++)
+    if (rb->conn[i].link && !remote_link_broken (rb->conn[i].link))
+      s.link = rb->conn[i].link;
   claim_release (&rb->claim, rb->be.target,
-                 s.h && __atomic_load_n (&rb->health, __ATOMIC_RELAXED)
+                 s.link && __atomic_load_n (&rb->health, __ATOMIC_RELAXED)
                  == BACKEND_UP ? &io : NULL, rb->page);
 }
 

@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: the remote NBD backend's shared state (internal to lib/).
  *
- * The remote backend is three modules over one struct remote_backend:
+ * The remote backend is four modules over one struct remote_backend:
  *   backend-nbd.c    the backend operations: requests and their
  *                    deadlines, opening and closing;
- *   remote-conn.c    the connection pool and one command on one
- *                    connection: waits in slices, the health states;
+ *   remote-conn.c    the connection pool, one command on a handle of
+ *                    its own (connecting, the claim), the health states;
+ *   remote-link.c    one pooled connection with many commands in flight
+ *                    (pipelined), and its poller thread;
  *   remote-keeper.c  the keeper thread of each backend: reconnection and
  *                    the claim's heartbeat.
  *
- * A pool of up to nconns connections to one export; each request owns
- * one connection (busy) from start to end.  Health is UP, DOWN (a
+ * A pool of up to nconns connections to one export; each request uses
+ * one connection from start to end, beside up to REMOTE_LINK_DEPTH
+ * others (users): a request goes to the connected link with the fewest
+ * users, or opens another connection when every link has some.  Health
+ * is UP, DOWN (a
  * connection was lost: the keeper reconnects) or DEAD (every request
  * fails).  Deadlines are absolute times in milliseconds on the monotonic
  * clock, REMOTE_FOREVER for none.  Every wait lasts at most
@@ -36,6 +41,7 @@
 #include "remote-claim.h"
 
 #define REMOTE_MAX_CONNS 64
+#define REMOTE_LINK_DEPTH 128           /* commands in flight on a link */
 #define REMOTE_MAX_REQUEST (32 * 1024 * 1024) /* largest request we send */
 #define REMOTE_BACKOFF_MIN_MS 100
 #define REMOTE_BACKOFF_MAX_MS 2000
@@ -43,9 +49,12 @@
 #define REMOTE_RELEASE_MS 1000          /* wait for the release at close */
 #define REMOTE_FOREVER UINT64_MAX       /* no deadline */
 
+struct remote_link;
+
 struct remote_conn {
-  struct nbd_handle *h;                /* NULL: not connected */
-  bool busy;                           /* owned by a request */
+  struct remote_link *link;            /* NULL: not connected */
+  unsigned users;                      /* requests using it; with no link,
+                                          1 while one connects it */
 };
 
 struct remote_backend {
@@ -82,9 +91,12 @@ enum remote_result {
 enum remote_op { REMOTE_OP_READ, REMOTE_OP_WRITE, REMOTE_OP_FLUSH,
                  REMOTE_OP_TRIM };
 
-/* Slot 0 I/O on one handle for the claim functions (struct claim_io). */
+/* Slot 0 I/O for the claim functions (struct claim_io): on a pooled
+ * link, else on a handle of its own.
+ */
 struct remote_slot0 {
   struct remote_backend *rb;
+  struct remote_link *link;
   struct nbd_handle *h;
   unsigned wait_ms;                    /* longest wait of one command */
   bool stoppable;
@@ -104,11 +116,18 @@ extern bool remote_stopping (struct remote_backend *rb);
 /* Wait on rb->changed (with the lock) until woken or until until_ms. */
 extern void remote_wait (struct remote_backend *rb, uint64_t until_ms);
 
-/* Issue one command on handle h and wait for its reply for timeout=, and
- * not past until.  With stoppable, a shutdown ends the wait too.
- * REMOTE_FAILED leaves errno as the server's error.
+/* Whether err, the error of a failed command, is the connection's
+ * rather than an answer of the server.
+ */
+extern bool remote_error_is_connection (int err);
+
+/* Issue one command on link, else on handle h (one not pooled, used by
+ * this thread only), and wait for its reply for timeout=, and not past
+ * until.  With stoppable, a shutdown ends the wait too.  REMOTE_FAILED
+ * leaves errno as the server's error.
  */
 extern enum remote_result remote_run (struct remote_backend *rb,
+                                      struct remote_link *link,
                                       struct nbd_handle *h,
                                       enum remote_op op, void *buf,
                                       uint64_t count, uint64_t offset,
@@ -125,12 +144,19 @@ extern struct nbd_handle *remote_connect_handle (struct remote_backend *rb,
 extern void remote_mark_dead (struct remote_backend *rb, const char *why);
 extern void remote_mark_down (struct remote_backend *rb);
 
-/* Whether slot 0 behind h holds our claim (read into page); on
- * REMOTE_MISMATCH the backend is DEAD.
+/* Whether slot 0 behind link, else h, holds our claim (read into page);
+ * on REMOTE_MISMATCH the backend is DEAD.
  */
 extern enum remote_result remote_check_claim (struct remote_backend *rb,
+                                              struct remote_link *link,
                                               struct nbd_handle *h,
                                               void *page, uint64_t until);
+
+/* Put h, connected and checked, in a free place of the pool (with the
+ * lock); false if there is none (the caller closes h).
+ */
+extern bool remote_pool_add (struct remote_backend *rb,
+                             struct nbd_handle *h);
 
 /* The claim I/O of s. */
 extern struct claim_io remote_slot0_io (struct remote_slot0 *s);
@@ -151,6 +177,32 @@ extern enum remote_result remote_transfer (struct remote_backend *rb,
                                            enum remote_op op, char *buf,
                                            uint64_t count, uint64_t offset,
                                            bool fua, uint64_t until);
+
+/* remote-link.c */
+
+/* A link over the connected handle h, which it owns from now on (even
+ * if this fails: NULL after log_error, h closed).  Its poller starts at
+ * its first command.
+ */
+extern struct remote_link *remote_link_new (struct remote_backend *rb,
+                                            struct nbd_handle *h);
+
+/* One command on the link, beside the others in flight; see remote_run.
+ * REMOTE_LOST cuts the link: every command on it ends, lost.
+ */
+extern enum remote_result remote_link_run (struct remote_link *link,
+                                           enum remote_op op, void *buf,
+                                           uint64_t count, uint64_t offset,
+                                           bool fua, uint64_t until,
+                                           bool stoppable);
+
+/* Whether the link was cut or found dead: it takes no more commands. */
+extern bool remote_link_broken (struct remote_link *link);
+
+/* Stop the poller and close the handle: no command may be in flight
+ * (no user).  Does nothing for NULL.
+ */
+extern void remote_link_close (struct remote_link *link);
 
 /* remote-keeper.c */
 

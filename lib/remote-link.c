@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* swaptier: one connection of a remote backend, with many commands in
+ * flight on it (see remote.h).
+ *
+ * NBD lets a client send a command before the replies to the earlier
+ * ones came back, and libnbd's asynchronous API issues commands from any
+ * thread.  A link is one connected handle and its poller: a thread that
+ * waits with poll(2) on the handle's socket, in the direction libnbd
+ * asks for, and on an eventfd that the other threads write to when they
+ * issued a command (the direction may now include writing) or when the
+ * link is being closed.  The poller tells libnbd what the socket can do
+ * (nbd_aio_notify_read, _write); libnbd then calls the completion of
+ * each command whose reply came, in the poller's thread.  A completion
+ * only records the error and posts the semaphore of its command, which
+ * the thread that issued it waits on.
+ *
+ * So the commands in flight on a remote backend are those its callers
+ * sent, up to REMOTE_LINK_DEPTH per connection, not one per connection.
+ *
+ * A command that gets no reply in time (timeout=, its caller's
+ * deadline, a shutdown) cuts its link: the socket is shut down, the
+ * poller's next notification finds it closed, and libnbd completes every
+ * command in flight with ENOTCONN.  Only then does the caller return (a
+ * read's buffer belongs to libnbd until its command completes); its
+ * outcome is REMOTE_LOST, like that of every other command cut with it.
+ * A cut link is broken: the pool gives it no new command, and closes it
+ * once its last user is gone.
+ *
+ * lock serializes every call into libnbd on the handle with the cut (so
+ * that the socket is shut down only while libnbd has not closed it:
+ * after that its number may belong to another file).  poll(2) itself
+ * runs without it.  The poller is started at the first command of the
+ * process that serves, not at opening, since nbdkit may fork in
+ * between; a poller of another process (the parent) does not count.
+ */
+
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "remote.h"
+#include "swapsafe.h"
+
+struct remote_link {
+  struct remote_backend *rb;
+  struct nbd_handle *h;
+  int wake;                            /* eventfd: issued, or stop */
+  pthread_mutex_t lock;                /* libnbd calls on h; the cut */
+  bool broken;                         /* cut, or found dead: also read
+                                          without the lock */
+  bool stop;                           /* the poller must end */
+  pid_t poller_pid;                    /* 0: no poller (in this process) */
+  pthread_t poller;
+};
+
+/* One command: what its completion says, and when. */
+struct remote_link_cmd {
+  sem_t done;
+  int error;
+};
+
+struct remote_link *
+remote_link_new (struct remote_backend *rb, struct nbd_handle *h)
+{
+  struct remote_link *link = calloc (1, sizeof *link);
+
+  if (link == NULL) {
+    log_error ("%s: %m", rb->be.target);
+    nbd_close (h);
+    return NULL;
+  }
+  link->wake = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (link->wake == -1) {
+    log_error ("%s: eventfd: %m", rb->be.target);
+    nbd_close (h);
+    free (link);
+    return NULL;
+  }
+  link->rb = rb;
+  link->h = h;
+  pthread_mutex_init (&link->lock, NULL);
+  return link;
+}
+
+/* Wake the poller. */
+static void
+remote_link_kick (struct remote_link *link)
+{
+  uint64_t one = 1;
+
+  if (write (link->wake, &one, sizeof one) == -1 && errno != EAGAIN)
+    log_error ("%s: eventfd: %m", link->rb->be.target);
+}
+
+/* Whether the handle can carry no more commands (with the lock). */
+static bool
+remote_link_dead (struct remote_link *link)
+{
+  return !nbd_aio_is_ready (link->h) && !nbd_aio_is_processing (link->h);
+}
+
+/* The poller: until stop, poll the socket in the direction libnbd wants
+ * (not once the link is broken: libnbd closed the socket) and the
+ * eventfd, and tell libnbd what the socket can do.
+ */
+static void *
+remote_link_poll (void *arg)
+{
+  struct remote_link *link = arg;
+
+  swapsafe_enter_io ();
+  for (;;) {
+    struct pollfd p[2] = { { .fd = -1 }, { .fd = link->wake,
+                                            .events = POLLIN } };
+    unsigned dir = 0;
+    uint64_t count;
+
+    pthread_mutex_lock (&link->lock);
+    if (link->stop) {
+      pthread_mutex_unlock (&link->lock);
+      break;
+    }
+    if (!link->broken) {
+      p[0].fd = nbd_aio_get_fd (link->h);
+      dir = nbd_aio_get_direction (link->h);
+      p[0].events = (dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
+        (dir & LIBNBD_AIO_DIRECTION_WRITE ? POLLOUT : 0);
+    }
+    pthread_mutex_unlock (&link->lock);
+
+    if (poll (p, 2, -1) == -1)
+      continue;                        /* EINTR */
+    if (p[1].revents & POLLIN)
+      while (read (link->wake, &count, sizeof count) > 0)
+        ;
+    if (p[0].revents == 0)
+      continue;
+    pthread_mutex_lock (&link->lock);
+    if (!link->broken) {
+      int r = 0;
+
+      if ((p[0].revents & POLLIN) ||
+          ((p[0].revents & (POLLHUP | POLLERR)) &&
+           (dir & LIBNBD_AIO_DIRECTION_READ)))
+        r = nbd_aio_notify_read (link->h);
+      else if (p[0].revents & (POLLOUT | POLLHUP | POLLERR))
+        r = nbd_aio_notify_write (link->h);
+      if (r == -1 || remote_link_dead (link))
+        __atomic_store_n (&link->broken, true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock (&link->lock);
+  }
+  return NULL;
+}
+
+/* Start the poller unless it runs in this process (with the lock).
+ * False after log_error.
+ */
+static bool
+remote_link_start (struct remote_link *link)
+{
+  pid_t pid = getpid ();
+  int err;
+
+  if (link->poller_pid == pid)
+    return true;
+  err = pthread_create (&link->poller, NULL, remote_link_poll, link);
+  if (err) {
+    errno = err;
+    log_error ("%s: starting a poller thread: %m", link->rb->be.target);
+    return false;
+  }
+  link->poller_pid = pid;
+  return true;
+}
+
+/* The completion of a command, in the poller's thread: keep its error
+ * and wake the caller.  Returning 1 retires the command.
+ */
+static int
+remote_link_done (void *opaque, int *error)
+{
+  struct remote_link_cmd *cmd = opaque;
+
+  cmd->error = *error;
+  sem_post (&cmd->done);
+  return 1;
+}
+
+/* Cut the link: shut its socket down so that every command in flight
+ * completes (with ENOTCONN) at the poller's next notification.
+ */
+static void
+remote_link_cut (struct remote_link *link)
+{
+  pthread_mutex_lock (&link->lock);
+  if (!link->broken) {
+    int fd = nbd_aio_get_fd (link->h);
+
+    if (fd >= 0)
+      shutdown (fd, SHUT_RDWR);
+    __atomic_store_n (&link->broken, true, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock (&link->lock);
+  remote_link_kick (link);
+}
+
+bool
+remote_link_broken (struct remote_link *link)
+{
+  return __atomic_load_n (&link->broken, __ATOMIC_ACQUIRE);
+}
+
+/* Issue one command on the link (with the lock).  Returns its cookie, or
+ * -1 with libnbd's error.
+ */
+static int64_t
+remote_link_issue (struct remote_link *link, enum remote_op op, void *buf,
+                   uint64_t count, uint64_t offset, uint32_t flags,
+                   struct remote_link_cmd *cmd)
+{
+  nbd_completion_callback cb = { .callback = remote_link_done,
+                                 .user_data = cmd };
+
+  switch (op) {
+  case REMOTE_OP_READ:
+    return nbd_aio_pread (link->h, buf, count, offset, cb, 0);
+  case REMOTE_OP_WRITE:
+    return nbd_aio_pwrite (link->h, buf, count, offset, cb, flags);
+  case REMOTE_OP_FLUSH:
+    return nbd_aio_flush (link->h, cb, 0);
+  case REMOTE_OP_TRIM:
+    return nbd_aio_trim (link->h, count, offset, cb, 0);
+  }
+  abort ();
+}
+
+/* The absolute time until (ms on the monotonic clock) as a timespec. */
+static struct timespec
+remote_link_timespec (uint64_t until)
+{
+  return (struct timespec) { .tv_sec = until / 1000,
+                             .tv_nsec = (until % 1000) * 1000000L };
+}
+
+enum remote_result
+remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
+                 uint64_t count, uint64_t offset, bool fua, uint64_t until,
+                 bool stoppable)
+{
+  struct remote_backend *rb = link->rb;
+  uint64_t start = remote_now_ms ();
+  uint64_t deadline = start + rb->timeout_ms;
+  uint32_t flags = fua && rb->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
+  struct remote_link_cmd cmd = { .error = 0 };
+  bool late = false, abandoned = false;
+  enum remote_result r = REMOTE_OK;
+  int64_t cookie = -1;
+
+  if (until < deadline)
+    deadline = until;
+  sem_init (&cmd.done, 0, 0);
+  pthread_mutex_lock (&link->lock);
+  if (!link->broken && remote_link_start (link)) {
+    cookie = remote_link_issue (link, op, buf, count, offset, flags, &cmd);
+    if (cookie == -1) {
+      /* Not issued: the connection's fault (not sent), or the request's. */
+      int err = nbd_get_errno ();
+
+      log_error ("%s: %s", rb->be.target, nbd_get_error ());
+      if (remote_link_dead (link) || remote_error_is_connection (err)) {
+        __atomic_store_n (&link->broken, true, __ATOMIC_RELEASE);
+        r = REMOTE_UNSENT;
+      }
+      else {
+        errno = err ? err : EIO;
+        r = REMOTE_FAILED;
+      }
+    }
+  }
+  else
+    r = REMOTE_UNSENT;                /* broken, or no poller: not sent */
+  pthread_mutex_unlock (&link->lock);
+  if (cookie == -1) {
+    sem_destroy (&cmd.done);
+    return r;
+  }
+  remote_link_kick (link);
+
+  for (;;) {
+    uint64_t now = remote_now_ms ();
+    struct timespec ts = remote_link_timespec
+      (deadline - now < REMOTE_SLICE_MS ? deadline : now + REMOTE_SLICE_MS);
+
+    if (now < deadline &&
+        sem_clockwait (&cmd.done, CLOCK_MONOTONIC, &ts) == 0)
+      break;
+    abandoned = stoppable && remote_stopping (rb);
+    late = !abandoned && remote_now_ms () >= deadline;
+    if (abandoned || late) {
+      /* Its buffer is libnbd's until it completes, which the cut makes
+       * happen at once.
+       */
+      remote_link_cut (link);
+      while (sem_wait (&cmd.done) == -1)
+        ;
+      break;
+    }
+  }
+  sem_destroy (&cmd.done);
+  if (late)
+    log_error ("%s: no reply within %" PRIu64 " ms", rb->be.target,
+               deadline - start);
+  else if (abandoned)
+    log_error ("%s: request abandoned: stopping", rb->be.target);
+  if (late || abandoned)
+    return REMOTE_LOST;
+  if (cmd.error == 0)
+    return REMOTE_OK;
+  if (remote_link_broken (link) || remote_error_is_connection (cmd.error)) {
+    log_error ("%s: connection lost: %s", rb->be.target,
+               strerror (cmd.error));
+    remote_link_cut (link);
+    return REMOTE_LOST;
+  }
+  log_error ("%s: the server answered: %s", rb->be.target,
+             strerror (cmd.error));
+  errno = cmd.error;
+  return REMOTE_FAILED;
+}
+
+void
+remote_link_close (struct remote_link *link)
+{
+  if (link == NULL)
+    return;
+  pthread_mutex_lock (&link->lock);
+  link->stop = true;
+  pthread_mutex_unlock (&link->lock);
+  remote_link_kick (link);
+  if (link->poller_pid == getpid ())
+    pthread_join (link->poller, NULL);
+  nbd_close (link->h);
+  close (link->wake);
+  pthread_mutex_destroy (&link->lock);
+  free (link);
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Pipelining (issue 16): requests to a remote backend share its
+# connections, many in flight on one, so the bound on requests in flight
+# is what the client sends, not connections=.  With a real nbdkit sh
+# server on a Unix socket that counts the reads it is serving at once
+# (each holds for 0.3 s once the test arms it), over a single connection
+# (connections=1):
+#   1. 8 reads sent at once by one client reach the server together:
+#      the server saw at least 4 in flight at the same time (1 without
+#      pipelining), and every read returns the bytes written.
+#   2. A read that gets no reply (the server stopped with SIGSTOP, for
+#      longer than timeout=1) cuts the connection: the reads in flight
+#      beside it end with it and are sent again once the server is back;
+#      all of them still return their bytes.
+set -euo pipefail
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/remote-functions.sh"
+
+swt_setup
+rmt_setup
+d=$swt_tmpdir
+mkdir "$d/inflight"
+truncate -s 64M "$d/store"
+
+# The server: a file in $d/store, served by dd.  Reads, once $d/armed
+# exists, leave a file in $d/inflight while they are served, log how
+# many there are, and hold for 0.3 s.
+cat >"$d/server.sh" <<EOS
+#!/usr/bin/env bash
+store=$d/store
+dir=$d
+EOS
+cat >>"$d/server.sh" <<'EOS'
+case "$1" in
+    thread_model) echo parallel ;;
+    get_size) stat -c %s "$store" ;;
+    can_write|can_flush) exit 0 ;;
+    flush) sync "$store" ;;
+    pread)
+        if [[ -e $dir/armed ]]; then
+            mark=$(mktemp "$dir/inflight/r.XXXXXX")
+            ls "$dir/inflight" | wc -l >>"$dir/counts"
+            sleep 0.3
+        fi
+        dd if="$store" iflag=skip_bytes,count_bytes skip="$4" count="$3" \
+           bs=64k status=none
+        [[ -z ${mark:-} ]] || rm -f "$mark"
+        ;;
+    pwrite)
+        dd of="$store" oflag=seek_bytes seek="$4" bs=64k conv=notrunc \
+           status=none
+        ;;
+    *) exit 2 ;;
+esac
+EOS
+chmod +x "$d/server.sh"
+rmt_start p sh "$d/server.sh"
+swt_start backend="$(rmt_uri p)" connections=1 timeout=1 grace=30 \
+          demote=off encrypt=off
+
+# --- 1 ----------------------------------------------------------------------
+"$swt_python" - "$swt_uri" "$d" <<'PY'
+import nbd, os, sys
+uri, d = sys.argv[1:]
+h = nbd.NBD()
+h.connect_uri(uri)
+data = [os.urandom(4096) for _ in range(8)]
+for i, page in enumerate(data):
+    h.pwrite(page, i * 4096)
+h.flush()
+open(os.path.join(d, "armed"), "w").close()
+bufs = [nbd.Buffer(4096) for _ in data]
+cookies = [h.aio_pread(b, i * 4096) for i, b in enumerate(bufs)]
+while not all(h.aio_command_completed(c) for c in cookies):
+    h.poll(-1)
+for i, b in enumerate(bufs):
+    assert b.to_bytearray() == data[i], "page %d read back wrong" % i
+h.shutdown()
+print("ok: 8 concurrent reads returned their pages")
+PY
+max=$(sort -n "$d/counts" | tail -1)
+echo "the server served at most $max reads at once on one connection"
+(( max >= 4 )) || swt_fail "at most $max reads in flight on one connection, not 4 or more"
+
+# --- 2 ----------------------------------------------------------------------
+: >"$d/counts"
+"$swt_python" - "$swt_uri" "$d" "${rmt_pid[p]}" <<'PY'
+import nbd, os, signal, sys, time
+uri, d, server = sys.argv[1], sys.argv[2], int(sys.argv[3])
+h = nbd.NBD()
+h.connect_uri(uri)
+os.unlink(os.path.join(d, "armed"))
+data = [os.urandom(4096) for _ in range(8)]
+for i, page in enumerate(data):
+    h.pwrite(page, (100 + i) * 4096)
+h.flush()
+open(os.path.join(d, "armed"), "w").close()
+bufs = [nbd.Buffer(4096) for _ in data]
+cookies = [h.aio_pread(b, (100 + i) * 4096) for i, b in enumerate(bufs)]
+time.sleep(0.1)
+os.kill(server, signal.SIGSTOP)
+time.sleep(2.5)                      # past timeout=1: the connection is cut
+os.unlink(os.path.join(d, "armed"))
+os.kill(server, signal.SIGCONT)
+while not all(h.aio_command_completed(c) for c in cookies):
+    h.poll(-1)
+for i, b in enumerate(bufs):
+    assert b.to_bytearray() == data[i], "page %d read back wrong" % i
+h.shutdown()
+print("ok: 8 reads cut with their connection returned their pages")
+PY
+grep -q "no reply within" "$swt_log" || swt_fail "the hung read did not cut the connection"
+grep -q "reconnected after" "$swt_log" || swt_fail "no reconnection after the cut"
+swt_stop
+(( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
+echo "PASS"
