@@ -361,7 +361,12 @@ remote_check_claim_now (struct backend *be)
     free (page);
     return -1;
   }
-  r = remote_check_claim (rb, c->h, page, until);
+  /* A connection not connected yet is connected, its claim checked. */
+  if (c->h)
+    r = remote_check_claim (rb, c->h, page, until);
+  else
+    r = remote_transfer (rb, c, REMOTE_OP_READ, page, PAGE_SIZE, 0, false,
+                         until);
   remote_release (rb, c, r);
   free (page);
   if (r == REMOTE_MISMATCH)
