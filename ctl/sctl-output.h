@@ -25,6 +25,7 @@
 /* Exit codes. */
 #define SCTL_EXIT_FAILED 1             /* refused, or it failed */
 #define SCTL_EXIT_USAGE 2
+#define SCTL_EXIT_NO_SERVER 3          /* nothing listens on the socket */
 
 /* Sizes in bytes, not human-readable (--bytes): read by sctl_size. */
 extern bool sctl_bytes;

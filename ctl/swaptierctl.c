@@ -41,6 +41,7 @@
 #define SCTL_POLL_MS 200               /* progress polling period */
 #define SCTL_BAR_WIDTH 30
 #define SCTL_STOP_WAIT 120             /* seconds for the server to exit */
+#define SCTL_STOP_CLIENTS 30           /* seconds for its clients to go */
 
 static const char *sctl_socket;
 static bool sctl_json, sctl_wait, sctl_force;
@@ -89,8 +90,10 @@ sctl_usage (FILE *fp)
 "  -V, --version      print the version\n");
 }
 
-/* Connect to the control socket; false after a message on failure. */
-static bool
+/* Connect to the control socket: 0, else an exit code after a message
+ * (SCTL_EXIT_NO_SERVER if no server listens there).
+ */
+static int
 sctl_connect (struct sctl_conn *c)
 {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -99,17 +102,20 @@ sctl_connect (struct sctl_conn *c)
 
   if (strlen (sctl_socket) >= sizeof addr.sun_path) {
     sctl_message ("%s: the socket path is too long", sctl_socket);
-    return false;
+    return SCTL_EXIT_FAILED;
   }
   strcpy (addr.sun_path, sctl_socket);
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1 ||
       connect (fd, (struct sockaddr *) &addr, sizeof addr) == -1) {
+    int err = errno;
+
     sctl_message ("%s: %m (is nbdkit swaptier running with control=%s?)",
                   sctl_socket, sctl_socket);
     if (fd >= 0)
       close (fd);
-    return false;
+    return fd >= 0 && (err == ENOENT || err == ECONNREFUSED)
+      ? SCTL_EXIT_NO_SERVER : SCTL_EXIT_FAILED;
   }
   setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   fd2 = dup (fd);
@@ -119,7 +125,7 @@ sctl_connect (struct sctl_conn *c)
     sctl_message ("%m");
     exit (SCTL_EXIT_FAILED);
   }
-  return true;
+  return 0;
 }
 
 /* Free a reply's lines and empty it. */
@@ -454,6 +460,27 @@ sctl_process_gone (pid_t pid)
   return state == 'Z' || state == 'X';
 }
 
+/* Before stop: wait at most SCTL_STOP_CLIENTS seconds for the NBD
+ * clients to be gone (list's status says clients=), since nbdkit counts
+ * a client out only once its requests in flight are done, a moment
+ * after it disconnected (nbd-client -d just before).  The stop that
+ * follows is refused if one is still there.
+ */
+static void
+sctl_stop_wait_clients (struct sctl_conn *c)
+{
+  struct sctl_reply r = { 0 };
+  int i;
+
+  for (i = 0; i < SCTL_STOP_CLIENTS * 10; i++) {
+    if (sctl_request (c, "list", NULL, 0, &r) != 0 ||
+        sctl_number (r.status, "clients") == 0)
+      break;
+    usleep (100 * 1000);
+  }
+  sctl_reply_free (&r);
+}
+
 /* After stop was accepted: wait until the server's process (pid, from
  * the reply) has exited, at most SCTL_STOP_WAIT seconds.
  */
@@ -519,6 +546,8 @@ sctl_run (struct sctl_conn *c, const char *verb, char **arg, int n)
     given = arg[0];
     arg[0] = target;
   }
+  if (strcmp (verb, "stop") == 0)
+    sctl_stop_wait_clients (c);
   code = sctl_request (c, verb, arg, n, &r);
   if (given)
     arg[0] = given;
@@ -673,11 +702,16 @@ main (int argc, char *argv[])
 
   /* A server gone mid-command is reported, not a silent death. */
   signal (SIGPIPE, SIG_IGN);
-  if (!sctl_connect (&conn)) {
-    code = SCTL_EXIT_FAILED;
+  if ((code = sctl_connect (&conn)) != 0) {
     if (strcmp (argv[optind], "check") == 0) {
       printf ("SWAPTIER UNKNOWN: cannot connect to %s\n", sctl_socket);
       code = SCTL_CHECK_UNKNOWN;
+    }
+    /* Nothing to stop: a manual stop came first, or the server died. */
+    else if (strcmp (argv[optind], "stop") == 0 &&
+             code == SCTL_EXIT_NO_SERVER) {
+      printf ("no swaptier server on %s: nothing to stop\n", sctl_socket);
+      code = 0;
     }
   }
   else {

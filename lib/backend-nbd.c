@@ -361,6 +361,7 @@ remote_check_claim_now (struct backend *be)
     free (page);
     return -1;
   }
+  /* A connection not connected yet is connected, its claim checked. */
   if (c->link)
     r = remote_check_claim (rb, c->link, NULL, page, until);
   else

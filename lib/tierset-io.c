@@ -69,6 +69,9 @@ tierset_revive (struct tierset *ts, unsigned id)
     goto out;
   }
   t = ts->tier[id];
+  /* Given up since the last tick: failed now, as list already says. */
+  if (backend_health (t->be) == BACKEND_DEAD)
+    tier_fail (t, TIER_SERVER_GONE);
   if (!__atomic_load_n (&t->failed, __ATOMIC_RELAXED)) {
     log_error ("backend %u %s is not failed", id, t->target);
     goto out;
@@ -197,8 +200,11 @@ tierset_latency (struct tierset *ts, unsigned id, struct latency total[2],
 void
 tierset_tick (struct tierset *ts)
 {
-  unsigned i, k, n = tierset_count (ts);
+  unsigned i, k, n;
 
+  /* Read-locked: a removal frees the backend (t->be) under the lock. */
+  pthread_rwlock_rdlock (&ts->lock);
+  n = tierset_count (ts);
   for (i = 0; i < n; i++) {
     struct tier *t = ts->tier[i];
     struct latency now[2];
@@ -220,6 +226,7 @@ tierset_tick (struct tierset *ts)
     }
     pthread_mutex_unlock (&t->lock);
   }
+  pthread_rwlock_unlock (&ts->lock);
 }
 
 /* Flush one tier if it holds slots written since its last good flush:

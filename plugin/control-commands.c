@@ -403,12 +403,14 @@ control_remove (FILE *out, const struct ctl_command *cmd)
   fprintf (out, "ok id=%u total=%" PRIu64 "\n", cmd->id, ds.total);
 }
 
-/* revive: put a failed backend back in service (tierset_revive). */
+/* revive: put a failed backend back in service (tierset_revive), in a
+ * job's thread (its errors captured into why).
+ */
 static void
-control_revive (FILE *out, const struct ctl_command *cmd)
+control_revive (FILE *out, const struct ctl_command *cmd, const char *why)
 {
   if (tierset_revive (control.ts, cmd->id) == -1) {
-    control_error (out, control.why);
+    control_error (out, why);
     return;
   }
   fprintf (out, "ok id=%u\n", cmd->id);
@@ -482,7 +484,7 @@ control_run (FILE *out, const struct ctl_command *cmd, const char *why)
   case CTL_REMOVE: control_remove (out, cmd); break;
   case CTL_DRAIN: control_drain_line (out); fputs ("ok\n", out); break;
   case CTL_CANCEL: control_cancel (out); break;
-  case CTL_REVIVE: control_revive (out, cmd); break;
+  case CTL_REVIVE: control_revive (out, cmd, why); break;
   case CTL_STOP: control_stop (out); break;
   case CTL_HELP: control_help (out); break;
   }

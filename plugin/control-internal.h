@@ -92,8 +92,8 @@ extern void control_sample (int64_t now);
 
 /* Run cmd and write its reply to out; why is the buffer that the
  * calling thread's errors are captured into (log_capture).  The control
- * thread runs every command but add; a job's thread runs add (adds run
- * one at a time).
+ * thread runs every command but add and revive; a job's thread runs
+ * those (adds run one at a time).
  */
 extern void control_run (FILE *out, const struct ctl_command *cmd,
                          const char *why);

@@ -325,7 +325,10 @@ control_command (struct control_client *c, const char *line, size_t len)
   FILE *out;
   bool r;
 
-  if (parsed && cmd->verb == CTL_ADD)
+  /* add may connect to a server, revive reconnect one: neither holds
+   * the other clients up while it waits (timeout=).
+   */
+  if (parsed && (cmd->verb == CTL_ADD || cmd->verb == CTL_REVIVE))
     return control_job_start (c, cmd, line, len);
   out = open_memstream (&reply, &size);
   if (out == NULL) {
@@ -372,13 +375,6 @@ control_serve (struct control_client *c, int64_t now)
     return;
   }
   control_flush (c);
-  /* After the reply to stop (a few bytes: sent by now), nbdkit stops
-   * serving, and unloads the plugin once its requests are done.
-   */
-  if (control.stop_asked) {
-    control.stop_asked = false;
-    nbdkit_shutdown ();
-  }
 }
 
 void
@@ -538,6 +534,14 @@ control_thread (void *arg)
     }
     if (pfd[1].revents & POLLIN)
       control_accept (now);
+    /* After the reply to stop (a few bytes: sent by now, or its client
+     * dropped), nbdkit stops serving, and unloads the plugin once its
+     * requests are done.
+     */
+    if (control.stop_asked) {
+      control.stop_asked = false;
+      nbdkit_shutdown ();
+    }
   }
   log_capture (NULL, 0);
   return NULL;

@@ -19,7 +19,9 @@
 #      its writes: list and list --json say why, and so does check; once
 #      its writes work again, swaptierctl revive puts it back in service,
 #      where new pages go, but not one whose header slot was overwritten
-#      meanwhile, nor one that is not failed), once an idle server hangs
+#      meanwhile, nor one that is not failed; one whose only connected
+#      connection is busy is revived on another, and list is answered
+#      while the revive waits), once an idle server hangs
 #      (SIGSTOP; the heartbeat notices it) and once it is killed past
 #      grace= (the backend fails with no request; revive refuses while it
 #      is away, and once it is back revives it with its pages but for
@@ -293,6 +295,58 @@ grep -q "no longer holds this instance's claim" "$d/revive.out" ||
 [[ $(ctl_get 0 state) == failed ]] || swt_fail "e3 was revived"
 swt_stop
 rmt_stop e3
+
+# Revive while the one connected connection is held by a read that
+# waits on a paused server (nbdkit's pause filter): the claim is checked
+# on another connection, connected for it (it crashed nbdkit on a NULL
+# handle), and the revive, a job of its own, does not hold up list.
+truncate -s 32M "$d/v.img"
+rmt_start v --filter=error --filter=pause file "$d/v.img" \
+    pause-control="$d/pause.sock" \
+    error=EIO error-pwrite-rate=100% error-file="$d/v.err"
+rm -f "$d/b" "$d/v.err"
+swt_start backend="$(rmt_uri v)" priority=10 timeout=20 \
+          backend="$d/b" capacity=16M priority=5 max-errors=3 control="$ctl_sock"
+pause_ctl ()
+{
+    "$swt_python" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode())
+s.recv(1)' "$d/pause.sock" "$1"
+}
+swt_write_random 8 0
+touch "$d/v.err"
+for i in 8 9 10 11; do
+    swt_write_random 1 "$i"
+done
+[[ $(ctl_get 0 state) == failed ]] || swt_fail "v did not fail"
+rm -f "$d/v.err"
+pause_ctl p
+"$swt_python" -c '
+import nbd, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+h.pread(4096, 0)' "$swt_uri" &
+reader=$!
+sleep 0.5
+rc=0
+ctl revive 0 >"$d/revive.out" 2>&1 &
+reviver=$!
+sleep 0.5
+ctl list >/dev/null || swt_fail "list while a revive waits"
+kill -0 "$reviver" 2>/dev/null ||
+    swt_fail "the revive did not wait for the paused server (or list waited for it)"
+pause_ctl r
+wait "$reviver" || rc=$?
+echo "revive with the connection busy: exit $rc: $(cat "$d/revive.out")"
+wait "$reader" || swt_fail "the read across the pause failed"
+kill -0 "$swt_pid" 2>/dev/null || swt_fail "nbdkit died during the revive"
+(( rc == 0 )) || swt_fail "revive with the connection busy: exit $rc"
+[[ $(ctl_get 0 state) == active ]] || swt_fail "v was not revived"
+swt_stop
+rmt_stop v
 
 # An idle server that hangs (SIGSTOP) is noticed by the heartbeat, with
 # no request: check warns within timeout= and a beat.  Killed past
