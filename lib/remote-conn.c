@@ -314,13 +314,7 @@ remote_mark_down (struct remote_backend *rb)
   pthread_cond_broadcast (&rb->changed);
 }
 
-/* The connection for the next request (with the lock): the working link
- * with the fewest users, below REMOTE_LINK_DEPTH; or, when every link
- * has users (or none is connected), a place to connect another.  A
- * broken link that nobody uses is closed, and its place taken.  NULL if
- * all are full.
- */
-static struct remote_conn *
+struct remote_conn *
 remote_pick (struct remote_backend *rb)
 {
   struct remote_conn *best = NULL, *spare = NULL;

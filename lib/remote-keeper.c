@@ -84,9 +84,8 @@ remote_reconnect (struct remote_backend *rb)
     remote_mark_dead (rb, "the server did not come back in time");
 }
 
-/* One heartbeat of the keeper, on the working connection with the
- * fewest requests (with the lock, dropped meanwhile).  None connected:
- * no beat this time.
+/* One heartbeat of the keeper, on the connection the next request would
+ * take (with the lock, dropped meanwhile).  All full: no beat this time.
  */
 static void
 remote_beat (struct remote_backend *rb)
@@ -94,23 +93,23 @@ remote_beat (struct remote_backend *rb)
   struct remote_slot0 s = { .rb = rb, .wait_ms = rb->timeout_ms,
                             .stoppable = true, .r = REMOTE_OK };
   struct claim_io io = remote_slot0_io (&s);
-  struct remote_conn *c = NULL;
+  struct remote_conn *c = remote_pick (rb);
   enum claim_state state = CLAIM_OURS;
-  unsigned i;
 
-  for (i = 0; i < rb->nconns; i++) {
-    struct remote_conn *k = &rb->conn[i];
-
-    if (k->link && !remote_link_broken (k->link) &&
-        (c == NULL || k->users < c->users))
-      c = k;
-  }
   if (c == NULL)
     return;
   c->users++;
-  s.link = c->link;
   pthread_mutex_unlock (&rb->lock);
-  claim_beat (&rb->claim, rb->be.target, &io, rb->page, &state);
+  /* No working link (the server closed the last one): connect one, which
+   * finds out whether the server is there.
+   */
+  if (c->link == NULL)
+    s.r = remote_transfer (rb, c, REMOTE_OP_READ, rb->page, PAGE_SIZE, 0,
+                           false, remote_now_ms () + rb->timeout_ms);
+  if (s.r == REMOTE_OK) {
+    s.link = c->link;
+    claim_beat (&rb->claim, rb->be.target, &io, rb->page, &state);
+  }
   if (state != CLAIM_OURS) {
     pthread_mutex_lock (&rb->lock);
     remote_mark_dead (rb, state == CLAIM_GONE ? "the server lost its data"

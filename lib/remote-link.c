@@ -57,8 +57,9 @@ struct remote_link {
   struct nbd_handle *h;
   int wake;                            /* eventfd: issued, or stop */
   pthread_mutex_t lock;                /* libnbd calls on h; the cut */
-  bool broken;                         /* cut, or found dead: also read
+  bool cut;                            /* no new commands: also read
                                           without the lock */
+  bool dead;                           /* libnbd closed the connection */
   bool stop;                           /* the poller must end */
   pid_t poller_pid;                    /* 0: no poller (in this process) */
   pthread_t poller;
@@ -111,7 +112,7 @@ remote_link_dead (struct remote_link *link)
 }
 
 /* The poller: until stop, poll the socket in the direction libnbd wants
- * (not once the link is broken: libnbd closed the socket) and the
+ * (not once it is dead: libnbd closed the socket) and the
  * eventfd, and tell libnbd what the socket can do.
  */
 static void *
@@ -131,7 +132,7 @@ remote_link_poll (void *arg)
       pthread_mutex_unlock (&link->lock);
       break;
     }
-    if (!link->broken) {
+    if (!link->dead) {
       p[0].fd = nbd_aio_get_fd (link->h);
       dir = nbd_aio_get_direction (link->h);
       p[0].events = (dir & LIBNBD_AIO_DIRECTION_READ ? POLLIN : 0) |
@@ -147,7 +148,7 @@ remote_link_poll (void *arg)
     if (p[0].revents == 0)
       continue;
     pthread_mutex_lock (&link->lock);
-    if (!link->broken) {
+    if (!link->dead) {
       int r = 0;
 
       if ((p[0].revents & POLLIN) ||
@@ -156,8 +157,10 @@ remote_link_poll (void *arg)
         r = nbd_aio_notify_read (link->h);
       else if (p[0].revents & (POLLOUT | POLLHUP | POLLERR))
         r = nbd_aio_notify_write (link->h);
-      if (r == -1 || remote_link_dead (link))
-        __atomic_store_n (&link->broken, true, __ATOMIC_RELEASE);
+      if (r == -1 || remote_link_dead (link)) {
+        link->dead = true;
+        __atomic_store_n (&link->cut, true, __ATOMIC_RELEASE);
+      }
     }
     pthread_mutex_unlock (&link->lock);
   }
@@ -198,20 +201,24 @@ remote_link_done (void *opaque, int *error)
   return 1;
 }
 
-/* Cut the link: shut its socket down so that every command in flight
- * completes (with ENOTCONN) at the poller's next notification.
+/* Cut the link: no new commands, and its socket shut down so that every
+ * command in flight completes (with ENOTCONN) at the poller's next
+ * notification (the poller goes on polling it until libnbd closes it).
  */
 static void
 remote_link_cut (struct remote_link *link)
 {
   pthread_mutex_lock (&link->lock);
-  if (!link->broken) {
+  /* libnbd's state, not only ours: once it closed the socket, the
+   * number may be another file's.
+   */
+  if (!link->dead && !link->cut && !remote_link_dead (link)) {
     int fd = nbd_aio_get_fd (link->h);
 
     if (fd >= 0)
       shutdown (fd, SHUT_RDWR);
-    __atomic_store_n (&link->broken, true, __ATOMIC_RELEASE);
   }
+  __atomic_store_n (&link->cut, true, __ATOMIC_RELEASE);
   pthread_mutex_unlock (&link->lock);
   remote_link_kick (link);
 }
@@ -219,7 +226,7 @@ remote_link_cut (struct remote_link *link)
 bool
 remote_link_broken (struct remote_link *link)
 {
-  return __atomic_load_n (&link->broken, __ATOMIC_ACQUIRE);
+  return __atomic_load_n (&link->cut, __ATOMIC_ACQUIRE);
 }
 
 /* Issue one command on the link (with the lock).  Returns its cookie, or
@@ -272,7 +279,7 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
     deadline = until;
   sem_init (&cmd.done, 0, 0);
   pthread_mutex_lock (&link->lock);
-  if (!link->broken && remote_link_start (link)) {
+  if (!link->cut && remote_link_start (link)) {
     cookie = remote_link_issue (link, op, buf, count, offset, flags, &cmd);
     if (cookie == -1) {
       /* Not issued: the connection's fault (not sent), or the request's. */
@@ -280,7 +287,8 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
 
       log_error ("%s: %s", rb->be.target, nbd_get_error ());
       if (remote_link_dead (link) || remote_error_is_connection (err)) {
-        __atomic_store_n (&link->broken, true, __ATOMIC_RELEASE);
+        link->dead = remote_link_dead (link);
+        __atomic_store_n (&link->cut, true, __ATOMIC_RELEASE);
         r = REMOTE_UNSENT;
       }
       else {
@@ -290,7 +298,7 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
     }
   }
   else
-    r = REMOTE_UNSENT;                /* broken, or no poller: not sent */
+    r = REMOTE_UNSENT;                /* cut, or no poller: not sent */
   pthread_mutex_unlock (&link->lock);
   if (cookie == -1) {
     sem_destroy (&cmd.done);

@@ -161,6 +161,14 @@ extern bool remote_pool_add (struct remote_backend *rb,
 /* The claim I/O of s. */
 extern struct claim_io remote_slot0_io (struct remote_slot0 *s);
 
+/* The connection for the next request (with the lock): the working link
+ * with the fewest users, below REMOTE_LINK_DEPTH; or, when every link
+ * has users (or none is connected), a place to connect another.  A
+ * broken link that nobody uses is closed, and its place taken.  NULL if
+ * all are full.  The caller counts itself in users.
+ */
+extern struct remote_conn *remote_pick (struct remote_backend *rb);
+
 /* Take a connection for one request, give it back; see remote-conn.c. */
 extern struct remote_conn *remote_acquire (struct remote_backend *rb,
                                            bool wait_while_down,
