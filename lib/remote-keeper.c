@@ -84,8 +84,9 @@ remote_reconnect (struct remote_backend *rb)
     remote_mark_dead (rb, "the server did not come back in time");
 }
 
-/* One heartbeat of the keeper, on the connection the next request would
- * take (with the lock, dropped meanwhile).  All full: no beat this time.
+/* One heartbeat of the keeper, on the least used working connection,
+ * else on one it connects (with the lock, dropped meanwhile).  All
+ * full: no beat this time.
  */
 static void
 remote_beat (struct remote_backend *rb)
@@ -93,9 +94,22 @@ remote_beat (struct remote_backend *rb)
   struct remote_slot0 s = { .rb = rb, .wait_ms = rb->timeout_ms,
                             .stoppable = true, .r = REMOTE_OK };
   struct claim_io io = remote_slot0_io (&s);
-  struct remote_conn *c = remote_pick (rb);
+  struct remote_conn *c = NULL;
   enum claim_state state = CLAIM_OURS;
+  unsigned i;
 
+  /* The least used working link; only if there is none, a place to
+   * connect (a server may take one connection only).
+   */
+  for (i = 0; i < rb->nconns; i++) {
+    struct remote_conn *k = &rb->conn[i];
+
+    if (k->link && !remote_link_broken (k->link) &&
+        k->users < REMOTE_LINK_DEPTH && (c == NULL || k->users < c->users))
+      c = k;
+  }
+  if (c == NULL)
+    c = remote_pick (rb);
   if (c == NULL)
     return;
   c->users++;

@@ -157,10 +157,10 @@ remote_link_poll (void *arg)
         r = nbd_aio_notify_read (link->h);
       else if (p[0].revents & (POLLOUT | POLLHUP | POLLERR))
         r = nbd_aio_notify_write (link->h);
-      if (r == -1 || remote_link_dead (link)) {
-        link->dead = true;
+      /* Polled on until libnbd itself gives the connection up. */
+      link->dead = remote_link_dead (link);
+      if (r == -1 || link->dead)
         __atomic_store_n (&link->cut, true, __ATOMIC_RELEASE);
-      }
     }
     pthread_mutex_unlock (&link->lock);
   }
@@ -212,7 +212,7 @@ remote_link_cut (struct remote_link *link)
   /* libnbd's state, not only ours: once it closed the socket, the
    * number may be another file's.
    */
-  if (!link->dead && !link->cut && !remote_link_dead (link)) {
+  if (!remote_link_dead (link)) {
     int fd = nbd_aio_get_fd (link->h);
 
     if (fd >= 0)
@@ -277,6 +277,9 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
 
   if (until < deadline)
     deadline = until;
+  /* Sent past its deadline, it would only cut the link at once. */
+  if (start >= deadline)
+    return REMOTE_UNSENT;
   sem_init (&cmd.done, 0, 0);
   pthread_mutex_lock (&link->lock);
   if (!link->cut && remote_link_start (link)) {
@@ -313,6 +316,9 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
 
     if (now < deadline &&
         sem_clockwait (&cmd.done, CLOCK_MONOTONIC, &ts) == 0)
+      break;
+    /* It may have completed as the wait ended. */
+    if (sem_trywait (&cmd.done) == 0)
       break;
     abandoned = stoppable && remote_stopping (rb);
     late = !abandoned && remote_now_ms () >= deadline;
