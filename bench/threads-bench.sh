@@ -4,9 +4,12 @@
 # file backend, as the same-host setup runs it (mlock=on: every page the
 # process touches stays locked): for each count of BENCH_THREAD_COUNTS,
 # random 4 KiB writes then reads at iodepth BENCH_DEPTH through fio's nbd
-# engine over a Unix socket, and the memory of the nbdkit process after
-# them, from /proc/PID/status: VmLck (locked, which the kernel cannot
-# reclaim), VmRSS, and its number of threads.  It prints figures and
+# engine over a Unix socket, and the memory of the nbdkit process halfway
+# through the reads, from /proc/PID/status: VmRSS (resident: with
+# mlock=on every resident page is locked, so this is what the kernel
+# cannot reclaim), VmLck (the size of the locked mappings, touched or
+# not: with MCL_ONFAULT most of it is address space, such as malloc's
+# arenas, not memory), and its number of threads.  It prints figures and
 # asserts nothing about speed.  Needs root for mlock=on (else it runs
 # with mlock=off and says so: VmLck is then 0).
 #
@@ -40,12 +43,20 @@ fi
 bench_start_work
 bench_machine
 
-# IOPS of one fio phase ($1: randwrite or randread).
+# IOPS of one fio phase ($1: randwrite or randread); halfway through it,
+# the nbdkit process's VmLck, VmRSS and threads go to $work/$1.status
+# (its worker threads exist only while a client is connected).
 iops () {
     "$FIO" --name="$1" --ioengine=nbd --uri="nbd+unix:///?socket=$work/sock" \
         --rw="$1" --bs=4k --iodepth="$BENCH_DEPTH" --size="$region" \
         --norandommap --randrepeat=0 --time_based --runtime="$BENCH_RUNTIME" \
-        --output-format=json --output="$work/$1.json" >/dev/null
+        --output-format=json --output="$work/$1.json" >/dev/null &
+    local fio_pid=$!
+    sleep "$(( (BENCH_RUNTIME + 1) / 2 ))"
+    echo "$(status_field "$nbdkit_pid" VmLck)" \
+         "$(status_field "$nbdkit_pid" VmRSS)" \
+         "$(status_field "$nbdkit_pid" Threads)" >"$work/$1.status"
+    wait "$fio_pid" || die "fio $1 failed"
     /usr/bin/python3 -c '
 import json, sys
 job = json.load(open(sys.argv[1]))["jobs"][0]
@@ -61,7 +72,7 @@ status_field () {
 printf '%s: one file backend, iodepth %s, mlock=%s, %ss per phase\n' \
     "$bench_name" "$BENCH_DEPTH" "$mlock" "$BENCH_RUNTIME"
 printf '%8s %10s %10s %10s %10s %8s\n' threads "write IOPS" "read IOPS" \
-    "VmLck MiB" "VmRSS MiB" tasks
+    "VmRSS MiB" "VmLck MiB" tasks
 for t in $BENCH_THREAD_COUNTS; do
     rm -f "$work/a.img"
     start_nbdkit "$work/sock" --threads "$t" "$SWAPTIER_PLUGIN" \
@@ -72,9 +83,8 @@ for t in $BENCH_THREAD_COUNTS; do
         --rw=write --bs=1M --iodepth=8 --size="$region" >/dev/null
     w=$(iops randwrite)
     r=$(iops randread)
-    printf '%8s %10s %10s %10s %10s %8s\n' "$t" "$w" "$r" \
-        "$(status_field "$nbdkit_pid" VmLck)" \
-        "$(status_field "$nbdkit_pid" VmRSS)" \
-        "$(status_field "$nbdkit_pid" Threads)"
+    read -r lck rss tasks <"$work/randread.status"
+    printf '%8s %10s %10s %10s %10s %8s\n' "$t" "$w" "$r" "$rss" "$lck" \
+        "$tasks"
     stop_run
 done
