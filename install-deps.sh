@@ -14,7 +14,7 @@ build="
   check fio nbd-client
 "
 tests="
-  libnbd-bin python3-libnbd python3-prometheus-client strace
+  libnbd-bin python3-libnbd python3-prometheus-client strace gnuplot-nox
   clang libclang-rt-dev
   qemu-system-x86 linux-image-amd64 busybox-static
 "

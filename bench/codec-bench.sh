@@ -32,7 +32,6 @@ plugin=${SWAPTIER_PLUGIN:-$here/../swaptier.so}
 size=${BENCH_SIZE:-1G}
 runtime=${BENCH_RUNTIME:-${RUNTIME:-5}}
 rounds=${ROUNDS:-3}
-hz=$(getconf CLK_TCK)
 modes=("defaults" "encrypt=off" "encrypt=off checksum=off")
 read -r -a places <<<"${BENCH_PLACES:-$BENCH_DIR /dev/shm}"
 
@@ -40,12 +39,6 @@ for tool in fio python3; do
     command -v "$tool" >/dev/null || die "$tool is needed"
 done
 bench_start_work
-
-# The CPU time of process $1 so far, in microseconds.
-cpu_us ()
-{
-    awk -v hz="$hz" '{ print ($14 + $15) * 1000000 / hz }' "/proc/$1/stat"
-}
 
 # Run fio with the nbd engine on the device; JSON to $1, then options.
 run_fio ()

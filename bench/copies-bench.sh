@@ -186,19 +186,7 @@ bench_run () {
          >"$work/$name.errors" || :
 }
 
-# Machine facts.
-read -r fs_source fs_type fs_opts < <(findmnt -n -o SOURCE,FSTYPE,OPTIONS \
-                                       -T "$BENCH_DIR" 2>/dev/null ||
-                                     echo "? $(stat -f -c %T "$BENCH_DIR") ?")
-echo "copies-bench: machine"
-echo "  nproc          $(nproc)"
-echo "  cpu            $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
-                          head -1)"
-echo "  kernel         $(uname -r)"
-echo "  load average   $(cut -d' ' -f1-3 /proc/loadavg) (other work skews figures)"
-echo "  bench dir      $BENCH_DIR on $fs_source ($fs_type, $fs_opts)"
-echo "  fio            $("$FIO" --version)"
-echo "  nbdkit         $("$NBDKIT" --version)"
+bench_machine
 echo "  runs           region $region bytes, backends $backend_size bytes," \
      "${BENCH_RUNTIME}s (+${BENCH_RAMP}s ramp) per phase, bs 4k," \
      "nbdkit --threads $BENCH_THREADS"

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # shellcheck shell=bash disable=SC2154
 # Shared helpers of the benchmark scripts (copies-bench.sh, tier-bench.sh,
-# nbd-bench.sh).  Set bench_name and NBDKIT, then source this file:
+# nbd-bench.sh, codec-bench.sh, compare.sh).  Set bench_name, BENCH_DIR
+# and NBDKIT (and FIO for bench_machine), then source this file:
 #
 #   die MESSAGE            print "$bench_name: MESSAGE" and exit 1
 #   bench_start_work       make the work directory $work (in $BENCH_DIR)
@@ -10,6 +11,12 @@
 #                          removed (kept with BENCH_KEEP=1)
 #   start_nbdkit SOCK ARGS start nbdkit in the foreground on SOCK
 #   stop_run               stop the nbdkit processes of the current run
+#   cpu_us PID             the CPU time (user + system) of process PID so
+#                          far, in microseconds
+#   drop_cache FILE        write FILE's dirty pages and drop its pages from
+#                          the page cache
+#   bench_machine          print "$bench_name: machine" and the facts of
+#                          the machine that the figures depend on
 #
 # Every name outside these is the script's own.
 
@@ -71,4 +78,42 @@ stop_run () {
         wait "$pid" 2>/dev/null || :
     done
     run_pids=()
+}
+
+# The CPU time (utime + stime, all threads) of process $1 so far, in
+# microseconds.  The fields are counted after the ") " that ends the
+# command name, which may hold spaces.
+cpu_us () {
+    local stat
+    stat=$(<"/proc/$1/stat")
+    stat=${stat##*) }
+    # shellcheck disable=SC2086
+    set -- $stat
+    echo $(( (${12} + ${13}) * 1000000 / $(getconf CLK_TCK) ))
+}
+
+# Write the dirty pages of file $1 and drop all its pages from the page
+# cache.
+drop_cache () {
+    sync "$1"
+    dd if="$1" iflag=nocache count=0 status=none
+}
+
+# What the figures depend on, for the head of a report.
+bench_machine () {
+    local fs_source fs_type fs_opts
+    read -r fs_source fs_type fs_opts < <(
+        findmnt -n -o SOURCE,FSTYPE,OPTIONS -T "$BENCH_DIR" 2>/dev/null ||
+        echo "? $(stat -f -c %T "$BENCH_DIR") ?")
+    echo "$bench_name: machine"
+    echo "  nproc          $(nproc)"
+    echo "  cpu            $(sed -n 's/^model name[[:space:]]*: //p' \
+                              /proc/cpuinfo | head -1)"
+    echo "  memory         $(free -m | awk '/^Mem:/ { print $2 " MiB" }')"
+    echo "  kernel         $(uname -r)"
+    echo "  load average   $(cut -d' ' -f1-3 /proc/loadavg)" \
+         "(other work skews figures)"
+    echo "  bench dir      $BENCH_DIR on $fs_source ($fs_type, $fs_opts)"
+    echo "  fio            $("$FIO" --version)"
+    echo "  nbdkit         $("$NBDKIT" --version)"
 }

@@ -83,13 +83,6 @@ size_bytes=$(( size_bytes / 4096 * 4096 ))
 bench_start_work
 file=$work/disk.img
 
-# Write the file's dirty pages and drop all its pages from the page cache.
-drop_file_cache () {
-    sync "$file"
-    dd if="$file" iflag=nocache count=0 status=none
-}
-
-
 # Stop the nbdkit started last and wait for it to exit.
 stop_nbdkit () {
     kill -TERM "$nbdkit_pid" 2>/dev/null || :
@@ -107,7 +100,7 @@ run_fio () {
 # The phases on target $1 (the fill, except for the ceiling, then random
 # writes and random reads); the rest are fio options naming it.  Results
 # land in $1.fill.json, $1.randwrite.json, $1.randread.json, and nbdkit's
-# CPU ticks before and after each random phase in $1.RW.cpu.
+# CPU time (microseconds) before and after each random phase in $1.RW.cpu.
 bench_target () {
     local name=$1
     shift
@@ -119,42 +112,19 @@ bench_target () {
             --numjobs=1 --rw=write --bs=1M --iodepth=8
     fi
     for rw in randwrite randread; do
-        drop_file_cache
+        drop_cache "$file"
         echo "  $name: $rw for ${BENCH_RUNTIME}s" >&2
-        [ "$name" = limit ] || cpu_ticks "$nbdkit_pid" >"$work/$name.$rw.cpu"
+        [ "$name" = limit ] || cpu_us "$nbdkit_pid" >"$work/$name.$rw.cpu"
         run_fio "$name.$rw" --name="$name-$rw" "$@" "${common[@]}" \
             --rw="$rw" --numjobs="$BENCH_JOBS" --iodepth="$BENCH_IODEPTH" \
             --norandommap \
             --randrepeat=0 --time_based --ramp_time="$BENCH_RAMP" \
             --runtime="$BENCH_RUNTIME"
-        [ "$name" = limit ] || cpu_ticks "$nbdkit_pid" >>"$work/$name.$rw.cpu"
+        [ "$name" = limit ] || cpu_us "$nbdkit_pid" >>"$work/$name.$rw.cpu"
     done
 }
 
-# CPU time (user + system, clock ticks) used so far by process $1.
-cpu_ticks () {
-    local stat
-    stat=$(<"/proc/$1/stat")
-    stat=${stat##*) }
-    # shellcheck disable=SC2086
-    set -- $stat
-    echo $(( ${12} + ${13} ))
-}
-
-# Machine facts.
-read -r fs_source fs_type fs_opts < <(findmnt -n -o SOURCE,FSTYPE,OPTIONS \
-                                       -T "$BENCH_DIR" 2>/dev/null ||
-                                     echo "? $(stat -f -c %T "$BENCH_DIR") ?")
-echo "nbd-bench: machine"
-echo "  nproc          $(nproc)"
-echo "  cpu            $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
-                          head -1)"
-echo "  memory         $(free -m | awk '/^Mem:/ { print $2 " MiB" }')"
-echo "  kernel         $(uname -r)"
-echo "  load average   $(cut -d' ' -f1-3 /proc/loadavg) (other work skews figures)"
-echo "  bench dir      $BENCH_DIR on $fs_source ($fs_type, $fs_opts)"
-echo "  fio            $("$FIO" --version)"
-echo "  nbdkit         $("$NBDKIT" --version)"
+bench_machine
 echo "  file           $size_bytes bytes, runtime ${BENCH_RUNTIME}s" \
      "(+${BENCH_RAMP}s ramp) per phase, bs 4k, $BENCH_JOBS job(s) x" \
      "iodepth $BENCH_IODEPTH," \
@@ -214,7 +184,7 @@ if [ "$BENCH_CEILING" = 1 ]; then
     stop_nbdkit
 fi
 
-drop_file_cache
+drop_cache "$file"
 
 # The table.
 echo "nbd-bench: targets"
@@ -228,12 +198,12 @@ if [ -z "$BENCH_STOCK_OPTS" ]; then
 fi
 echo "  limit     fio ioengine=libaio direct=1 on the file"
 echo "  region    $region bytes ($(( region / 4096 )) pages) for all three"
-"$PYTHON" - "$work" "$BENCH_RUNTIME" "$BENCH_RAMP" "$(getconf CLK_TCK)" \
+"$PYTHON" - "$work" "$BENCH_RUNTIME" "$BENCH_RAMP" \
          "$BENCH_JOBS x $BENCH_IODEPTH" <<'EOF'
 import json, os, sys
 
-work, runtime, ramp, hz, iodepth = sys.argv[1:]
-runtime, ramp, hz = float (runtime), float (ramp), float (hz)
+work, runtime, ramp, iodepth = sys.argv[1:]
+runtime, ramp = float (runtime), float (ramp)
 targets = ("swaptier", "stock", "limit")
 
 def job (name):
@@ -275,7 +245,7 @@ for rw, d in (("randwrite", "write"), ("randread", "read")):
             with open (path) as f:
                 before, after = (int (x) for x in f.read ().split ())
             ops = ios * (runtime + ramp) / runtime
-            nbdkit_us = (after - before) / hz * 1e6 / ops
+            nbdkit_us = (after - before) / ops
             words.append ("%s nbdkit %.0f + fio %.0f" % (t, nbdkit_us, fio_us))
         else:
             words.append ("%s fio %.0f" % (t, fio_us))

@@ -9,7 +9,8 @@
 # Environment: BENCH_RUNTIME (seconds per fio run, default 15),
 # BENCH_DELAY (default 2ms), BENCH_SIZE (device region used, default 256M),
 # BENCH_CONNECTIONS (connections= per remote backend, default 4),
-# BENCH_THREADS (nbdkit --threads for swaptier, default 32).
+# BENCH_THREADS (nbdkit --threads for swaptier, default 32),
+# BENCH_IODEPTH (fio's iodepth, default 32).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,7 @@ delay=${BENCH_DELAY:-2ms}
 size=${BENCH_SIZE:-256M}
 connections=${BENCH_CONNECTIONS:-4}
 threads=${BENCH_THREADS:-32}
+iodepth=${BENCH_IODEPTH:-32}
 
 [ -e "$plugin" ] || { echo "remote-bench: build first ($plugin missing)" >&2; exit 1; }
 dir=$(mktemp -d "${TMPDIR:-/tmp}/swaptier-remote-bench.XXXXXX")
@@ -44,7 +46,7 @@ bench_nbdkit () {
 # IOPS of one fio run ($1: randwrite or randread) against socket $2.
 bench_fio () {
   fio --name=bench --ioengine=nbd --uri="nbd+unix:///?socket=$2" \
-    --rw="$1" --bs=4k --iodepth=32 --size="$size" --time_based \
+    --rw="$1" --bs=4k --iodepth="$iodepth" --size="$size" --time_based \
     --runtime="$runtime" --output-format=json \
   | /usr/bin/python3 -c '
 import json, sys
@@ -72,7 +74,8 @@ bench_tiers () {
 }
 
 echo "remote-bench: $(nproc) cores; delay $delay per request; $connections" \
-     "connections per backend; nbdkit --threads $threads; ${runtime}s per run"
+     "connections per backend; nbdkit --threads $threads; iodepth $iodepth;" \
+     "${runtime}s per run"
 bench_tiers 1
 w1=$write_iops r1=$read_iops
 bench_tiers 4
