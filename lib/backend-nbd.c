@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* swaptier: remote NBD backend through libnbd.
  *
- * A pool of up to nconns connections to one export; each request owns one
- * connection from start to end, so the pool size bounds the requests in
- * flight.  A command is issued with libnbd's asynchronous API and waited
- * for with nbd_poll in slices of at most REMOTE_SLICE_MS, so that every
- * wait notices its deadline and a shutdown promptly.
+ * A pool of up to nconns connections to one export, each carrying many
+ * requests at once (remote-link.c), so the requests in flight are bounded
+ * by what the engine sends, not by the pool.  Every wait lasts at most
+ * REMOTE_SLICE_MS between checks of its deadline and of a shutdown.
  *
  * Every request has an end.  A command waits timeout= for its reply.
  * From the first failure of a request for want of its server (no reply,
@@ -309,6 +308,7 @@ remote_shutdown (struct backend *be)
 static void
 remote_destroy (struct remote_backend *rb, bool claimed)
 {
+  uint64_t until;
   unsigned i;
 
   remote_keeper_remove (rb);
@@ -320,6 +320,12 @@ remote_destroy (struct remote_backend *rb, bool claimed)
     pthread_join (rb->keeper, NULL);
   if (claimed)
     remote_release_claim (rb);
+  /* Replies still to come are waited for a while: a server may not
+   * bear a connection closed under them (remote-link.c).
+   */
+  until = remote_now_ms () + REMOTE_RELEASE_MS;
+  for (i = 0; i < rb->nconns; i++)
+    remote_link_wait_idle (rb->conn[i].link, until);
   for (i = 0; i < rb->nconns; i++)
     remote_link_close (rb->conn[i].link);
   pthread_cond_destroy (&rb->changed);

@@ -9,8 +9,8 @@
  * and REMOTE_FAILED are answers; REMOTE_LOST means the command may have
  * been sent and no answer came, so the server may still execute it;
  * REMOTE_UNSENT that nothing was sent.  A lost connection makes the
- * backend DOWN (the keeper reconnects) and is closed once its last user
- * gives it back.
+ * backend DOWN (the keeper reconnects) and is closed once it has no user
+ * and no command in flight (remote_reap).
  */
 
 #include <config.h>
@@ -290,8 +290,9 @@ remote_slot0_io (struct remote_slot0 *s)
 
 /* Mark the backend DOWN after a lost connection and have the keeper
  * reconnect (with the lock).  Idle connections to the same server are
- * closed too: they are most likely broken the same way.  (A link's
- * poller never takes the lock, so closing one here cannot deadlock.)
+ * most likely broken the same way: those with nothing in flight are
+ * closed, the others take no new command.  (A link's poller never takes
+ * the lock, so closing one here cannot deadlock.)
  */
 void
 remote_mark_down (struct remote_backend *rb)
@@ -299,9 +300,11 @@ remote_mark_down (struct remote_backend *rb)
   unsigned i;
 
   for (i = 0; i < rb->nconns; i++) {
-    if (rb->conn[i].users == 0 && rb->conn[i].link) {
-      remote_link_close (rb->conn[i].link);
-      rb->conn[i].link = NULL;
+    struct remote_conn *c = &rb->conn[i];
+
+    if (c->users == 0 && c->link && remote_link_idle (c->link)) {
+      remote_link_close (c->link);
+      c->link = NULL;
     }
   }
   if (rb->health != BACKEND_UP)
@@ -314,19 +317,32 @@ remote_mark_down (struct remote_backend *rb)
   pthread_cond_broadcast (&rb->changed);
 }
 
+void
+remote_reap (struct remote_backend *rb)
+{
+  unsigned i;
+
+  for (i = 0; i < rb->nconns; i++) {
+    struct remote_conn *c = &rb->conn[i];
+
+    if (c->link && c->users == 0 && remote_link_broken (c->link) &&
+        remote_link_idle (c->link)) {
+      remote_link_close (c->link);
+      c->link = NULL;
+    }
+  }
+}
+
 struct remote_conn *
 remote_pick (struct remote_backend *rb)
 {
   struct remote_conn *best = NULL, *spare = NULL;
   unsigned i;
 
+  remote_reap (rb);
   for (i = 0; i < rb->nconns; i++) {
     struct remote_conn *c = &rb->conn[i];
 
-    if (c->link && c->users == 0 && remote_link_broken (c->link)) {
-      remote_link_close (c->link);
-      c->link = NULL;
-    }
     if (c->link && !remote_link_broken (c->link)) {
       if (c->users < REMOTE_LINK_DEPTH &&
           (best == NULL || c->users < best->users))
@@ -378,14 +394,16 @@ remote_acquire (struct remote_backend *rb, bool wait_while_down,
       errno = ETIMEDOUT;
       break;
     }
-    remote_wait (rb, *until);
+    /* Sliced: a broken link's last reply frees its place unannounced. */
+    remote_wait (rb, *until - remote_now_ms () < REMOTE_SLICE_MS ? *until
+                 : remote_now_ms () + REMOTE_SLICE_MS);
   }
   pthread_mutex_unlock (&rb->lock);
   return c;
 }
 
 /* Give the connection back.  After REMOTE_LOST or REMOTE_UNSENT the
- * backend goes DOWN.  The last user of a broken link closes it.
+ * backend goes DOWN.  Broken links done with are closed.
  */
 void
 remote_release (struct remote_backend *rb, struct remote_conn *c,
@@ -393,10 +411,7 @@ remote_release (struct remote_backend *rb, struct remote_conn *c,
 {
   pthread_mutex_lock (&rb->lock);
   c->users--;
-  if (c->link && c->users == 0 && remote_link_broken (c->link)) {
-    remote_link_close (c->link);
-    c->link = NULL;
-  }
+  remote_reap (rb);
   if (r == REMOTE_LOST || r == REMOTE_UNSENT)
     remote_mark_down (rb);
   pthread_cond_broadcast (&rb->changed);
@@ -409,6 +424,7 @@ remote_pool_add (struct remote_backend *rb, struct nbd_handle *h)
   struct remote_link *link;
   unsigned i;
 
+  remote_reap (rb);
   for (i = 0; i < rb->nconns; i++)
     if (rb->conn[i].users == 0 && rb->conn[i].link == NULL)
       break;

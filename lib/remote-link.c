@@ -17,18 +17,26 @@
  * So the commands in flight on a remote backend are those its callers
  * sent, up to REMOTE_LINK_DEPTH per connection, not one per connection.
  *
- * A command that gets no reply in time (timeout=, its caller's
- * deadline, a shutdown) cuts its link: the socket is shut down, the
- * poller's next notification finds it closed, and libnbd completes every
- * command in flight with ENOTCONN.  Only then does the caller return (a
- * read's buffer belongs to libnbd until its command completes); its
- * outcome is REMOTE_LOST, like that of every other command cut with it.
- * A cut link is broken: the pool gives it no new command, and closes it
- * once its last user is gone.
+ * Every command owns its data: a write's bytes are copied into it before
+ * it is issued, a read's are copied out once it completed.  A command is
+ * freed by the last of its two holders to let go of it: the caller, and
+ * libnbd (which calls the free callback once it will not touch the
+ * command's buffer again: retired, or its handle closed).  So a caller
+ * whose command gets no reply in time (timeout=, its deadline, a
+ * shutdown) returns at once, REMOTE_LOST, and leaves the command to
+ * libnbd.
  *
- * lock serializes every call into libnbd on the handle with the cut (so
- * that the socket is shut down only while libnbd has not closed it:
- * after that its number may belong to another file).  poll(2) itself
+ * Such a link is cut: the pool gives it no new command, but it is not
+ * closed while the server may still answer on it.  inflight counts the
+ * commands libnbd holds; a cut link is closed once that is zero and it
+ * has no user (remote_link_idle), or when the backend is closed, after
+ * waiting a while for the replies (remote_link_wait_idle).  The server
+ * may take a command it never answered as done; closing a connection
+ * with several replies still to come makes nbdkit 1.32 abort (fixed by
+ * nbdkit commit 9d82aa4f, in 1.34), so this is what keeps a stall longer
+ * than timeout= from taking a Debian server down.
+ *
+ * lock serializes every call into libnbd on the handle.  poll(2) itself
  * runs without it.  The poller is started at the first command of the
  * process that serves, not at opening, since nbdkit may fork in
  * between; a poller of another process (the parent) does not count.
@@ -44,7 +52,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,19 +63,23 @@ struct remote_link {
   struct remote_backend *rb;
   struct nbd_handle *h;
   int wake;                            /* eventfd: issued, or stop */
-  pthread_mutex_t lock;                /* libnbd calls on h; the cut */
+  pthread_mutex_t lock;                /* libnbd calls on h */
   bool cut;                            /* no new commands: also read
                                           without the lock */
   bool dead;                           /* libnbd closed the connection */
   bool stop;                           /* the poller must end */
+  unsigned inflight;                   /* commands libnbd holds: atomic */
   pid_t poller_pid;                    /* 0: no poller (in this process) */
   pthread_t poller;
 };
 
-/* One command: what its completion says, and when. */
+/* One command: what its completion says, and its own data. */
 struct remote_link_cmd {
-  sem_t done;
+  struct remote_link *link;
+  sem_t done;                          /* posted by the completion */
   int error;
+  unsigned holders;                    /* the caller, libnbd: atomic */
+  char data[];                         /* the bytes read or written */
 };
 
 struct remote_link *
@@ -188,8 +199,9 @@ remote_link_start (struct remote_link *link)
   return true;
 }
 
-/* The completion of a command, in the poller's thread: keep its error
- * and wake the caller.  Returning 1 retires the command.
+/* The completion of a command, in the poller's thread (or that of the
+ * caller that issued it, if the link is dead): keep its error and wake
+ * the caller.  Returning 1 retires the command.
  */
 static int
 remote_link_done (void *opaque, int *error)
@@ -201,26 +213,33 @@ remote_link_done (void *opaque, int *error)
   return 1;
 }
 
-/* Cut the link: no new commands, and its socket shut down so that every
- * command in flight completes (with ENOTCONN) at the poller's next
- * notification (the poller goes on polling it until libnbd closes it).
+/* Let go of a command: the last of its holders frees it. */
+static void
+remote_link_cmd_put (struct remote_link_cmd *cmd)
+{
+  if (__atomic_sub_fetch (&cmd->holders, 1, __ATOMIC_ACQ_REL) == 0) {
+    sem_destroy (&cmd->done);
+    free (cmd);
+  }
+}
+
+/* libnbd's free callback: it will not touch the command again. */
+static void
+remote_link_cmd_freed (void *opaque)
+{
+  struct remote_link_cmd *cmd = opaque;
+
+  __atomic_sub_fetch (&cmd->link->inflight, 1, __ATOMIC_RELEASE);
+  remote_link_cmd_put (cmd);
+}
+
+/* Cut the link: it takes no new commands.  Those in flight on it go on;
+ * the socket stays open while the server may still answer.
  */
 static void
 remote_link_cut (struct remote_link *link)
 {
-  pthread_mutex_lock (&link->lock);
-  /* libnbd's state, not only ours: once it closed the socket, the
-   * number may be another file's.
-   */
-  if (!remote_link_dead (link)) {
-    int fd = nbd_aio_get_fd (link->h);
-
-    if (fd >= 0)
-      shutdown (fd, SHUT_RDWR);
-  }
   __atomic_store_n (&link->cut, true, __ATOMIC_RELEASE);
-  pthread_mutex_unlock (&link->lock);
-  remote_link_kick (link);
 }
 
 bool
@@ -229,28 +248,49 @@ remote_link_broken (struct remote_link *link)
   return __atomic_load_n (&link->cut, __ATOMIC_ACQUIRE);
 }
 
-/* Issue one command on the link (with the lock).  Returns its cookie, or
- * -1 with libnbd's error.
+/* Issue cmd on the link (with the lock), its data in cmd->data.
+ * Returns its cookie, or -1 with libnbd's error.
  */
 static int64_t
-remote_link_issue (struct remote_link *link, enum remote_op op, void *buf,
+remote_link_issue (struct remote_link *link, enum remote_op op,
                    uint64_t count, uint64_t offset, uint32_t flags,
                    struct remote_link_cmd *cmd)
 {
   nbd_completion_callback cb = { .callback = remote_link_done,
-                                 .user_data = cmd };
+                                 .user_data = cmd,
+                                 .free = remote_link_cmd_freed };
 
   switch (op) {
   case REMOTE_OP_READ:
-    return nbd_aio_pread (link->h, buf, count, offset, cb, 0);
+    return nbd_aio_pread (link->h, cmd->data, count, offset, cb, 0);
   case REMOTE_OP_WRITE:
-    return nbd_aio_pwrite (link->h, buf, count, offset, cb, flags);
+    return nbd_aio_pwrite (link->h, cmd->data, count, offset, cb, flags);
   case REMOTE_OP_FLUSH:
     return nbd_aio_flush (link->h, cb, 0);
   case REMOTE_OP_TRIM:
     return nbd_aio_trim (link->h, count, offset, cb, 0);
   }
   abort ();
+}
+
+/* A command for op over count bytes, held by the caller and (once
+ * issued) libnbd; a write's bytes copied from buf.  NULL on ENOMEM.
+ */
+static struct remote_link_cmd *
+remote_link_cmd_new (enum remote_op op, const void *buf, uint64_t count)
+{
+  bool has_data = op == REMOTE_OP_READ || op == REMOTE_OP_WRITE;
+  struct remote_link_cmd *cmd = malloc (sizeof *cmd +
+                                        (has_data ? count : 0));
+
+  if (cmd == NULL)
+    return NULL;
+  cmd->error = 0;
+  cmd->holders = 2;
+  sem_init (&cmd->done, 0, 0);
+  if (op == REMOTE_OP_WRITE)
+    memcpy (cmd->data, buf, count);
+  return cmd;
 }
 
 /* The absolute time until (ms on the monotonic clock) as a timespec. */
@@ -270,28 +310,36 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
   uint64_t start = remote_now_ms ();
   uint64_t deadline = start + rb->timeout_ms;
   uint32_t flags = fua && rb->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
-  struct remote_link_cmd cmd = { .error = 0 };
+  struct remote_link_cmd *cmd;
   bool late = false, abandoned = false;
   enum remote_result r = REMOTE_OK;
   int64_t cookie = -1;
+  int err;
 
   if (until < deadline)
     deadline = until;
-  /* Sent past its deadline, it would only cut the link at once. */
+  /* Sent past its deadline, it would only be lost at once. */
   if (start >= deadline)
     return REMOTE_UNSENT;
-  sem_init (&cmd.done, 0, 0);
+  cmd = remote_link_cmd_new (op, buf, count);
+  if (cmd == NULL) {
+    log_error ("%s: %m", rb->be.target);
+    errno = ENOMEM;
+    return REMOTE_FAILED;
+  }
+  cmd->link = link;
   pthread_mutex_lock (&link->lock);
   if (!link->cut && remote_link_start (link)) {
-    cookie = remote_link_issue (link, op, buf, count, offset, flags, &cmd);
+    __atomic_add_fetch (&link->inflight, 1, __ATOMIC_RELAXED);
+    /* On failure libnbd has called the free callback already. */
+    cookie = remote_link_issue (link, op, count, offset, flags, cmd);
     if (cookie == -1) {
       /* Not issued: the connection's fault (not sent), or the request's. */
-      int err = nbd_get_errno ();
-
+      err = nbd_get_errno ();
       log_error ("%s: %s", rb->be.target, nbd_get_error ());
       if (remote_link_dead (link) || remote_error_is_connection (err)) {
         link->dead = remote_link_dead (link);
-        __atomic_store_n (&link->cut, true, __ATOMIC_RELEASE);
+        remote_link_cut (link);
         r = REMOTE_UNSENT;
       }
       else {
@@ -300,11 +348,15 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
       }
     }
   }
-  else
-    r = REMOTE_UNSENT;                /* cut, or no poller: not sent */
+  else {
+    __atomic_sub_fetch (&cmd->holders, 1, __ATOMIC_RELAXED);
+    r = REMOTE_UNSENT;                 /* cut, or no poller: not sent */
+  }
   pthread_mutex_unlock (&link->lock);
   if (cookie == -1) {
-    sem_destroy (&cmd.done);
+    err = errno;
+    remote_link_cmd_put (cmd);
+    errno = err;
     return r;
   }
   remote_link_kick (link);
@@ -315,43 +367,57 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
       (deadline - now < REMOTE_SLICE_MS ? deadline : now + REMOTE_SLICE_MS);
 
     if (now < deadline &&
-        sem_clockwait (&cmd.done, CLOCK_MONOTONIC, &ts) == 0)
+        sem_clockwait (&cmd->done, CLOCK_MONOTONIC, &ts) == 0)
       break;
     /* It may have completed as the wait ended. */
-    if (sem_trywait (&cmd.done) == 0)
+    if (sem_trywait (&cmd->done) == 0)
       break;
     abandoned = stoppable && remote_stopping (rb);
     late = !abandoned && remote_now_ms () >= deadline;
-    if (abandoned || late) {
-      /* Its buffer is libnbd's until it completes, which the cut makes
-       * happen at once.
-       */
-      remote_link_cut (link);
-      while (sem_wait (&cmd.done) == -1)
-        ;
+    if (abandoned || late)
       break;
-    }
   }
-  sem_destroy (&cmd.done);
-  if (late)
-    log_error ("%s: no reply within %" PRIu64 " ms", rb->be.target,
-               deadline - start);
-  else if (abandoned)
-    log_error ("%s: request abandoned: stopping", rb->be.target);
-  if (late || abandoned)
+  if (late || abandoned) {
+    /* The command stays libnbd's; the link takes no more. */
+    remote_link_cut (link);
+    remote_link_cmd_put (cmd);
+    if (late)
+      log_error ("%s: no reply within %" PRIu64 " ms", rb->be.target,
+                 deadline - start);
+    else
+      log_error ("%s: request abandoned: stopping", rb->be.target);
     return REMOTE_LOST;
-  if (cmd.error == 0)
+  }
+  err = cmd->error;
+  if (err == 0 && op == REMOTE_OP_READ)
+    memcpy (buf, cmd->data, count);
+  remote_link_cmd_put (cmd);
+  if (err == 0)
     return REMOTE_OK;
-  if (remote_link_broken (link) || remote_error_is_connection (cmd.error)) {
-    log_error ("%s: connection lost: %s", rb->be.target,
-               strerror (cmd.error));
+  if (remote_link_broken (link) || remote_error_is_connection (err)) {
+    log_error ("%s: connection lost: %s", rb->be.target, strerror (err));
     remote_link_cut (link);
     return REMOTE_LOST;
   }
-  log_error ("%s: the server answered: %s", rb->be.target,
-             strerror (cmd.error));
-  errno = cmd.error;
+  log_error ("%s: the server answered: %s", rb->be.target, strerror (err));
+  errno = err;
   return REMOTE_FAILED;
+}
+
+bool
+remote_link_idle (struct remote_link *link)
+{
+  return __atomic_load_n (&link->inflight, __ATOMIC_ACQUIRE) == 0;
+}
+
+void
+remote_link_wait_idle (struct remote_link *link, uint64_t until)
+{
+  while (link && !remote_link_idle (link) && remote_now_ms () < until) {
+    struct timespec pause = { .tv_nsec = 10 * 1000000L };
+
+    nanosleep (&pause, NULL);
+  }
 }
 
 void
@@ -365,6 +431,7 @@ remote_link_close (struct remote_link *link)
   remote_link_kick (link);
   if (link->poller_pid == getpid ())
     pthread_join (link->poller, NULL);
+  /* Commands still in flight are freed here (the free callback). */
   nbd_close (link->h);
   close (link->wake);
   pthread_mutex_destroy (&link->lock);

@@ -14,13 +14,15 @@
  * A pool of up to nconns connections to one export; each request uses
  * one connection from start to end, beside up to REMOTE_LINK_DEPTH
  * others (users): a request goes to the connected link with the fewest
- * users, or opens another connection when every link has some.  Health
- * is UP, DOWN (a
- * connection was lost: the keeper reconnects) or DEAD (every request
- * fails).  Deadlines are absolute times in milliseconds on the monotonic
- * clock, REMOTE_FOREVER for none.  Every wait lasts at most
- * REMOTE_SLICE_MS between checks of its deadline and of stopping (the
- * shutdown operation was called, or the backend is being closed).
+ * users, or opens another connection when every link has some.  A
+ * broken link (cut, or closed by the server) takes no new requests; it
+ * keeps its place in the pool until it has no user and nothing in flight
+ * (remote_reap closes it then), or until the backend is closed.  Health
+ * is UP, DOWN (a connection was lost: the keeper reconnects) or DEAD
+ * (every request fails).  Deadlines are absolute times in milliseconds
+ * on the monotonic clock, REMOTE_FOREVER for none.  Every wait lasts at
+ * most REMOTE_SLICE_MS between checks of its deadline and of stopping
+ * (the shutdown operation was called, or the backend is being closed).
  *
  * lock guards the pool, health (also read without it, atomically),
  * closing and the keeper's state; changed is broadcast whenever a
@@ -161,11 +163,15 @@ extern bool remote_pool_add (struct remote_backend *rb,
 /* The claim I/O of s. */
 extern struct claim_io remote_slot0_io (struct remote_slot0 *s);
 
+/* Close every broken link that has no user and nothing in flight, and
+ * free its place (with the lock).
+ */
+extern void remote_reap (struct remote_backend *rb);
+
 /* The connection for the next request (with the lock): the working link
  * with the fewest users, below REMOTE_LINK_DEPTH; or, when every link
- * has users (or none is connected), a place to connect another.  A
- * broken link that nobody uses is closed, and its place taken.  NULL if
- * all are full.  The caller counts itself in users.
+ * has users (or none is connected), a place to connect another.  NULL
+ * if all are full.  The caller counts itself in users.
  */
 extern struct remote_conn *remote_pick (struct remote_backend *rb);
 
@@ -196,7 +202,9 @@ extern struct remote_link *remote_link_new (struct remote_backend *rb,
                                             struct nbd_handle *h);
 
 /* One command on the link, beside the others in flight; see remote_run.
- * REMOTE_LOST cuts the link: every command on it ends, lost.
+ * REMOTE_LOST cuts the link: it takes no new command, and the command
+ * stays in flight (its data copied) until the server answers or the
+ * link is closed.
  */
 extern enum remote_result remote_link_run (struct remote_link *link,
                                            enum remote_op op, void *buf,
@@ -207,8 +215,19 @@ extern enum remote_result remote_link_run (struct remote_link *link,
 /* Whether the link was cut or found dead: it takes no more commands. */
 extern bool remote_link_broken (struct remote_link *link);
 
-/* Stop the poller and close the handle: no command may be in flight
- * (no user).  Does nothing for NULL.
+/* Whether no command is in flight on the link: closing it now leaves no
+ * reply unread (see remote-link.c on why that matters).
+ */
+extern bool remote_link_idle (struct remote_link *link);
+
+/* Wait until the link is idle, or until the monotonic time until (ms).
+ * Does nothing for NULL.
+ */
+extern void remote_link_wait_idle (struct remote_link *link, uint64_t until);
+
+/* Stop the poller and close the handle, which ends (lost) any command
+ * still in flight: no request may use it (no user).  Does nothing for
+ * NULL.
  */
 extern void remote_link_close (struct remote_link *link);
 
