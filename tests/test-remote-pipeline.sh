@@ -62,64 +62,52 @@ rmt_start p sh "$d/server.sh"
 swt_start backend="$(rmt_uri p)" connections=1 timeout=1 grace=30 \
           demote=off encrypt=off
 
-# --- 1 ----------------------------------------------------------------------
-"$swt_python" - "$swt_uri" "$d" <<'PY'
-import nbd, os, sys
-uri, d = sys.argv[1:]
+# Concurrent reads: pipeline-reads.py COUNT FIRST_PAGE [SERVER_PID]
+# writes COUNT random pages from FIRST_PAGE, arms the server's hold,
+# sends a read of each at once (and, given the server's pid, stops it
+# with SIGSTOP for 2.5 s, past timeout=1, once they are sent) and checks
+# that every read succeeds with its page.
+cat >"$d/pipeline-reads.py" <<'PY'
+import nbd, os, signal, sys, time
+uri, d, count, first = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+server = int(sys.argv[5]) if len(sys.argv) > 5 else None
 h = nbd.NBD()
 h.connect_uri(uri)
-data = [os.urandom(4096) for _ in range(8)]
+data = [os.urandom(4096) for _ in range(count)]
 for i, page in enumerate(data):
-    h.pwrite(page, i * 4096)
+    h.pwrite(page, (first + i) * 4096)
 h.flush()
 open(os.path.join(d, "armed"), "w").close()
 bufs = [nbd.Buffer(4096) for _ in data]
-cookies = [h.aio_pread(b, i * 4096) for i, b in enumerate(bufs)]
+cookies = [h.aio_pread(b, (first + i) * 4096) for i, b in enumerate(bufs)]
+if server:
+    time.sleep(0.15)
+    os.kill(server, signal.SIGSTOP)
+    time.sleep(2.5)
+    os.kill(server, signal.SIGCONT)
 while h.aio_in_flight() > 0:
     h.poll(-1)
 for i, b in enumerate(bufs):
     try:
         h.aio_command_completed(cookies[i])
     except nbd.Error as e:
-        sys.exit("the read of page %d failed: %s" % (i, e))
-    assert b.to_bytearray() == data[i], "page %d read back wrong" % i
+        sys.exit("the read of page %d failed: %s" % (first + i, e))
+    assert b.to_bytearray() == data[i], "page %d read back wrong" % (first + i)
 h.shutdown()
-print("ok: 8 concurrent reads returned their pages")
+print("ok: %d concurrent reads returned their pages" % count)
 PY
+
+# --- 1 ----------------------------------------------------------------------
+"$swt_python" "$d/pipeline-reads.py" "$swt_uri" "$d" 8 0
 max=$(sort -n "$d/counts" | tail -1)
 echo "the server served at most $max reads at once on one connection"
 (( max >= 4 )) || swt_fail "at most $max reads in flight on one connection, not 4 or more"
 
 # --- 2 ----------------------------------------------------------------------
-# The reads are held 0.3 s each (armed), the server is stopped with 12 of
-# them in flight and continued after 2.5 s, past timeout=1: then its 12
-# replies come at once, on a connection swaptier no longer waits on.
-"$swt_python" - "$swt_uri" "${rmt_pid[p]}" <<'PY'
-import nbd, os, signal, sys, time
-uri, server = sys.argv[1], int(sys.argv[2])
-h = nbd.NBD()
-h.connect_uri(uri)
-data = [os.urandom(4096) for _ in range(12)]
-for i, page in enumerate(data):
-    h.pwrite(page, (100 + i) * 4096)
-h.flush()
-bufs = [nbd.Buffer(4096) for _ in data]
-cookies = [h.aio_pread(b, (100 + i) * 4096) for i, b in enumerate(bufs)]
-time.sleep(0.15)
-os.kill(server, signal.SIGSTOP)
-time.sleep(2.5)                      # past timeout=1: every read is lost
-os.kill(server, signal.SIGCONT)
-while h.aio_in_flight() > 0:
-    h.poll(-1)
-for i, b in enumerate(bufs):
-    try:
-        h.aio_command_completed(cookies[i])
-    except nbd.Error as e:
-        sys.exit("the read of page %d failed: %s" % (i, e))
-    assert b.to_bytearray() == data[i], "page %d read back wrong" % i
-h.shutdown()
-print("ok: 12 reads lost to a stopped server returned their pages")
-PY
+# The reads are held 0.3 s each, the server is stopped with 12 of them in
+# flight and continued after 2.5 s, past timeout=1: then its 12 replies
+# come at once, on a connection swaptier no longer waits on.
+"$swt_python" "$d/pipeline-reads.py" "$swt_uri" "$d" 12 100 "${rmt_pid[p]}"
 grep -q "no reply within" "$swt_log" || swt_fail "no read was lost to the stopped server"
 grep -q "reconnected after" "$swt_log" || swt_fail "no reconnection after the stall"
 sleep 1
