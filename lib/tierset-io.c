@@ -37,8 +37,6 @@ tierset_trim_free (struct tierset *ts, slot_t first, uint32_t n)
 /* Fail a tier: no new pages go there; its pages are still read.  The
  * first caller's reason is kept for tierset_stats.
  */
-#define TIER_SERVER_GONE "its server is gone (unreachable past grace=)"
-
 static void tier_fail (struct tier *t, const char *fmt, ...)
   __attribute__ ((format (printf, 2, 3)));
 
@@ -57,6 +55,18 @@ tier_fail (struct tier *t, const char *fmt, ...)
              t->id, t->target, t->failure);
 }
 
+/* Fail tier t if its backend gave up reaching its server; whether it
+ * did.
+ */
+static bool
+tier_fail_if_gone (struct tier *t)
+{
+  if (backend_health (t->be) != BACKEND_DEAD)
+    return false;
+  tier_fail (t, "its server is gone (unreachable past grace=)");
+  return true;
+}
+
 int
 tierset_revive (struct tierset *ts, unsigned id)
 {
@@ -70,8 +80,7 @@ tierset_revive (struct tierset *ts, unsigned id)
   }
   t = ts->tier[id];
   /* Given up since the last tick: failed now, as list already says. */
-  if (backend_health (t->be) == BACKEND_DEAD)
-    tier_fail (t, TIER_SERVER_GONE);
+  tier_fail_if_gone (t);
   if (!__atomic_load_n (&t->failed, __ATOMIC_RELAXED)) {
     log_error ("backend %u %s is not failed", id, t->target);
     goto out;
@@ -108,9 +117,7 @@ tier_count_result (struct tierset *ts, struct tier *t, bool is_write, int r)
     return;
   }
   __atomic_fetch_add (&t->errors, 1, __ATOMIC_RELAXED);
-  if (backend_health (t->be) == BACKEND_DEAD)
-    tier_fail (t, TIER_SERVER_GONE);
-  else if (err != ENOTCONN &&
+  if (!tier_fail_if_gone (t) && err != ENOTCONN &&
            __atomic_add_fetch (streak, 1, __ATOMIC_RELAXED) >= ts->max_errors)
     tier_fail (t, "%u %s errors in a row (max-errors=), the last: %s",
                ts->max_errors, is_write ? "write" : "read", strerror (err));
@@ -213,8 +220,8 @@ tierset_tick (struct tierset *ts)
      * request: the tier fails now, with the reason, not at the next
      * request.
      */
-    if (!t->removed && backend_health (t->be) == BACKEND_DEAD)
-      tier_fail (t, TIER_SERVER_GONE);
+    if (!t->removed)
+      tier_fail_if_gone (t);
 
     for (k = 0; k < 2; k++)
       latency_snapshot (&t->latency[k], &now[k]);

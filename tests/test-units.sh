@@ -37,6 +37,16 @@ fi
 echo "ok: systemd-analyze verify $units"
 
 # --- Lifetime -------------------------------------------------------------
+# units_require UNIT LINE...: every LINE is a line of UNIT, whole.
+units_require ()
+{
+    local unit=$1 line
+    shift
+    for line in "$@"; do
+        grep -qx -- "$line" "$d/$unit" || swt_fail "$unit: no $line"
+    done
+}
+
 # The swap must be off before nbdkit goes, and nothing restarts nbdkit.
 for dep in BindsTo PartOf After; do
     grep -qx "$dep=swaptier.service" "$d/swaptier-swap@.service" ||
@@ -55,10 +65,8 @@ grep -qE '^TimeoutStopSec=[0-9]+min$' "$d/swaptier-swap@.service" ||
 # SIGKILL, the run directory kept for the server that stays.
 grep -qx "ExecStop=$ctl_bin -s /run/swaptier/control.sock stop" \
     "$d/swaptier.service" || swt_fail "swaptier.service is not stopped by swaptierctl stop"
-for key in KillSignal=SIGCONT SendSIGKILL=no SendSIGHUP=no \
-           RuntimeDirectoryPreserve=yes; do
-    grep -qx "$key" "$d/swaptier.service" || swt_fail "swaptier.service: no $key"
-done
+units_require swaptier.service KillSignal=SIGCONT SendSIGKILL=no \
+              SendSIGHUP=no RuntimeDirectoryPreserve=yes
 grep -qE '^TimeoutStopSec=[0-9]+min$' "$d/swaptier.service" ||
     swt_fail "swaptier.service has no bounded TimeoutStopSec"
 echo "ok: swaptier-swap@.service is bound to swaptier.service, a template"
@@ -101,10 +109,8 @@ awk -v e="$exposure" 'BEGIN { exit !(e <= 5.0) }' ||
     swt_fail "swaptier.service exposure $exposure, above 5.0"
 grep -qx 'CapabilityBoundingSet=CAP_IPC_LOCK CAP_SYS_RESOURCE' \
     "$d/swaptier.service" || swt_fail "swaptier.service capabilities"
-for key in NoNewPrivileges=yes ProtectHome=yes PrivateTmp=yes \
-           ProtectSystem=strict; do
-    grep -qx "$key" "$d/swaptier.service" || swt_fail "no $key"
-done
+units_require swaptier.service NoNewPrivileges=yes ProtectHome=yes \
+              PrivateTmp=yes ProtectSystem=strict
 grep -q '^RestrictAddressFamilies=.*AF_UNIX' "$d/swaptier.service" ||
     swt_fail "no address family list with AF_UNIX"
 for key in PrivateDevices ProtectProc PrivateNetwork; do
