@@ -291,8 +291,9 @@ remote_slot0_io (struct remote_slot0 *s)
 /* Mark the backend DOWN after a lost connection and have the keeper
  * reconnect (with the lock).  Idle connections to the same server are
  * most likely broken the same way: those with nothing in flight are
- * closed, the others take no new command.  (A link's poller never takes
- * the lock, so closing one here cannot deadlock.)
+ * closed (one with no user and replies still to come was cut already:
+ * remote_reap closes it).  (A link's poller never takes the lock, so
+ * closing one here cannot deadlock.)
  */
 void
 remote_mark_down (struct remote_backend *rb)
@@ -320,17 +321,36 @@ remote_mark_down (struct remote_backend *rb)
 void
 remote_reap (struct remote_backend *rb)
 {
-  unsigned i;
+  uint64_t now = remote_now_ms (), cut_ms;
+  unsigned i, owed;
 
   for (i = 0; i < rb->nconns; i++) {
     struct remote_conn *c = &rb->conn[i];
 
-    if (c->link && c->users == 0 && remote_link_broken (c->link) &&
-        remote_link_idle (c->link)) {
-      remote_link_close (c->link);
-      c->link = NULL;
-    }
+    if (c->link == NULL || c->users > 0 || !remote_link_broken (c->link))
+      continue;
+    owed = remote_link_owed (c->link, &cut_ms);
+    if (owed > 0 && now - cut_ms < rb->grace_ms)
+      continue;
+    if (owed > 0)
+      log_error ("%s: closing a connection with %u request%s unanswered "
+                 "for %u s (grace=)", rb->be.target, owed,
+                 owed == 1 ? "" : "s", rb->grace_ms / 1000);
+    remote_link_close (c->link);
+    c->link = NULL;
   }
+}
+
+/* Whether every place of the pool holds a broken link (with the lock). */
+static bool
+remote_pool_blocked (struct remote_backend *rb)
+{
+  unsigned i;
+
+  for (i = 0; i < rb->nconns; i++)
+    if (rb->conn[i].link == NULL || !remote_link_broken (rb->conn[i].link))
+      return false;
+  return true;
 }
 
 struct remote_conn *
@@ -357,10 +377,11 @@ remote_pick (struct remote_backend *rb)
 }
 
 /* Take a connection for one request, waiting for one to be free.  While
- * DOWN, fail at once (ENOTCONN) unless wait_while_down, which waits out
- * a reconnection until *until, first set to grace= from now if it had
- * no deadline yet.  Fails with EIO once DEAD, ESHUTDOWN after a
- * shutdown, ETIMEDOUT past *until.
+ * DOWN, or while every place holds a broken link, fail at once
+ * (ENOTCONN) unless wait_while_down, which waits out a reconnection
+ * until *until, first set to grace= from now if it had no deadline yet.
+ * Fails with EIO once DEAD, ESHUTDOWN after a shutdown, ETIMEDOUT past
+ * *until.
  */
 struct remote_conn *
 remote_acquire (struct remote_backend *rb, bool wait_while_down,
@@ -370,6 +391,8 @@ remote_acquire (struct remote_backend *rb, bool wait_while_down,
 
   pthread_mutex_lock (&rb->lock);
   for (;;) {
+    /* Also while DOWN: a place freed may be what a reconnection needs. */
+    remote_reap (rb);
     if (rb->stopping) {
       errno = ESHUTDOWN;
       break;
@@ -378,17 +401,20 @@ remote_acquire (struct remote_backend *rb, bool wait_while_down,
       errno = EIO;
       break;
     }
-    if (rb->health == BACKEND_DOWN) {
+    if (rb->health == BACKEND_UP && (c = remote_pick (rb)) != NULL) {
+      c->users++;
+      break;
+    }
+    /* No place but broken links that still owe replies: as good as
+     * DOWN until the replies come, or grace= after the cut.
+     */
+    if (rb->health == BACKEND_DOWN || remote_pool_blocked (rb)) {
       if (!wait_while_down) {
         errno = ENOTCONN;
         break;
       }
       if (*until == REMOTE_FOREVER)
         *until = remote_now_ms () + rb->grace_ms;
-    }
-    if (rb->health == BACKEND_UP && (c = remote_pick (rb)) != NULL) {
-      c->users++;
-      break;
     }
     if (remote_now_ms () >= *until) {
       errno = ETIMEDOUT;

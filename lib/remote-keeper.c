@@ -63,6 +63,10 @@ remote_reconnect (struct remote_backend *rb)
   struct nbd_handle *h;
   enum remote_result r = REMOTE_UNSENT;
 
+  /* A server that takes one connection only needs the old one closed
+   * first, once its replies came.
+   */
+  remote_reap (rb);
   pthread_mutex_unlock (&rb->lock);
   h = remote_connect_handle (rb, REMOTE_FOREVER);
   if (h)

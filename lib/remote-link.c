@@ -29,8 +29,10 @@
  * Such a link is cut: the pool gives it no new command, but it is not
  * closed while the server may still answer on it.  inflight counts the
  * commands libnbd holds; a cut link is closed once that is zero and it
- * has no user (remote_link_idle), or when the backend is closed, after
- * waiting a while for the replies (remote_link_wait_idle).  The server
+ * has no user (remote_link_idle), or once grace= passed since the cut
+ * (the server is not answering: it would have been given up), or when
+ * the backend is closed, after waiting a while for the replies
+ * (remote_link_wait_idle).  The server
  * may take a command it never answered as done; closing a connection
  * with several replies still to come makes nbdkit 1.32 abort (fixed by
  * nbdkit commit 9d82aa4f, in 1.34), so this is what keeps a stall longer
@@ -69,6 +71,7 @@ struct remote_link {
   bool dead;                           /* libnbd closed the connection */
   bool stop;                           /* the poller must end */
   unsigned inflight;                   /* commands libnbd holds: atomic */
+  uint64_t cut_ms;                     /* when it was cut (0: not): atomic */
   pid_t poller_pid;                    /* 0: no poller (in this process) */
   pthread_t poller;
 };
@@ -239,6 +242,10 @@ remote_link_cmd_freed (void *opaque)
 static void
 remote_link_cut (struct remote_link *link)
 {
+  uint64_t never = 0;
+
+  __atomic_compare_exchange_n (&link->cut_ms, &never, remote_now_ms (),
+                               false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
   __atomic_store_n (&link->cut, true, __ATOMIC_RELEASE);
 }
 
@@ -408,6 +415,13 @@ bool
 remote_link_idle (struct remote_link *link)
 {
   return __atomic_load_n (&link->inflight, __ATOMIC_ACQUIRE) == 0;
+}
+
+unsigned
+remote_link_owed (struct remote_link *link, uint64_t *cut_ms)
+{
+  *cut_ms = __atomic_load_n (&link->cut_ms, __ATOMIC_RELAXED);
+  return __atomic_load_n (&link->inflight, __ATOMIC_ACQUIRE);
 }
 
 void

@@ -17,7 +17,8 @@
  * users, or opens another connection when every link has some.  A
  * broken link (cut, or closed by the server) takes no new requests; it
  * keeps its place in the pool until it has no user and nothing in flight
- * (remote_reap closes it then), or until the backend is closed.  Health
+ * (remote_reap closes it then; or grace= after it was cut, whatever it
+ * still owes), or until the backend is closed.  Health
  * is UP, DOWN (a connection was lost: the keeper reconnects) or DEAD
  * (every request fails).  Deadlines are absolute times in milliseconds
  * on the monotonic clock, REMOTE_FOREVER for none.  Every wait lasts at
@@ -163,8 +164,9 @@ extern bool remote_pool_add (struct remote_backend *rb,
 /* The claim I/O of s. */
 extern struct claim_io remote_slot0_io (struct remote_slot0 *s);
 
-/* Close every broken link that has no user and nothing in flight, and
- * free its place (with the lock).
+/* Close every broken link that has no user and nothing in flight, or
+ * that was cut longer than grace= ago whatever it still owes, and free
+ * its place (with the lock).
  */
 extern void remote_reap (struct remote_backend *rb);
 
@@ -219,6 +221,12 @@ extern bool remote_link_broken (struct remote_link *link);
  * reply unread (see remote-link.c on why that matters).
  */
 extern bool remote_link_idle (struct remote_link *link);
+
+/* How many replies the link still owes (commands in flight), and when
+ * it was cut (*cut_ms, 0 if not).
+ */
+extern unsigned remote_link_owed (struct remote_link *link,
+                                  uint64_t *cut_ms);
 
 /* Wait until the link is idle, or until the monotonic time until (ms).
  * Does nothing for NULL.

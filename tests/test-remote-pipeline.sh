@@ -16,6 +16,17 @@
 #      while its replies are still to come (nbdkit 1.32 aborts when a
 #      client hangs up on several pending replies), and it serves a new
 #      connection afterwards.
+#   3. The same with a server that takes one connection at a time
+#      (nbdkit's limit filter, limit=1): the old connection is closed
+#      once its replies came, so the reconnection is let in, within
+#      grace=.
+#   4. A server that never answers one write (the sh server, its first
+#      write hanging) but takes new connections, on connections=1 beside
+#      a second backend: the write is lost and goes to the other backend;
+#      writes while the one place holds that connection go there too, at
+#      at once (within 3 s, grace= is 8); grace= after the cut the
+#      connection is closed anyway, and new pages go to the first backend
+#      again.
 set -euo pipefail
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/remote-functions.sh"
@@ -51,6 +62,10 @@ case "$1" in
         [[ -z ${mark:-} ]] || rm -f "$mark"
         ;;
     pwrite)
+        # The first write once $d/hang-one exists hangs while it does.
+        if [[ -e $dir/hang-one ]] && mkdir "$dir/hung" 2>/dev/null; then
+            while [[ -e $dir/hang-one ]]; do sleep 0.1; done
+        fi
         dd of="$store" oflag=seek_bytes seek="$4" bs=64k conv=notrunc \
            status=none
         ;;
@@ -121,4 +136,61 @@ nbdinfo --size "$(rmt_uri p)" >/dev/null ||
 swt_stop
 (( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
 rmt_stop p
+
+# --- 3 ----------------------------------------------------------------------
+rmt_start one --filter=limit sh "$d/server.sh" limit=1
+swt_start backend="$(rmt_uri one)" connections=1 timeout=1 grace=10 \
+          demote=off encrypt=off
+"$swt_python" "$d/pipeline-reads.py" "$swt_uri" "$d" 12 200 "${rmt_pid[one]}"
+grep -q "reconnected after" "$swt_log" ||
+    swt_fail "no reconnection to the one-connection server"
+swt_stop
+(( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
+rmt_stop one
+
+# --- 4 ----------------------------------------------------------------------
+rm -rf "$d/armed" "$d/hung"
+rmt_start h sh "$d/server.sh"
+rmt_start m memory 64M
+swt_start backend="$(rmt_uri h)" connections=1 timeout=1 grace=8 priority=2 \
+          backend="$(rmt_uri m)" priority=1 demote=off encrypt=off
+touch "$d/hang-one"
+"$swt_python" - "$swt_uri" "$swt_log" <<'PY'
+import nbd, os, re, sys, time
+uri, log = sys.argv[1:]
+h = nbd.NBD()
+h.connect_uri(uri)
+pages = [os.urandom(4096) for _ in range(3)]
+
+def write(i, limit):
+    """Write page i; fail if it has not ended within limit seconds."""
+    cookie = h.aio_pwrite(pages[i], i * 4096)
+    end = time.monotonic() + limit
+    while not h.aio_command_completed(cookie):
+        if time.monotonic() > end:
+            sys.exit("the write of page %d did not end within %d s" % (i, limit))
+        h.poll(100)
+
+def wait_log(pattern, limit):
+    end = time.monotonic() + limit
+    while not re.search(pattern, open(log).read()):
+        if time.monotonic() > end:
+            sys.exit("no '%s' in the log within %d s" % (pattern, limit))
+        time.sleep(0.1)
+
+write(0, 20)                         # lost on h after timeout=1, then on m
+wait_log("reconnected after", 20)    # h is up, its one place still taken
+write(1, 3)                          # at once: not held until grace=
+wait_log("closing a connection with 1 request unanswered", 20)
+write(2, 20)
+for i, page in enumerate(pages):
+    assert h.pread(4096, i * 4096) == page, "page %d read back wrong" % i
+h.shutdown()
+print("ok: a write that never got an answer held no request up")
+PY
+rm -f "$d/hang-one"
+swt_stop
+(( $(swt_stat 0 used) >= 1 )) ||
+    swt_fail "no page went to the first backend after its connection was closed"
+(( $(swt_stat 0 lost) + $(swt_stat 1 lost) == 0 )) || swt_fail "pages lost"
 echo "PASS"
