@@ -18,7 +18,8 @@
  * sent, up to REMOTE_LINK_DEPTH per connection, not one per connection.
  *
  * Every command owns its data: a write's bytes are copied into it before
- * it is issued, a read's are copied out once it completed.  A command is
+ * it is issued, a read's are copied out once it completed (at most one
+ * stripe unit, 1 MiB: the engine's runs are no longer).  A command is
  * freed by the last of its two holders to let go of it: the caller, and
  * libnbd (which calls the free callback once it will not touch the
  * command's buffer again: retired, or its handle closed).  So a caller

@@ -20,6 +20,10 @@
 #      (nbdkit's limit filter, limit=1): the old connection is closed
 #      once its replies came, so the reconnection is let in, within
 #      grace=.
+#   5. (below 4) A 4 MiB write and read, one request each, with the
+#      largest stripe unit (stripe=256), reach the server (nbdkit's log
+#      filter) as commands of at most 1 MiB, the most a command copies,
+#      and read back right.
 #   4. A server that never answers one write (the sh server, its first
 #      write hanging) but takes new connections, on connections=1 beside
 #      a second backend: the write is lost and goes to the other backend;
@@ -193,4 +197,25 @@ swt_stop
 (( $(swt_stat 0 used) >= 1 )) ||
     swt_fail "no page went to the first backend after its connection was closed"
 (( $(swt_stat 0 lost) + $(swt_stat 1 lost) == 0 )) || swt_fail "pages lost"
+
+# --- 5 ----------------------------------------------------------------------
+rmt_start big --filter=log memory 64M logfile="$d/big.log"
+swt_start backend="$(rmt_uri big)" stripe=256 demote=off encrypt=off
+"$swt_python" - "$swt_uri" <<'PY'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+data = os.urandom(4 << 20)
+h.pwrite(data, 1 << 20)
+assert h.pread(len(data), 1 << 20) == data, "the 4 MiB read back wrong"
+h.shutdown()
+print("ok: 4 MiB written and read back in one request each")
+PY
+swt_stop
+largest=$(sed -n 's/.* \(Read\|Write\) .*count=\(0x[0-9a-f]*\).*/\2/p' "$d/big.log" |
+          while read -r c; do echo $((c)); done | sort -n | tail -1)
+echo "the largest command the server got: $largest bytes"
+(( largest > 0 && largest <= 1048576 )) ||
+    swt_fail "a command of $largest bytes, more than 1 MiB"
+rmt_stop big
 echo "PASS"
