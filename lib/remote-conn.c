@@ -341,8 +341,7 @@ remote_reap (struct remote_backend *rb)
   }
 }
 
-/* Whether every place of the pool holds a broken link (with the lock). */
-static bool
+bool
 remote_pool_blocked (struct remote_backend *rb)
 {
   unsigned i;
@@ -377,7 +376,7 @@ remote_pick (struct remote_backend *rb)
 }
 
 /* Take a connection for one request, waiting for one to be free.  While
- * DOWN, or while every place holds a broken link, fail at once
+ * DOWN (also once every place holds a broken link), fail at once
  * (ENOTCONN) unless wait_while_down, which waits out a reconnection
  * until *until, first set to grace= from now if it had no deadline yet.
  * Fails with EIO once DEAD, ESHUTDOWN after a shutdown, ETIMEDOUT past
@@ -405,10 +404,12 @@ remote_acquire (struct remote_backend *rb, bool wait_while_down,
       c->users++;
       break;
     }
-    /* No place but broken links that still owe replies: as good as
-     * DOWN until the replies come, or grace= after the cut.
+    /* No place but broken links that still owe replies: DOWN (no new
+     * pages go there) until the keeper finds a place free.
      */
-    if (rb->health == BACKEND_DOWN || remote_pool_blocked (rb)) {
+    if (rb->health == BACKEND_UP && remote_pool_blocked (rb))
+      remote_mark_down (rb);
+    if (rb->health == BACKEND_DOWN) {
       if (!wait_while_down) {
         errno = ENOTCONN;
         break;

@@ -54,8 +54,9 @@ remote_start_keeper (struct remote_backend *rb)
 }
 
 /* One attempt of the keeper to reconnect (with the lock, dropped
- * meanwhile): UP with the new connection in the pool, DEAD if slot 0 is
- * not our claim or the grace time is over, else still DOWN.
+ * meanwhile): UP with the new connection in the pool (or, the pool
+ * full, beside a link that works), DEAD if slot 0 is not our claim or
+ * the grace time is over, else still DOWN.
  */
 static void
 remote_reconnect (struct remote_backend *rb)
@@ -76,10 +77,15 @@ remote_reconnect (struct remote_backend *rb)
   if (r == REMOTE_OK && rb->health == BACKEND_DOWN) {
     if (remote_pool_add (rb, h))
       h = NULL;
-    __atomic_store_n (&rb->health, BACKEND_UP, __ATOMIC_RELAXED);
-    log_error ("%s: reconnected after %" PRIu64 " ms", rb->be.target,
-               remote_now_ms () - rb->down_since_ms);
-    pthread_cond_broadcast (&rb->changed);
+    /* UP only with a place to use: while every place holds a broken
+     * link still owed replies, it stays DOWN (the next attempt reaps).
+     */
+    if (h == NULL || !remote_pool_blocked (rb)) {
+      __atomic_store_n (&rb->health, BACKEND_UP, __ATOMIC_RELAXED);
+      log_error ("%s: reconnected after %" PRIu64 " ms", rb->be.target,
+                 remote_now_ms () - rb->down_since_ms);
+      pthread_cond_broadcast (&rb->changed);
+    }
   }
   if (h)
     nbd_close (h);
@@ -95,7 +101,11 @@ remote_reconnect (struct remote_backend *rb)
 static void
 remote_beat (struct remote_backend *rb)
 {
-  struct remote_slot0 s = { .rb = rb, .wait_ms = rb->timeout_ms,
+  /* Queued behind requests, a beat is late only as they are (no reply
+   * on its connection for timeout=): no bound of its own.
+   */
+  struct remote_slot0 s = { .rb = rb,
+                            .wait_ms = rb->timeout_ms + rb->grace_ms,
                             .stoppable = true, .r = REMOTE_OK };
   struct claim_io io = remote_slot0_io (&s);
   struct remote_conn *c = NULL;
@@ -217,7 +227,15 @@ remote_revive (struct remote_backend *rb)
   }
   if (remote_pool_add (rb, h))
     h = NULL;
-  __atomic_store_n (&rb->health, BACKEND_UP, __ATOMIC_RELAXED);
+  /* Every place still holds a broken link owed replies: DOWN, and the
+   * keeper connects once one is free (or gives up after grace=).
+   */
+  if (h && remote_pool_blocked (rb)) {
+    __atomic_store_n (&rb->health, BACKEND_DOWN, __ATOMIC_RELAXED);
+    rb->down_since_ms = remote_now_ms ();
+  }
+  else
+    __atomic_store_n (&rb->health, BACKEND_UP, __ATOMIC_RELAXED);
   /* A keeper that left its loop on seeing DEAD is joined (it no longer
    * needs the lock) and replaced; one that has not seen it goes on.
    */

@@ -23,9 +23,9 @@
  * freed by the last of its two holders to let go of it: the caller, and
  * libnbd (which calls the free callback once it will not touch the
  * command's buffer again: retired, or its handle closed).  So a caller
- * whose command gets no reply in time (timeout=, its deadline, a
- * shutdown) returns at once, REMOTE_LOST, and leaves the command to
- * libnbd.
+ * whose command gets no reply in time (see remote_link_deadline), or
+ * whose wait a shutdown ends, returns at once, REMOTE_LOST, and leaves
+ * the command to libnbd.
  *
  * Such a link is cut: the pool gives it no new command, but it is not
  * closed while the server may still answer on it.  inflight counts the
@@ -73,6 +73,7 @@ struct remote_link {
   bool stop;                           /* the poller must end */
   unsigned inflight;                   /* commands libnbd holds: atomic */
   uint64_t cut_ms;                     /* when it was cut (0: not): atomic */
+  uint64_t reply_ms;                   /* the last reply: atomic */
   pid_t poller_pid;                    /* 0: no poller (in this process) */
   pthread_t poller;
 };
@@ -212,6 +213,8 @@ remote_link_done (void *opaque, int *error)
 {
   struct remote_link_cmd *cmd = opaque;
 
+  __atomic_store_n (&cmd->link->reply_ms, remote_now_ms (),
+                    __ATOMIC_RELAXED);
   cmd->error = *error;
   sem_post (&cmd->done);
   return 1;
@@ -301,6 +304,22 @@ remote_link_cmd_new (enum remote_op op, const void *buf, uint64_t count)
   return cmd;
 }
 
+/* When a command sent at start, with no answer by last at the latest,
+ * is lost: timeout= after the later of its sending and the link's last
+ * reply.  A server that keeps answering is not late for the commands
+ * queued behind others (pipelined, they wait in its queue), but each
+ * command ends by last.
+ */
+static uint64_t
+remote_link_deadline (struct remote_link *link, uint64_t start,
+                      uint64_t last)
+{
+  uint64_t reply = __atomic_load_n (&link->reply_ms, __ATOMIC_RELAXED);
+  uint64_t deadline = (reply > start ? reply : start) + link->rb->timeout_ms;
+
+  return deadline < last ? deadline : last;
+}
+
 /* The absolute time until (ms on the monotonic clock) as a timespec. */
 static struct timespec
 remote_link_timespec (uint64_t until)
@@ -316,7 +335,7 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
 {
   struct remote_backend *rb = link->rb;
   uint64_t start = remote_now_ms ();
-  uint64_t deadline = start + rb->timeout_ms;
+  uint64_t last = start + rb->timeout_ms + rb->grace_ms;
   uint32_t flags = fua && rb->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
   struct remote_link_cmd *cmd;
   bool late = false, abandoned = false;
@@ -324,10 +343,10 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
   int64_t cookie = -1;
   int err;
 
-  if (until < deadline)
-    deadline = until;
+  if (until < last)
+    last = until;
   /* Sent past its deadline, it would only be lost at once. */
-  if (start >= deadline)
+  if (start >= last)
     return REMOTE_UNSENT;
   cmd = remote_link_cmd_new (op, buf, count);
   if (cmd == NULL) {
@@ -370,10 +389,13 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
   remote_link_kick (link);
 
   for (;;) {
-    uint64_t now = remote_now_ms ();
-    struct timespec ts = remote_link_timespec
-      (deadline - now < REMOTE_SLICE_MS ? deadline : now + REMOTE_SLICE_MS);
+    uint64_t now = remote_now_ms (), deadline = remote_link_deadline
+      (link, start, last), wake = deadline;
+    struct timespec ts;
 
+    if (wake - now > REMOTE_SLICE_MS)
+      wake = now + REMOTE_SLICE_MS;
+    ts = remote_link_timespec (wake);
     if (now < deadline &&
         sem_clockwait (&cmd->done, CLOCK_MONOTONIC, &ts) == 0)
       break;
@@ -381,7 +403,8 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
     if (sem_trywait (&cmd->done) == 0)
       break;
     abandoned = stoppable && remote_stopping (rb);
-    late = !abandoned && remote_now_ms () >= deadline;
+    late = !abandoned &&
+      remote_now_ms () >= remote_link_deadline (link, start, last);
     if (abandoned || late)
       break;
   }
@@ -389,11 +412,14 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
     /* The command stays libnbd's; the link takes no more. */
     remote_link_cut (link);
     remote_link_cmd_put (cmd);
-    if (late)
-      log_error ("%s: no reply within %" PRIu64 " ms", rb->be.target,
-                 deadline - start);
-    else
+    if (abandoned)
       log_error ("%s: request abandoned: stopping", rb->be.target);
+    else if (remote_now_ms () >= last)
+      log_error ("%s: no reply within %" PRIu64 " ms", rb->be.target,
+                 last - start);
+    else
+      log_error ("%s: no reply within %u ms (none on its connection)",
+                 rb->be.target, rb->timeout_ms);
     return REMOTE_LOST;
   }
   err = cmd->error;

@@ -125,8 +125,9 @@ extern void remote_wait (struct remote_backend *rb, uint64_t until_ms);
 extern bool remote_error_is_connection (int err);
 
 /* Issue one command on link, else on handle h (one not pooled, used by
- * this thread only), and wait for its reply for timeout=, and not past
- * until.  With stoppable, a shutdown ends the wait too.  REMOTE_FAILED
+ * this thread only), and wait for its reply for timeout= (on a link:
+ * from the later of its sending and the link's last reply, and at most
+ * timeout= + grace= in all), and not past until.  With stoppable, a shutdown ends the wait too.  REMOTE_FAILED
  * leaves errno as the server's error.
  */
 extern enum remote_result remote_run (struct remote_backend *rb,
@@ -169,6 +170,11 @@ extern struct claim_io remote_slot0_io (struct remote_slot0 *s);
  * its place (with the lock).
  */
 extern void remote_reap (struct remote_backend *rb);
+
+/* Whether every place of the pool holds a broken link (with the lock):
+ * nothing can be sent until one is closed.
+ */
+extern bool remote_pool_blocked (struct remote_backend *rb);
 
 /* The connection for the next request (with the lock): the working link
  * with the fewest users, below REMOTE_LINK_DEPTH; or, when every link

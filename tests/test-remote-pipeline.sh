@@ -24,6 +24,10 @@
 #      largest stripe unit (stripe=256), reach the server (nbdkit's log
 #      filter) as commands of at most 1 MiB, the most a command copies,
 #      and read back right.
+#   6. (last) A slow server that answers one request at a time, 0.2 s
+#      each (nbdkit --threads 1, the delay filter), 16 reads at once with
+#      timeout=1: the last waits 3.2 s in the server's queue, but the
+#      server keeps answering, so none is lost and all return their pages.
 #   4. A server that never answers one write (the sh server, its first
 #      write hanging) but takes new connections, on connections=1 beside
 #      a second backend: the write is lost and goes to the other backend;
@@ -218,4 +222,14 @@ echo "the largest command the server got: $largest bytes"
 (( largest > 0 && largest <= 1048576 )) ||
     swt_fail "a command of $largest bytes, more than 1 MiB"
 rmt_stop big
+
+# --- 6 ----------------------------------------------------------------------
+rmt_start slow --threads 1 --filter=delay memory 64M rdelay=200ms
+swt_start backend="$(rmt_uri slow)" connections=1 timeout=1 grace=30 \
+          demote=off encrypt=off
+"$swt_python" "$d/pipeline-reads.py" "$swt_uri" "$d" 16 300
+grep -q "no reply" "$swt_log" && swt_fail "a read queued at a slow server was taken as lost"
+swt_stop
+(( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
+rmt_stop slow
 echo "PASS"
