@@ -304,6 +304,63 @@ remote_link_cmd_new (enum remote_op op, const void *buf, uint64_t count)
   return cmd;
 }
 
+/* Send a command for op on the link: REMOTE_OK with *cmdp in flight
+ * (libnbd holds it, and so does the caller), else what happened and
+ * errno (REMOTE_FAILED with ENOMEM: no memory for it).
+ */
+static enum remote_result
+remote_link_send (struct remote_link *link, enum remote_op op,
+                  const void *buf, uint64_t count, uint64_t offset,
+                  uint32_t flags, struct remote_link_cmd **cmdp)
+{
+  struct remote_backend *rb = link->rb;
+  struct remote_link_cmd *cmd = remote_link_cmd_new (op, buf, count);
+  enum remote_result r = REMOTE_OK;
+  int64_t cookie = -1;
+  int err;
+
+  if (cmd == NULL) {
+    errno = ENOMEM;
+    return REMOTE_FAILED;
+  }
+  cmd->link = link;
+  pthread_mutex_lock (&link->lock);
+  if (!link->cut && remote_link_start (link)) {
+    __atomic_add_fetch (&link->inflight, 1, __ATOMIC_RELAXED);
+    /* On failure libnbd has called the free callback already. */
+    cookie = remote_link_issue (link, op, count, offset, flags, cmd);
+    if (cookie == -1) {
+      /* Not issued: the connection's fault (not sent), or the request's. */
+      err = nbd_get_errno ();
+      if (err != ENOMEM)
+        log_error ("%s: %s", rb->be.target, nbd_get_error ());
+      if (remote_link_dead (link) || remote_error_is_connection (err)) {
+        link->dead = remote_link_dead (link);
+        remote_link_cut (link);
+        r = REMOTE_UNSENT;
+      }
+      else {
+        errno = err ? err : EIO;
+        r = REMOTE_FAILED;
+      }
+    }
+  }
+  else {
+    __atomic_sub_fetch (&cmd->holders, 1, __ATOMIC_RELAXED);
+    r = REMOTE_UNSENT;                 /* cut, or no poller: not sent */
+  }
+  pthread_mutex_unlock (&link->lock);
+  if (cookie == -1) {
+    err = errno;
+    remote_link_cmd_put (cmd);
+    errno = err;
+    return r;
+  }
+  remote_link_kick (link);
+  *cmdp = cmd;
+  return REMOTE_OK;
+}
+
 /* When a command sent at start, with no answer by last at the latest,
  * is lost: timeout= after the later of its sending and the link's last
  * reply.  A server that keeps answering is not late for the commands
@@ -338,9 +395,8 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
   uint64_t last = start + rb->timeout_ms + rb->grace_ms;
   uint32_t flags = fua && rb->can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
   struct remote_link_cmd *cmd;
-  bool late = false, abandoned = false;
-  enum remote_result r = REMOTE_OK;
-  int64_t cookie = -1;
+  bool late = false, abandoned = false, short_of_memory = false;
+  enum remote_result r;
   int err;
 
   if (until < last)
@@ -348,45 +404,25 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
   /* Sent past its deadline, it would only be lost at once. */
   if (start >= last)
     return REMOTE_UNSENT;
-  cmd = remote_link_cmd_new (op, buf, count);
-  if (cmd == NULL) {
-    log_error ("%s: %m", rb->be.target);
-    errno = ENOMEM;
-    return REMOTE_FAILED;
+  /* Memory short (ours or libnbd's) is not the page's fault: wait for it
+   * while the command may still be sent.
+   */
+  while ((r = remote_link_send (link, op, buf, count, offset, flags, &cmd))
+         == REMOTE_FAILED && errno == ENOMEM) {
+    struct timespec pause = { .tv_nsec = 10 * 1000000L };
+
+    if (!short_of_memory)
+      log_error ("%s: no memory for a command; waiting", rb->be.target);
+    short_of_memory = true;
+    if ((stoppable && remote_stopping (rb)) ||
+        remote_now_ms () + 10 >= last)
+      return REMOTE_UNSENT;
+    nanosleep (&pause, NULL);
   }
-  cmd->link = link;
-  pthread_mutex_lock (&link->lock);
-  if (!link->cut && remote_link_start (link)) {
-    __atomic_add_fetch (&link->inflight, 1, __ATOMIC_RELAXED);
-    /* On failure libnbd has called the free callback already. */
-    cookie = remote_link_issue (link, op, count, offset, flags, cmd);
-    if (cookie == -1) {
-      /* Not issued: the connection's fault (not sent), or the request's. */
-      err = nbd_get_errno ();
-      log_error ("%s: %s", rb->be.target, nbd_get_error ());
-      if (remote_link_dead (link) || remote_error_is_connection (err)) {
-        link->dead = remote_link_dead (link);
-        remote_link_cut (link);
-        r = REMOTE_UNSENT;
-      }
-      else {
-        errno = err ? err : EIO;
-        r = REMOTE_FAILED;
-      }
-    }
-  }
-  else {
-    __atomic_sub_fetch (&cmd->holders, 1, __ATOMIC_RELAXED);
-    r = REMOTE_UNSENT;                 /* cut, or no poller: not sent */
-  }
-  pthread_mutex_unlock (&link->lock);
-  if (cookie == -1) {
-    err = errno;
-    remote_link_cmd_put (cmd);
-    errno = err;
+  if (r != REMOTE_OK)
     return r;
-  }
-  remote_link_kick (link);
+  if (short_of_memory)
+    start = remote_now_ms ();          /* sent only now */
 
   for (;;) {
     uint64_t now = remote_now_ms (), deadline = remote_link_deadline

@@ -136,6 +136,10 @@ swt_wait_gone ()
     return 1
 }
 
+# Variables for the environment of the next nbdkit swt_start starts
+# (NAME=VALUE each), beside the test's own.
+swt_env=()
+
 # Start nbdkit in the foreground, in the background, serving swaptier with
 # the given parameters on a fresh Unix socket.  Sets swt_pid, swt_sock,
 # swt_uri and swt_log (its stderr).  Waits for the pid file, which nbdkit
@@ -150,7 +154,8 @@ swt_start ()
     swt_uri="nbd+unix:///?socket=$swt_sock"
     pidfile=$swt_tmpdir/nbdkit.$swt_runs.pid
 
-    nbdkit -f --exit-with-parent -U "$swt_sock" -P "$pidfile" \
+    env "${swt_env[@]}" \
+        nbdkit -f --exit-with-parent -U "$swt_sock" -P "$pidfile" \
         "$swt_plugin" "$@" 2>"$swt_log" &
     swt_pid=$!
 

@@ -28,6 +28,10 @@
 #      each (nbdkit --threads 1, the delay filter), 16 reads at once with
 #      timeout=1: the last waits 3.2 s in the server's queue, but the
 #      server keeps answering, so none is lost and all return their pages.
+#   7. (last) Memory short for a while (nbdkit under a malloc that
+#      fails for a command's copy of a page while a flag file exists,
+#      tests/failmalloc.c): a read waits for the memory, is sent then and
+#      returns its page; the page is not taken as lost.
 #   4. A server that never answers one write (the sh server, its first
 #      write hanging) but takes new connections, on connections=1 beside
 #      a second backend: the write is lost and goes to the other backend;
@@ -232,4 +236,40 @@ grep -q "no reply" "$swt_log" && swt_fail "a read queued at a slow server was ta
 swt_stop
 (( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
 rmt_stop slow
+
+# --- 7 ----------------------------------------------------------------------
+failmalloc=$(cd "$(dirname "$swt_plugin")/tests/.libs" && pwd)/failmalloc.so
+[[ -e $failmalloc ]] || swt_fail "no $failmalloc (make check builds it)"
+rmt_start nm memory 64M
+swt_env=(LD_PRELOAD="$failmalloc" FAILMALLOC_MIN=4097 FAILMALLOC_MAX=4352
+         FAILMALLOC_FLAG="$d/nomem")
+swt_start backend="$(rmt_uri nm)" timeout=5 grace=30 demote=off encrypt=off
+swt_env=()
+"$swt_python" - "$swt_uri" "$d/nomem" <<'PY'
+import nbd, os, sys, time
+uri, flag = sys.argv[1:]
+h = nbd.NBD()
+h.connect_uri(uri)
+page = os.urandom(4096)
+h.pwrite(page, 0)
+h.flush()
+open(flag, "w").close()              # no memory for a command from now
+buf = nbd.Buffer(4096)
+cookie = h.aio_pread(buf, 0)
+end = time.monotonic() + 1
+while time.monotonic() < end and not h.aio_command_completed(cookie):
+    h.poll(100)
+os.unlink(flag)                      # memory is back
+while not h.aio_command_completed(cookie):
+    h.poll(100)
+assert buf.to_bytearray() == page, "the page read back wrong"
+assert h.pread(4096, 0) == page, "the page read back wrong the second time"
+h.shutdown()
+print("ok: a read short of memory waited for it and returned its page")
+PY
+grep -q "no memory for a command; waiting" "$swt_log" ||
+    swt_fail "the read was never short of memory: the preload did not bite"
+swt_stop
+(( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
+rmt_stop nm
 echo "PASS"
