@@ -220,8 +220,11 @@ remote_trim (struct backend *be, uint64_t slot, uint64_t n)
   return -1;
 }
 
-/* Flush connection c (owned by the caller) until the deadline until. */
-static int
+/* Flush connection c (owned by the caller) until the deadline until:
+ * the outcome, with errno set unless REMOTE_OK (EIO when no answer
+ * came).
+ */
+static enum remote_result
 remote_flush_conn (struct remote_backend *rb, struct remote_conn *c,
                    uint64_t until)
 {
@@ -229,35 +232,56 @@ remote_flush_conn (struct remote_backend *rb, struct remote_conn *c,
                                           false, until);
 
   remote_release (rb, c, r);
-  if (r == REMOTE_LOST || r == REMOTE_UNSENT)
-    errno = ENOTCONN;
-  return r == REMOTE_OK ? 0 : -1;
+  if (r == REMOTE_LOST || r == REMOTE_UNSENT || r == REMOTE_MISMATCH)
+    errno = EIO;
+  return r;
 }
 
 /* Flush one connection, or every one where the server does not promise
  * that a flush covers all connections (no multi-conn).  While the server
  * is unreachable, wait for it like a read (until grace= after finding it
  * so): the flush must still cover what it acknowledged before the
- * connection was lost.
+ * connection was lost.  With multi-conn a flush that got no answer is
+ * sent again the same way, since one on any connection covers all; else
+ * the writes of the lost connection are covered by nothing, and the
+ * flush fails (EIO).
  */
 static int
 remote_flush (struct backend *be)
 {
   struct remote_backend *rb = remote_backend (be);
   uint64_t until = REMOTE_FOREVER;
-  struct remote_conn *first = remote_acquire (rb, true, &until);
+  struct remote_conn *first;
+  enum remote_result r;
   unsigned i;
   int ret = 0;
 
-  if (first == NULL) {
-    if (errno == ETIMEDOUT) {
+  for (;;) {
+    first = remote_acquire (rb, true, &until);
+    if (first == NULL) {
+      if (errno == ETIMEDOUT) {
+        remote_give_up (rb, "flush", 0);
+        errno = EIO;
+      }
+      return -1;
+    }
+    r = remote_flush_conn (rb, first, until);
+    if (r == REMOTE_OK)
+      break;
+    if (remote_stopping (rb)) {
+      errno = ESHUTDOWN;
+      return -1;
+    }
+    if ((r != REMOTE_LOST && r != REMOTE_UNSENT) || !rb->multi_conn)
+      return -1;
+    if (until == REMOTE_FOREVER)
+      until = remote_now_ms () + rb->grace_ms;
+    else if (remote_now_ms () >= until) {
       remote_give_up (rb, "flush", 0);
       errno = EIO;
+      return -1;
     }
-    return -1;
   }
-  if (remote_flush_conn (rb, first, until) == -1)
-    return -1;
   /* The others, beside the requests on them: a flush covers the writes
    * completed on its connection before it, and those are all the writes
    * acknowledged before this flush began.
@@ -277,7 +301,7 @@ remote_flush (struct backend *be)
     }
     c->users++;
     pthread_mutex_unlock (&rb->lock);
-    if (remote_flush_conn (rb, c, until) == -1)
+    if (remote_flush_conn (rb, c, until) != REMOTE_OK)
       ret = -1;
   }
   return ret;

@@ -32,6 +32,9 @@
 #      fails for a command's copy of a page while a flag file exists,
 #      tests/failmalloc.c): a read waits for the memory, is sent then and
 #      returns its page; the page is not taken as lost.
+#   8. (last) A flush that gets no answer within timeout=1 (the sh
+#      server, multi-conn, its first flush taking 2.5 s) is sent again
+#      once the server answers, and succeeds.
 #   4. A server that never answers one write (the sh server, its first
 #      write hanging) but takes new connections, on connections=1 beside
 #      a second backend: the write is lost and goes to the other backend;
@@ -61,8 +64,14 @@ cat >>"$d/server.sh" <<'EOS'
 case "$1" in
     thread_model) echo parallel ;;
     get_size) stat -c %s "$store" ;;
-    can_write|can_flush) exit 0 ;;
-    flush) sync "$store" ;;
+    can_write|can_flush|can_multi_conn) exit 0 ;;
+    flush)
+        # The first flush once $d/hang-flush exists takes 2.5 s.
+        if [[ -e $dir/hang-flush ]] && mkdir "$dir/flush-hung" 2>/dev/null; then
+            sleep 2.5
+        fi
+        sync "$store"
+        ;;
     pread)
         if [[ -e $dir/armed ]]; then
             mark=$(mktemp "$dir/inflight/r.XXXXXX")
@@ -272,4 +281,24 @@ grep -q "no memory for a command; waiting" "$swt_log" ||
 swt_stop
 (( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
 rmt_stop nm
+
+# --- 8 ----------------------------------------------------------------------
+rmt_start fl sh "$d/server.sh"
+swt_start backend="$(rmt_uri fl)" connections=1 timeout=1 grace=30 \
+          demote=off encrypt=off
+touch "$d/hang-flush"
+"$swt_python" - "$swt_uri" <<'PY'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+page = os.urandom(4096)
+h.pwrite(page, 0)
+h.flush()
+assert h.pread(4096, 0) == page, "the page read back wrong"
+h.shutdown()
+print("ok: a flush lost to a slow server was sent again and succeeded")
+PY
+grep -q "no reply within" "$swt_log" || swt_fail "the flush was never late"
+swt_stop
+rmt_stop fl
 echo "PASS"
