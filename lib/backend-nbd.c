@@ -506,6 +506,7 @@ backend_nbd_open (const char *uri, unsigned nconns, unsigned timeout_ms,
   rb->timeout_ms = timeout_ms;
   rb->grace_ms = grace_ms;
   rb->nconns = nconns;
+  rb->open_limit = nconns;
   rb->health = BACKEND_UP;
   remote_init_sync (rb);
 

@@ -312,6 +312,7 @@ remote_mark_down (struct remote_backend *rb)
     return;
   __atomic_store_n (&rb->health, BACKEND_DOWN, __ATOMIC_RELAXED);
   rb->down_since_ms = remote_now_ms ();
+  rb->open_limit = rb->nconns;         /* it may come back with more */
   log_error ("%s: connection lost; reconnecting for up to %u s",
              rb->be.target, rb->grace_ms / 1000);
   remote_start_keeper (rb);
@@ -356,12 +357,14 @@ struct remote_conn *
 remote_pick (struct remote_backend *rb)
 {
   struct remote_conn *best = NULL, *spare = NULL;
-  unsigned i;
+  unsigned i, connected = 0;
 
   remote_reap (rb);
   for (i = 0; i < rb->nconns; i++) {
     struct remote_conn *c = &rb->conn[i];
 
+    if (c->link || c->users > 0)
+      connected++;
     if (c->link && !remote_link_broken (c->link)) {
       if (c->users < REMOTE_LINK_DEPTH &&
           (best == NULL || c->users < best->users))
@@ -370,8 +373,42 @@ remote_pick (struct remote_backend *rb)
     else if (c->link == NULL && c->users == 0 && spare == NULL)
       spare = c;
   }
-  if (spare && (best == NULL || best->users > 0))
+  if (spare && (best == NULL ||
+                (best->users > 0 && connected < rb->open_limit)))
     return spare;
+  return best;
+}
+
+/* For a request whose place could not be connected: the working link
+ * with the fewest users, counted for it, if there is one; the server is
+ * then taken to accept no more connections than it has now.  NULL if
+ * none works.
+ */
+static struct remote_conn *
+remote_pick_instead (struct remote_backend *rb)
+{
+  struct remote_conn *best = NULL;
+  unsigned i, connected = 0;
+
+  pthread_mutex_lock (&rb->lock);
+  for (i = 0; i < rb->nconns; i++) {
+    struct remote_conn *c = &rb->conn[i];
+
+    if (c->link == NULL)
+      continue;
+    connected++;
+    if (!remote_link_broken (c->link) && c->users < REMOTE_LINK_DEPTH &&
+        (best == NULL || c->users < best->users))
+      best = c;
+  }
+  if (best) {
+    best->users++;
+    if (connected < rb->open_limit)
+      log_error ("%s: the server took no more connections; requests "
+                 "share the %u it has", rb->be.target, connected);
+    rb->open_limit = connected;
+  }
+  pthread_mutex_unlock (&rb->lock);
   return best;
 }
 
@@ -519,8 +556,16 @@ remote_transfer (struct remote_backend *rb, struct remote_conn *c,
   enum remote_result r = REMOTE_OK;
 
   if (c->link == NULL &&
-      (r = remote_connect_conn (rb, c, until)) != REMOTE_OK)
+      (r = remote_connect_conn (rb, c, until)) != REMOTE_OK) {
+    struct remote_conn *instead;
+
+    /* Refused beside links that work: a server that takes so many. */
+    if (r != REMOTE_UNSENT || (instead = remote_pick_instead (rb)) == NULL)
+      return r;
+    r = remote_transfer (rb, instead, op, buf, count, offset, fua, until);
+    remote_release (rb, instead, r);
     return r;
+  }
   if (op == REMOTE_OP_FLUSH)
     return remote_link_run (c->link, op, NULL, 0, 0, false, until, true);
   while (r == REMOTE_OK && count > 0) {

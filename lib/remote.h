@@ -80,6 +80,8 @@ struct remote_backend {
   bool keeper_running;                 /* it has not left its loop yet */
   pthread_t keeper;
   unsigned nconns;
+  unsigned open_limit;                 /* connections the server takes, as
+                                          far as we know (<= nconns) */
   struct remote_conn conn[REMOTE_MAX_CONNS];
 };
 
@@ -177,9 +179,10 @@ extern void remote_reap (struct remote_backend *rb);
 extern bool remote_pool_blocked (struct remote_backend *rb);
 
 /* The connection for the next request (with the lock): the working link
- * with the fewest users, below REMOTE_LINK_DEPTH; or, when every link
- * has users (or none is connected), a place to connect another.  NULL
- * if all are full.  The caller counts itself in users.
+ * with the fewest users, below REMOTE_LINK_DEPTH; or a place to connect
+ * another, when none works, or when every link has users and the server
+ * took every connection asked so far (open_limit).  NULL if all are
+ * full.  The caller counts itself in users.
  */
 extern struct remote_conn *remote_pick (struct remote_backend *rb);
 

@@ -35,6 +35,10 @@
 #   8. (last) A flush that gets no answer within timeout=1 (the sh
 #      server, multi-conn, its first flush taking 2.5 s) is sent again
 #      once the server answers, and succeeds.
+#   9. (last) A server that takes one connection (limit=1) with the
+#      default connections=4, 32 writes and then 32 reads at once: the
+#      extra connections are refused, the requests share the one it
+#      took, and none fails.
 #   4. A server that never answers one write (the sh server, its first
 #      write hanging) but takes new connections, on connections=1 beside
 #      a second backend: the write is lost and goes to the other backend;
@@ -301,4 +305,36 @@ PY
 grep -q "no reply within" "$swt_log" || swt_fail "the flush was never late"
 swt_stop
 rmt_stop fl
+
+# --- 9 ----------------------------------------------------------------------
+rmt_start lim1 --filter=limit --filter=delay memory 64M limit=1 \
+          rdelay=20ms wdelay=20ms
+swt_start backend="$(rmt_uri lim1)" timeout=5 grace=30 demote=off encrypt=off
+"$swt_python" - "$swt_uri" <<'PY'
+import nbd, os, sys
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+pages = [os.urandom(4096) for _ in range(32)]
+cookies = [h.aio_pwrite(p, (400 + i) * 4096) for i, p in enumerate(pages)]
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+for c in cookies:
+    h.aio_command_completed(c)
+bufs = [nbd.Buffer(4096) for _ in pages]
+cookies = [h.aio_pread(b, (400 + i) * 4096) for i, b in enumerate(bufs)]
+while h.aio_in_flight() > 0:
+    h.poll(-1)
+for i, c in enumerate(cookies):
+    h.aio_command_completed(c)
+    assert bufs[i].to_bytearray() == pages[i], "page %d read back wrong" % i
+h.shutdown()
+print("ok: 32 writes and 32 reads at once on a one-connection server")
+PY
+grep -q "took no more connections" "$swt_log" ||
+    swt_fail "no extra connection was refused: the test did not test"
+grep -q "connection lost" "$swt_log" &&
+    swt_fail "a refused extra connection made the backend down"
+swt_stop
+(( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
+rmt_stop lim1
 echo "PASS"
