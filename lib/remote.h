@@ -67,7 +67,7 @@ struct remote_backend {
   bool multi_conn, can_fua, can_trim;
   struct remote_claim claim;           /* ours, in slot 0 */
   /* Slot 0 I/O of the opening, the keeper and the closing. */
-  char page[PAGE_SIZE] __attribute__ ((aligned (PAGE_SIZE)));
+  char page[PAGE_SIZE];
   struct remote_backend *next;         /* the keepers' list, while open */
 
   pthread_mutex_t lock;                /* guards everything below */
