@@ -180,7 +180,7 @@ remote_write_op (struct remote_backend *rb, enum remote_op op,
   r = remote_transfer (rb, c, op, (char *) buf, n * PAGE_SIZE,
                        remote_offset (slot), fua, until);
   remote_release (rb, c, r);
-  if (r == REMOTE_LOST || r == REMOTE_UNSENT)
+  if (r == REMOTE_LOST || remote_unsent (r))
     errno = ENOTCONN;
   return r;
 }
@@ -215,7 +215,7 @@ remote_trim (struct backend *be, uint64_t slot, uint64_t n)
     return -1;
   }
   r = remote_write_op (rb, REMOTE_OP_TRIM, NULL, slot, n, false);
-  if (r == REMOTE_OK || r == REMOTE_UNSENT || r == REMOTE_MISMATCH)
+  if (r == REMOTE_OK || remote_unsent (r) || r == REMOTE_MISMATCH)
     return 0;
   return -1;
 }
@@ -232,7 +232,7 @@ remote_flush_conn (struct remote_backend *rb, struct remote_conn *c,
                                           false, until);
 
   remote_release (rb, c, r);
-  if (r == REMOTE_LOST || r == REMOTE_UNSENT || r == REMOTE_MISMATCH)
+  if (r == REMOTE_LOST || remote_unsent (r) || r == REMOTE_MISMATCH)
     errno = EIO;
   return r;
 }
@@ -272,7 +272,7 @@ remote_flush (struct backend *be)
       errno = ESHUTDOWN;
       return -1;
     }
-    if ((r != REMOTE_LOST && r != REMOTE_UNSENT) || !rb->multi_conn)
+    if ((r != REMOTE_LOST && !remote_unsent (r)) || !rb->multi_conn)
       return -1;
     if (until == REMOTE_FOREVER)
       until = remote_now_ms () + rb->grace_ms;
@@ -350,8 +350,12 @@ remote_destroy (struct remote_backend *rb, bool claimed)
   until = remote_now_ms () + REMOTE_RELEASE_MS;
   for (i = 0; i < rb->nconns; i++)
     remote_link_wait_idle (rb->conn[i].link, until);
+  for (i = 0; i < rb->ndraining; i++)
+    remote_link_wait_idle (rb->draining[i], until);
   for (i = 0; i < rb->nconns; i++)
     remote_link_close (rb->conn[i].link);
+  for (i = 0; i < rb->ndraining; i++)
+    remote_link_close (rb->draining[i]);
   pthread_cond_destroy (&rb->changed);
   pthread_mutex_destroy (&rb->lock);
   free (rb->be.target);

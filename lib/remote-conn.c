@@ -319,25 +319,49 @@ remote_mark_down (struct remote_backend *rb)
   pthread_cond_broadcast (&rb->changed);
 }
 
+/* Whether a broken link nobody uses may be closed now (with the lock):
+ * nothing is in flight on it, or it was cut grace= ago (then said).
+ */
+static bool
+remote_reap_due (struct remote_backend *rb, struct remote_link *link,
+                 uint64_t now)
+{
+  uint64_t cut_ms;
+  unsigned owed = remote_link_owed (link, &cut_ms);
+
+  if (owed > 0 && now - cut_ms < rb->grace_ms)
+    return false;
+  if (owed > 0)
+    log_error ("%s: closing a connection with %u request%s unanswered "
+               "for %u s (grace=)", rb->be.target, owed,
+               owed == 1 ? "" : "s", rb->grace_ms / 1000);
+  return true;
+}
+
 void
 remote_reap (struct remote_backend *rb)
 {
-  uint64_t now = remote_now_ms (), cut_ms;
-  unsigned i, owed;
+  uint64_t now = remote_now_ms ();
+  unsigned i, kept = 0;
 
+  for (i = 0; i < rb->ndraining; i++) {
+    if (remote_reap_due (rb, rb->draining[i], now))
+      remote_link_close (rb->draining[i]);
+    else
+      rb->draining[kept++] = rb->draining[i];
+  }
+  rb->ndraining = kept;
   for (i = 0; i < rb->nconns; i++) {
     struct remote_conn *c = &rb->conn[i];
 
     if (c->link == NULL || c->users > 0 || !remote_link_broken (c->link))
       continue;
-    owed = remote_link_owed (c->link, &cut_ms);
-    if (owed > 0 && now - cut_ms < rb->grace_ms)
+    if (remote_reap_due (rb, c->link, now))
+      remote_link_close (c->link);
+    else if (rb->ndraining < REMOTE_MAX_CONNS)
+      rb->draining[rb->ndraining++] = c->link;   /* its place is free */
+    else
       continue;
-    if (owed > 0)
-      log_error ("%s: closing a connection with %u request%s unanswered "
-                 "for %u s (grace=)", rb->be.target, owed,
-                 owed == 1 ? "" : "s", rb->grace_ms / 1000);
-    remote_link_close (c->link);
     c->link = NULL;
   }
 }
@@ -351,6 +375,23 @@ remote_pool_blocked (struct remote_backend *rb)
     if (rb->conn[i].link == NULL || !remote_link_broken (rb->conn[i].link))
       return false;
   return true;
+}
+
+struct remote_conn *
+remote_pick_working (struct remote_backend *rb)
+{
+  struct remote_conn *best = NULL;
+  unsigned i;
+
+  for (i = 0; i < rb->nconns; i++) {
+    struct remote_conn *c = &rb->conn[i];
+
+    if (c->link && !remote_link_broken (c->link) &&
+        c->users < REMOTE_LINK_DEPTH &&
+        (best == NULL || c->users < best->users))
+      best = c;
+  }
+  return best;
 }
 
 struct remote_conn *
@@ -387,20 +428,14 @@ remote_pick (struct remote_backend *rb)
 static struct remote_conn *
 remote_pick_instead (struct remote_backend *rb)
 {
-  struct remote_conn *best = NULL;
+  struct remote_conn *best;
   unsigned i, connected = 0;
 
   pthread_mutex_lock (&rb->lock);
-  for (i = 0; i < rb->nconns; i++) {
-    struct remote_conn *c = &rb->conn[i];
-
-    if (c->link == NULL)
-      continue;
-    connected++;
-    if (!remote_link_broken (c->link) && c->users < REMOTE_LINK_DEPTH &&
-        (best == NULL || c->users < best->users))
-      best = c;
-  }
+  best = remote_pick_working (rb);
+  for (i = 0; i < rb->nconns; i++)
+    if (rb->conn[i].link)
+      connected++;
   if (best) {
     best->users++;
     if (connected < rb->open_limit)
@@ -466,8 +501,8 @@ remote_acquire (struct remote_backend *rb, bool wait_while_down,
   return c;
 }
 
-/* Give the connection back.  After REMOTE_LOST or REMOTE_UNSENT the
- * backend goes DOWN.  Broken links done with are closed.
+/* Give the connection back.  After REMOTE_LOST or REMOTE_UNSENT (not
+ * REMOTE_UNSENT_LOCAL) the backend goes DOWN.  Broken links done with are closed.
  */
 void
 remote_release (struct remote_backend *rb, struct remote_conn *c,
@@ -515,7 +550,7 @@ remote_connect_conn (struct remote_backend *rb, struct remote_conn *c,
 
   if (page == NULL) {
     log_error ("%s: %m", rb->be.target);
-    return REMOTE_UNSENT;
+    return REMOTE_UNSENT_LOCAL;
   }
   h = remote_connect_handle (rb, until);
   if (h == NULL) {

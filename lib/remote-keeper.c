@@ -54,20 +54,43 @@ remote_start_keeper (struct remote_backend *rb)
 }
 
 /* One attempt of the keeper to reconnect (with the lock, dropped
- * meanwhile): UP with the new connection in the pool (or, the pool
- * full, beside a link that works), DEAD if slot 0 is not our claim or
- * the grace time is over, else still DOWN.
+ * meanwhile): UP once the claim reads back on a link that still works,
+ * or on a new connection put in the pool (or, the pool full, beside a
+ * link that works); DEAD if slot 0 is not our claim or the grace time
+ * is over; else still DOWN.
  */
 static void
 remote_reconnect (struct remote_backend *rb)
 {
   struct nbd_handle *h;
   enum remote_result r = REMOTE_UNSENT;
+  struct remote_conn *c;
 
   /* A server that takes one connection only needs the old one closed
    * first, once its replies came.
    */
   remote_reap (rb);
+  /* A link that still works proves the server there, if the claim reads
+   * back on it (and a server that takes one connection would refuse
+   * another).
+   */
+  if ((c = remote_pick_working (rb)) != NULL) {
+    c->users++;
+    pthread_mutex_unlock (&rb->lock);
+    r = remote_check_claim (rb, c->link, NULL, rb->page, REMOTE_FOREVER);
+    remote_release (rb, c, r);
+    pthread_mutex_lock (&rb->lock);
+    if (r == REMOTE_OK && rb->health == BACKEND_DOWN) {
+      __atomic_store_n (&rb->health, BACKEND_UP, __ATOMIC_RELAXED);
+      log_error ("%s: reconnected after %" PRIu64 " ms (a connection "
+                 "still worked)", rb->be.target,
+                 remote_now_ms () - rb->down_since_ms);
+      pthread_cond_broadcast (&rb->changed);
+    }
+    if (r == REMOTE_OK || r == REMOTE_MISMATCH)
+      return;
+    r = REMOTE_UNSENT;
+  }
   pthread_mutex_unlock (&rb->lock);
   h = remote_connect_handle (rb, REMOTE_FOREVER);
   if (h)
@@ -108,20 +131,13 @@ remote_beat (struct remote_backend *rb)
                             .wait_ms = rb->timeout_ms + rb->grace_ms,
                             .stoppable = true, .r = REMOTE_OK };
   struct claim_io io = remote_slot0_io (&s);
-  struct remote_conn *c = NULL;
+  struct remote_conn *c;
   enum claim_state state = CLAIM_OURS;
-  unsigned i;
 
   /* The least used working link; only if there is none, a place to
    * connect (a server may take one connection only).
    */
-  for (i = 0; i < rb->nconns; i++) {
-    struct remote_conn *k = &rb->conn[i];
-
-    if (k->link && !remote_link_broken (k->link) &&
-        k->users < REMOTE_LINK_DEPTH && (c == NULL || k->users < c->users))
-      c = k;
-  }
+  c = remote_pick_working (rb);
   if (c == NULL)
     c = remote_pick (rb);
   if (c == NULL)
@@ -134,7 +150,10 @@ remote_beat (struct remote_backend *rb)
   if (c->link == NULL)
     s.r = remote_transfer (rb, c, REMOTE_OP_READ, rb->page, PAGE_SIZE, 0,
                            false, remote_now_ms () + rb->timeout_ms);
-  if (s.r == REMOTE_OK) {
+  /* Refused, the read may have gone to a link connected meanwhile (it
+   * answered: no beat this time).
+   */
+  if (s.r == REMOTE_OK && c->link) {
     s.link = c->link;
     claim_beat (&rb->claim, rb->be.target, &io, rb->page, &state);
   }

@@ -403,9 +403,9 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
     last = until;
   /* Sent past its deadline, it would only be lost at once. */
   if (start >= last)
-    return REMOTE_UNSENT;
-  /* Memory short (ours or libnbd's) is not the page's fault: wait for it
-   * while the command may still be sent.
+    return REMOTE_UNSENT_LOCAL;
+  /* Memory short (ours or libnbd's) is not the page's fault, nor the
+   * connection's: wait for it while the command may still be sent.
    */
   while ((r = remote_link_send (link, op, buf, count, offset, flags, &cmd))
          == REMOTE_FAILED && errno == ENOMEM) {
@@ -416,7 +416,7 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
     short_of_memory = true;
     if ((stoppable && remote_stopping (rb)) ||
         remote_now_ms () + 10 >= last)
-      return REMOTE_UNSENT;
+      return REMOTE_UNSENT_LOCAL;
     nanosleep (&pause, NULL);
   }
   if (r != REMOTE_OK)

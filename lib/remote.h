@@ -16,9 +16,10 @@
  * others (users): a request goes to the connected link with the fewest
  * users, or opens another connection when every link has some.  A
  * broken link (cut, or closed by the server) takes no new requests; it
- * keeps its place in the pool until it has no user and nothing in flight
- * (remote_reap closes it then; or grace= after it was cut, whatever it
- * still owes), or until the backend is closed.  Health
+ * keeps its place in the pool while it has users; then remote_reap
+ * closes it if nothing is in flight on it, else moves it out of the
+ * pool (draining) until its replies came, or grace= after its cut, or
+ * the backend is closed.  Health
  * is UP, DOWN (a connection was lost: the keeper reconnects) or DEAD
  * (every request fails).  Deadlines are absolute times in milliseconds
  * on the monotonic clock, REMOTE_FOREVER for none.  Every wait lasts at
@@ -83,12 +84,20 @@ struct remote_backend {
   unsigned open_limit;                 /* connections the server takes, as
                                           far as we know (<= nconns) */
   struct remote_conn conn[REMOTE_MAX_CONNS];
+  /* Broken links out of the pool, nobody using them, still owed
+   * replies: closed once they came, or grace= after the cut.
+   */
+  unsigned ndraining;
+  struct remote_link *draining[REMOTE_MAX_CONNS];
 };
 
 enum remote_result {
   REMOTE_OK,                           /* done */
   REMOTE_FAILED,                       /* the server answered an error */
   REMOTE_UNSENT,                       /* not sent: no usable connection */
+  REMOTE_UNSENT_LOCAL,                 /* not sent, for want of memory or
+                                          time here: no fault of the
+                                          connection */
   REMOTE_LOST,                         /* sent, no answer: unknown */
   REMOTE_MISMATCH,                     /* slot 0 is not our claim */
 };
@@ -107,6 +116,13 @@ struct remote_slot0 {
   bool stoppable;
   enum remote_result r;                /* of the last command */
 };
+
+/* Whether r says that nothing was sent, for whatever cause. */
+static inline bool
+remote_unsent (enum remote_result r)
+{
+  return r == REMOTE_UNSENT || r == REMOTE_UNSENT_LOCAL;
+}
 
 /* remote-conn.c */
 
@@ -168,8 +184,9 @@ extern bool remote_pool_add (struct remote_backend *rb,
 extern struct claim_io remote_slot0_io (struct remote_slot0 *s);
 
 /* Close every broken link that has no user and nothing in flight, or
- * that was cut longer than grace= ago whatever it still owes, and free
- * its place (with the lock).
+ * that was cut longer than grace= ago whatever it still owes; move the
+ * other broken links nobody uses out of the pool, to drain; so free
+ * their places (with the lock).
  */
 extern void remote_reap (struct remote_backend *rb);
 
@@ -177,6 +194,11 @@ extern void remote_reap (struct remote_backend *rb);
  * nothing can be sent until one is closed.
  */
 extern bool remote_pool_blocked (struct remote_backend *rb);
+
+/* The working link with the fewest users, below REMOTE_LINK_DEPTH (with
+ * the lock); NULL if none.  The caller counts itself in users.
+ */
+extern struct remote_conn *remote_pick_working (struct remote_backend *rb);
 
 /* The connection for the next request (with the lock): the working link
  * with the fewest users, below REMOTE_LINK_DEPTH; or a place to connect

@@ -39,6 +39,10 @@
 #      default connections=4, 32 writes and then 32 reads at once: the
 #      extra connections are refused, the requests share the one it
 #      took, and none fails.
+#  10. (last) A server that never answers one read but takes new
+#      connections, on connections=1: the connection it hangs on is set
+#      aside to drain, so its place takes the reconnection at once, and
+#      the read, sent again, returns its page well within grace=.
 #   4. A server that never answers one write (the sh server, its first
 #      write hanging) but takes new connections, on connections=1 beside
 #      a second backend: the write is lost and goes to the other backend;
@@ -77,6 +81,12 @@ case "$1" in
         sync "$store"
         ;;
     pread)
+        # The first read of data (not slot 0) once $d/hang-read exists
+        # hangs while it does.
+        if [[ -e $dir/hang-read && $4 -ne 0 ]] &&
+               mkdir "$dir/read-hung" 2>/dev/null; then
+            while [[ -e $dir/hang-read ]]; do sleep 0.1; done
+        fi
         if [[ -e $dir/armed ]]; then
             mark=$(mktemp "$dir/inflight/r.XXXXXX")
             ls "$dir/inflight" | wc -l >>"$dir/counts"
@@ -337,4 +347,30 @@ grep -q "connection lost" "$swt_log" &&
 swt_stop
 (( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
 rmt_stop lim1
+
+# --- 10 ---------------------------------------------------------------------
+rm -rf "$d/armed" "$d/read-hung"
+rmt_start hr sh "$d/server.sh"
+swt_start backend="$(rmt_uri hr)" connections=1 timeout=1 grace=8 \
+          demote=off encrypt=off
+"$swt_python" - "$swt_uri" "$d/hang-read" <<'PY'
+import nbd, os, sys, time
+uri, flag = sys.argv[1:]
+h = nbd.NBD()
+h.connect_uri(uri)
+page = os.urandom(4096)
+h.pwrite(page, 0)
+h.flush()
+open(flag, "w").close()
+start = time.monotonic()
+assert h.pread(4096, 0) == page, "the page read back wrong"
+took = time.monotonic() - start
+assert took < 6, "the read took %.1f s: it waited for grace= (8 s)" % took
+h.shutdown()
+print("ok: a read the server never answered came back in %.1f s" % took)
+PY
+rm -f "$d/hang-read"
+swt_stop
+(( $(swt_stat 0 lost) == 0 )) || swt_fail "pages lost"
+rmt_stop hr
 echo "PASS"
