@@ -6,11 +6,13 @@
  * by what the engine sends, not by the pool.  Every wait lasts at most
  * REMOTE_SLICE_MS between checks of its deadline and of a shutdown.
  *
- * Every request has an end.  A command waits timeout= for its reply.
- * From the first failure of a request for want of its server (no reply,
- * a lost connection, the server unreachable) it has grace= more: reads
- * run again, reads and flushes wait out a reconnection, and once that
- * deadline passes the request fails and the backend is DEAD.
+ * Every request has an end.  A command is lost once its connection has
+ * answered nothing for timeout= while it waited, and after timeout= +
+ * grace= in all (remote-link.c).  From the first failure of a request
+ * for want of its server (no reply, a lost connection, the server
+ * unreachable) it has grace= more: reads (and, with multi-conn,
+ * flushes) run again, reads and flushes wait out a reconnection, and
+ * once that deadline passes the request fails and the backend is DEAD.
  *
  * Health: UP; DOWN after a lost connection (no new writes, reads and
  * flushes wait, the keeper reconnects with backoff); DEAD once the server
