@@ -119,6 +119,14 @@ remote_read (struct backend *be, void *buf, uint64_t slot, uint64_t n)
       errno = ESHUTDOWN;
       return -1;
     }
+    /* Short of memory here, with the server not at fault so far: no
+     * grace= spent (each try waited for memory until its deadline);
+     * failing would lose the page.
+     */
+    if (r == REMOTE_UNSENT_LOCAL && until == REMOTE_FOREVER) {
+      remote_pause ();
+      continue;
+    }
     if (until == REMOTE_FOREVER)
       until = remote_now_ms () + rb->grace_ms;
     else if (remote_now_ms () >= until) {
@@ -276,6 +284,10 @@ remote_flush (struct backend *be)
     }
     if ((r != REMOTE_LOST && !remote_unsent (r)) || !rb->multi_conn)
       return -1;
+    if (r == REMOTE_UNSENT_LOCAL && until == REMOTE_FOREVER) {
+      remote_pause ();                 /* as in remote_read */
+      continue;
+    }
     if (until == REMOTE_FOREVER)
       until = remote_now_ms () + rb->grace_ms;
     else if (remote_now_ms () >= until) {

@@ -53,6 +53,15 @@ remote_stopping (struct remote_backend *rb)
     __atomic_load_n (&rb->closing, __ATOMIC_ACQUIRE);
 }
 
+/* A short pause (10 ms) before trying again. */
+void
+remote_pause (void)
+{
+  struct timespec pause = { .tv_nsec = 10 * 1000000L };
+
+  nanosleep (&pause, NULL);
+}
+
 /* Wait on rb->changed (with the lock) until woken or until the monotonic
  * time until_ms.
  */
@@ -542,37 +551,35 @@ static enum remote_result
 remote_connect_conn (struct remote_backend *rb, struct remote_conn *c,
                      uint64_t until)
 {
-  /* Connecting allocates anyway (libnbd), so this costs nothing more. */
-  char *page = malloc (PAGE_SIZE);
+  /* On the stack (SWAPSAFE_THREAD_STACK is 256 KiB): h is this thread's
+   * alone and closed before returning, so libnbd is done with it.
+   */
+  char page[PAGE_SIZE];
   struct remote_link *link;
   struct nbd_handle *h;
   enum remote_result r;
 
-  if (page == NULL) {
-    log_error ("%s: %m", rb->be.target);
-    return REMOTE_UNSENT_LOCAL;
-  }
   h = remote_connect_handle (rb, until);
-  if (h == NULL) {
-    free (page);
+  if (h == NULL)
     return REMOTE_UNSENT;
-  }
   r = remote_check_claim (rb, NULL, h, page, until);
-  free (page);
   if (r != REMOTE_OK) {
+    int err = errno;
+
     /* Not verified: fail this request only (REMOTE_FAILED), and check
      * again on the next use of this connection.
      */
     nbd_close (h);
     if (r == REMOTE_LOST)
       return REMOTE_UNSENT;
-    if (r == REMOTE_MISMATCH)
-      errno = EIO;
+    if (r == REMOTE_FAILED && err == ENOMEM)
+      return REMOTE_UNSENT_LOCAL;      /* ours, not the server's */
+    errno = r == REMOTE_MISMATCH ? EIO : err;
     return r;
   }
   link = remote_link_new (rb, h);
   if (link == NULL)
-    return REMOTE_UNSENT;
+    return REMOTE_UNSENT_LOCAL;
   pthread_mutex_lock (&rb->lock);
   c->link = link;
   pthread_mutex_unlock (&rb->lock);

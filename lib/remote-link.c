@@ -409,15 +409,13 @@ remote_link_run (struct remote_link *link, enum remote_op op, void *buf,
    */
   while ((r = remote_link_send (link, op, buf, count, offset, flags, &cmd))
          == REMOTE_FAILED && errno == ENOMEM) {
-    struct timespec pause = { .tv_nsec = 10 * 1000000L };
-
     if (!short_of_memory)
       log_error ("%s: no memory for a command; waiting", rb->be.target);
     short_of_memory = true;
     if ((stoppable && remote_stopping (rb)) ||
         remote_now_ms () + 10 >= last)
       return REMOTE_UNSENT_LOCAL;
-    nanosleep (&pause, NULL);
+    remote_pause ();
   }
   if (r != REMOTE_OK)
     return r;
@@ -490,11 +488,8 @@ remote_link_owed (struct remote_link *link, uint64_t *cut_ms)
 void
 remote_link_wait_idle (struct remote_link *link, uint64_t until)
 {
-  while (link && !remote_link_idle (link) && remote_now_ms () < until) {
-    struct timespec pause = { .tv_nsec = 10 * 1000000L };
-
-    nanosleep (&pause, NULL);
-  }
+  while (link && !remote_link_idle (link) && remote_now_ms () < until)
+    remote_pause ();
 }
 
 void

@@ -134,6 +134,9 @@ extern uint64_t remote_now_ms (void);
  */
 extern bool remote_stopping (struct remote_backend *rb);
 
+/* A short pause (10 ms) before trying again. */
+extern void remote_pause (void);
+
 /* Wait on rb->changed (with the lock) until woken or until until_ms. */
 extern void remote_wait (struct remote_backend *rb, uint64_t until_ms);
 
