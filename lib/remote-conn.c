@@ -406,21 +406,15 @@ remote_pick_working (struct remote_backend *rb)
 struct remote_conn *
 remote_pick (struct remote_backend *rb)
 {
-  struct remote_conn *best = NULL, *spare = NULL;
+  struct remote_conn *best = remote_pick_working (rb), *spare = NULL;
   unsigned i, connected = 0;
 
-  remote_reap (rb);
   for (i = 0; i < rb->nconns; i++) {
     struct remote_conn *c = &rb->conn[i];
 
     if (c->link || c->users > 0)
       connected++;
-    if (c->link && !remote_link_broken (c->link)) {
-      if (c->users < REMOTE_LINK_DEPTH &&
-          (best == NULL || c->users < best->users))
-        best = c;
-    }
-    else if (c->link == NULL && c->users == 0 && spare == NULL)
+    else if (spare == NULL)
       spare = c;
   }
   if (spare && (best == NULL ||
@@ -511,7 +505,8 @@ remote_acquire (struct remote_backend *rb, bool wait_while_down,
 }
 
 /* Give the connection back.  After REMOTE_LOST or REMOTE_UNSENT (not
- * REMOTE_UNSENT_LOCAL) the backend goes DOWN.  Broken links done with are closed.
+ * REMOTE_UNSENT_LOCAL) the backend goes DOWN.  Broken links done with
+ * are closed.
  */
 void
 remote_release (struct remote_backend *rb, struct remote_conn *c,

@@ -138,8 +138,10 @@ remote_beat (struct remote_backend *rb)
    * connect (a server may take one connection only).
    */
   c = remote_pick_working (rb);
-  if (c == NULL)
+  if (c == NULL) {
+    remote_reap (rb);
     c = remote_pick (rb);
+  }
   if (c == NULL)
     return;
   c->users++;
