@@ -148,6 +148,20 @@ h.shutdown()
 print("ok: %d concurrent reads returned their pages" % count)
 PY
 
+# onepage.connect_with_page(URI): a handle on URI after one random page
+# was written at offset 0 and flushed, and that page (PYTHONPATH=$d).
+cat >"$d/onepage.py" <<'PY'
+import nbd, os
+
+def connect_with_page(uri):
+    h = nbd.NBD()
+    h.connect_uri(uri)
+    page = os.urandom(4096)
+    h.pwrite(page, 0)
+    h.flush()
+    return h, page
+PY
+
 # --- 1 ----------------------------------------------------------------------
 "$swt_python" "$d/pipeline-reads.py" "$swt_uri" "$d" 8 0
 max=$(sort -n "$d/counts" | tail -1)
@@ -269,14 +283,11 @@ swt_env=(LD_PRELOAD="$failmalloc" FAILMALLOC_MIN=4097 FAILMALLOC_MAX=4352
          FAILMALLOC_FLAG="$d/nomem")
 swt_start backend="$(rmt_uri nm)" timeout=1 grace=2 demote=off encrypt=off
 swt_env=()
-"$swt_python" - "$swt_uri" "$d/nomem" <<'PY'
+PYTHONPATH="$d" "$swt_python" - "$swt_uri" "$d/nomem" <<'PY'
 import nbd, os, sys, time
+from onepage import connect_with_page
 uri, flag = sys.argv[1:]
-h = nbd.NBD()
-h.connect_uri(uri)
-page = os.urandom(4096)
-h.pwrite(page, 0)
-h.flush()
+h, page = connect_with_page(uri)
 open(flag, "w").close()              # no memory for a command from now
 buf = nbd.Buffer(4096)
 cookie = h.aio_pread(buf, 0)
@@ -302,13 +313,10 @@ rmt_start fl sh "$d/server.sh"
 swt_start backend="$(rmt_uri fl)" connections=1 timeout=1 grace=30 \
           demote=off encrypt=off
 touch "$d/hang-flush"
-"$swt_python" - "$swt_uri" <<'PY'
-import nbd, os, sys
-h = nbd.NBD()
-h.connect_uri(sys.argv[1])
-page = os.urandom(4096)
-h.pwrite(page, 0)
-h.flush()
+PYTHONPATH="$d" "$swt_python" - "$swt_uri" <<'PY'
+import sys
+from onepage import connect_with_page
+h, page = connect_with_page(sys.argv[1])
 assert h.pread(4096, 0) == page, "the page read back wrong"
 h.shutdown()
 print("ok: a flush lost to a slow server was sent again and succeeded")
@@ -354,14 +362,11 @@ rm -rf "$d/armed" "$d/read-hung"
 rmt_start hr sh "$d/server.sh"
 swt_start backend="$(rmt_uri hr)" connections=1 timeout=1 grace=8 \
           demote=off encrypt=off
-"$swt_python" - "$swt_uri" "$d/hang-read" <<'PY'
-import nbd, os, sys, time
+PYTHONPATH="$d" "$swt_python" - "$swt_uri" "$d/hang-read" <<'PY'
+import sys, time
+from onepage import connect_with_page
 uri, flag = sys.argv[1:]
-h = nbd.NBD()
-h.connect_uri(uri)
-page = os.urandom(4096)
-h.pwrite(page, 0)
-h.flush()
+h, page = connect_with_page(uri)
 open(flag, "w").close()
 start = time.monotonic()
 assert h.pread(4096, 0) == page, "the page read back wrong"
